@@ -1,0 +1,32 @@
+//! Streaming UTF-8 validation for text messages (RFC 6455 8.1).
+//!
+//! PLACEHOLDER: interface only; the body is being written.
+
+/// Bytes that cannot be part of valid UTF-8.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct InvalidUtf8;
+
+/// Validates a text message fed in arbitrary pieces, failing as soon as the bytes so far
+/// cannot begin any valid UTF-8 text.
+#[derive(Clone, Debug, Default)]
+pub struct Utf8Validator {
+    _priv: (),
+}
+
+impl Utf8Validator {
+    /// A validator at the start of a message.
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Feeds the next piece.
+    pub fn feed(&mut self, chunk: &[u8]) -> Result<(), InvalidUtf8> {
+        let _ = chunk;
+        unimplemented!()
+    }
+    /// Ends the message: fails if a code point is incomplete. Resets the validator.
+    pub fn finish(&mut self) -> Result<(), InvalidUtf8> {
+        unimplemented!()
+    }
+    /// Forgets any partial state.
+    pub fn reset(&mut self) {}
+}
