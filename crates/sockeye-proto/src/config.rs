@@ -18,7 +18,6 @@ use crate::handshake::HandshakeLimits;
 /// assert_eq!(config.max_frame_size, Some(16 << 20));
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
 pub struct Config {
     /// Largest frame payload accepted, checked from the header (1009 beyond it).
     /// Default 16 MiB. `None`: no limit besides `max_message_size`.

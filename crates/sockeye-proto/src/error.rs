@@ -102,6 +102,12 @@ pub enum Error {
     /// The opening handshake failed; no WebSocket connection was established.
     #[error("handshake failed: {0}")]
     Handshake(#[from] HandshakeError),
+    /// Server: the application refused the handshake with this HTTP status.
+    #[error("handshake refused with HTTP status {status}")]
+    Rejected {
+        /// The status sent.
+        status: u16,
+    },
     /// The opening handshake did not finish before the handshake timeout.
     #[error("opening handshake timed out")]
     HandshakeTimeout,
@@ -136,6 +142,7 @@ impl Error {
             Error::KeepaliveTimeout => Some(CloseCode::INTERNAL_ERROR),
             Error::Application { code, .. } => Some(*code),
             Error::Handshake(_)
+            | Error::Rejected { .. }
             | Error::HandshakeTimeout
             | Error::CloseTimeout
             | Error::ConnectionLost

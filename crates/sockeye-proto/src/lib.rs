@@ -12,3 +12,18 @@ pub mod utf8;
 pub use close::{CloseCode, CloseFrame, CloseInfo, Initiator};
 pub use config::Config;
 pub use error::{CloseError, Error, HandshakeError, ProtocolError, SendError};
+pub mod frame;
+pub mod session;
+
+pub use reconnect::{Backoff, ReconnectOn, ReconnectPolicy};
+pub use session::{Connection, Event, Message, State, Transmit};
+
+/// Which end of a connection an endpoint is. Clients mask their frames, servers do not
+/// (RFC 6455 5.1); servers close the TCP connection first (7.1.1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// The endpoint that sent the opening handshake request.
+    Client,
+    /// The endpoint that answered it.
+    Server,
+}

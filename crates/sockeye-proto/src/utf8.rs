@@ -10,7 +10,8 @@ pub struct InvalidUtf8;
 /// cannot begin any valid UTF-8 text.
 #[derive(Clone, Debug, Default)]
 pub struct Utf8Validator {
-    _priv: (),
+    carry: Vec<u8>,
+    failed: bool,
 }
 
 impl Utf8Validator {
@@ -20,13 +21,32 @@ impl Utf8Validator {
     }
     /// Feeds the next piece.
     pub fn feed(&mut self, chunk: &[u8]) -> Result<(), InvalidUtf8> {
-        let _ = chunk;
-        unimplemented!()
+        if self.failed {
+            return Err(InvalidUtf8);
+        }
+        let mut data = std::mem::take(&mut self.carry);
+        data.extend_from_slice(chunk);
+        match std::str::from_utf8(&data) {
+            Ok(_) => Ok(()),
+            Err(e) if e.error_len().is_some() => {
+                self.failed = true;
+                Err(InvalidUtf8)
+            }
+            Err(e) => {
+                self.carry = data[e.valid_up_to()..].to_vec();
+                Ok(())
+            }
+        }
     }
     /// Ends the message: fails if a code point is incomplete. Resets the validator.
     pub fn finish(&mut self) -> Result<(), InvalidUtf8> {
-        unimplemented!()
+        let ok = !self.failed && self.carry.is_empty();
+        self.reset();
+        if ok { Ok(()) } else { Err(InvalidUtf8) }
     }
     /// Forgets any partial state.
-    pub fn reset(&mut self) {}
+    pub fn reset(&mut self) {
+        self.carry.clear();
+        self.failed = false;
+    }
 }

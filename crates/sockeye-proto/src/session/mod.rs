@@ -1,0 +1,1163 @@
+//! The session state machine: one WebSocket connection, from the opening handshake to the
+//! closed transport, without any I/O.
+//!
+//! See [`Connection`] for the API and the order in which to call it.
+
+mod state;
+
+use std::collections::VecDeque;
+use std::time::Instant;
+
+use bytes::{Buf, Bytes, BytesMut};
+use rand::{Rng, SeedableRng, rngs::StdRng};
+use tracing::{debug, trace};
+
+pub use state::State;
+
+use crate::Role;
+use crate::close::{CloseCode, CloseFrame, CloseInfo, Initiator, MAX_REASON_LEN};
+use crate::config::Config;
+use crate::error::{CloseError, Error, HandshakeError, ProtocolError, SendError};
+use crate::frame::{FrameHeader, MAX_CONTROL_PAYLOAD, OpCode};
+use crate::handshake::{self, Accept, ClientRequest, Reject, Request, Response};
+use crate::mask::apply_mask;
+use crate::utf8::Utf8Validator;
+
+/// A complete message, received or to send.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Message {
+    /// A text message: always valid UTF-8.
+    Text(String),
+    /// A binary message.
+    Binary(Bytes),
+    /// A Ping control frame (at most 125 bytes); answered with a Pong automatically.
+    Ping(Bytes),
+    /// A Pong control frame (at most 125 bytes).
+    Pong(Bytes),
+}
+
+impl Message {
+    /// The payload bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        match self {
+            Message::Text(text) => text.as_bytes(),
+            Message::Binary(b) | Message::Ping(b) | Message::Pong(b) => b,
+        }
+    }
+
+    /// Whether this is a Text or Binary message rather than a control frame.
+    pub fn is_data(&self) -> bool {
+        matches!(self, Message::Text(_) | Message::Binary(_))
+    }
+}
+
+impl From<String> for Message {
+    fn from(text: String) -> Self {
+        Message::Text(text)
+    }
+}
+
+impl From<&str> for Message {
+    fn from(text: &str) -> Self {
+        Message::Text(text.to_owned())
+    }
+}
+
+impl From<Vec<u8>> for Message {
+    fn from(data: Vec<u8>) -> Self {
+        Message::Binary(data.into())
+    }
+}
+
+impl From<Bytes> for Message {
+    fn from(data: Bytes) -> Self {
+        Message::Binary(data)
+    }
+}
+
+/// Something the application must learn about.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// Server: a valid handshake request arrived ([`Connection::request`]); answer it with
+    /// [`Connection::accept`] or [`Connection::reject`].
+    Request,
+    /// The opening handshake completed and the session is CONNECTED. Tell the application
+    /// (`on_open`), then call [`Connection::open`].
+    Connected,
+    /// A message arrived.
+    Message(Message),
+    /// The session's outcome is settled: emitted exactly once per session, when the peer's
+    /// Close frame arrives or the session fails, times out or loses its transport.
+    Close(CloseInfo),
+}
+
+/// What the I/O layer must do with the transport.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Transmit {
+    /// Write these bytes, in order.
+    Data(Bytes),
+    /// Nothing more will be written: close the write side (TCP `shutdown(SHUT_WR)`, TLS
+    /// close_notify). Once the state is CLOSED and no transmit is left, drop the transport.
+    Shutdown,
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+struct Timers {
+    handshake: Option<Instant>,
+    close: Option<Instant>,
+    ping: Option<Instant>,
+    pong: Option<Instant>,
+}
+
+impl Timers {
+    fn earliest(&self) -> Option<Instant> {
+        [self.handshake, self.close, self.ping, self.pong]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+}
+
+#[derive(Debug)]
+enum HandshakePhase {
+    /// Client: waiting for the response head. Server: waiting for the request head.
+    Head,
+    /// Client: a non-101 response; keeping its body for the error.
+    ErrorBody {
+        status: u16,
+        expected: Option<usize>,
+    },
+    /// Server: the request is parsed; waiting for `accept` or `reject`.
+    Decision,
+    /// The handshake is over.
+    Done,
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Read {
+    Header,
+    Payload {
+        header: FrameHeader,
+        remaining: u64,
+        offset: usize,
+    },
+}
+
+#[derive(Debug)]
+struct Partial {
+    text: bool,
+    buf: BytesMut,
+    utf8: Utf8Validator,
+}
+
+/// One WebSocket session, without I/O (the role of `quinn_proto::Connection` or the
+/// `Protocol` of Python's `websockets`).
+///
+/// # Inputs, commands and outputs
+/// - Inputs: [`receive_data`](Self::receive_data) with the bytes read from the transport,
+///   [`receive_eof`](Self::receive_eof) when the peer closed its side,
+///   [`handle_timeout`](Self::handle_timeout) when the deadline of
+///   [`poll_timeout`](Self::poll_timeout) has passed.
+/// - Commands: [`connect`](Self::connect) (client), [`accept`](Self::accept) /
+///   [`reject`](Self::reject) (server), [`open`](Self::open), [`send`](Self::send),
+///   [`close`](Self::close), [`fail`](Self::fail).
+/// - Outputs: [`poll_event`](Self::poll_event), [`poll_transmit`](Self::poll_transmit),
+///   [`poll_timeout`](Self::poll_timeout).
+///
+/// After every input or command, drain [`poll_event`](Self::poll_event) until `None`
+/// (delivering each event to the application), then [`poll_transmit`](Self::poll_transmit)
+/// until `None` (writing each transmit), then re-arm the timer from
+/// [`poll_timeout`](Self::poll_timeout). When [`state`](Self::state) is CLOSED and no
+/// transmit is left, drop the transport. Events first, transmits second: the reply to a
+/// peer's Close is produced only when its [`Event::Close`] has been taken, so it is sent
+/// after the application was told (seed 000, remotely initiated close).
+///
+/// Time is passed in as `now`; the connection reads no clock and owns no timer.
+///
+/// ```
+/// use std::time::Instant;
+/// use sockeye_proto::{Config, Connection, Event, Message, Transmit};
+/// use sockeye_proto::handshake::{Accept, ClientRequest};
+///
+/// let now = Instant::now();
+/// let mut client = Connection::client(ClientRequest::new("example.com", "/chat"), Config::default());
+/// let mut server = Connection::server(Config::default(), now);
+/// client.connect(now);
+///
+/// // Move bytes between the two, as the I/O layer would.
+/// fn pump(from: &mut Connection, to: &mut Connection, now: Instant) {
+///     while let Some(t) = from.poll_transmit() {
+///         if let Transmit::Data(bytes) = t {
+///             to.receive_data(&bytes, now);
+///         }
+///     }
+/// }
+/// pump(&mut client, &mut server, now);
+/// assert_eq!(server.poll_event(), Some(Event::Request));
+/// server.accept(Accept::default(), now).unwrap();
+/// pump(&mut server, &mut client, now);
+/// assert_eq!(client.poll_event(), Some(Event::Connected));
+/// client.open();
+/// client.send(Message::Text("hello".into())).unwrap();
+/// pump(&mut client, &mut server, now);
+/// assert_eq!(server.poll_event(), Some(Event::Connected));
+/// assert_eq!(server.poll_event(), Some(Event::Message(Message::Text("hello".into()))));
+/// ```
+#[derive(Debug)]
+pub struct Connection {
+    role: Role,
+    config: Config,
+    state: State,
+    rng: StdRng,
+    /// Reserved bits an extension has claimed.
+    allowed_rsv: u8,
+
+    client_request: Option<ClientRequest>,
+    key: String,
+    request: Option<Request>,
+    response: Option<Response>,
+    accepted_subprotocol: Option<String>,
+    handshake: HandshakePhase,
+
+    inbuf: BytesMut,
+    read: Read,
+    message: Option<Partial>,
+    control: BytesMut,
+    /// Set after a failure or the peer's Close: input is ignored (7.1.7, 5.5.1).
+    discard_input: bool,
+    eof_received: bool,
+
+    out_queue: VecDeque<Bytes>,
+    out_buf: BytesMut,
+    buffered: usize,
+    shutdown_pending: bool,
+
+    sent_close: Option<CloseFrame>,
+    received_close: Option<CloseFrame>,
+    initiator: Option<Initiator>,
+    reply_pending: Option<CloseFrame>,
+    close_info: Option<CloseInfo>,
+
+    events: VecDeque<Event>,
+    timers: Timers,
+    ping_counter: u64,
+    awaiting_pong: Option<[u8; 8]>,
+    /// Every state entered, in order, for the tests.
+    #[cfg(test)]
+    history: Vec<State>,
+}
+
+/// Server payloads at least this long are queued as their own `Bytes` instead of being
+/// copied next to their header.
+const ZERO_COPY_THRESHOLD: usize = 1024;
+
+impl Connection {
+    fn new(role: Role, config: Config, rng: StdRng) -> Connection {
+        Connection {
+            role,
+            config,
+            state: State::New,
+            rng,
+            allowed_rsv: 0,
+            client_request: None,
+            key: String::new(),
+            request: None,
+            response: None,
+            accepted_subprotocol: None,
+            handshake: HandshakePhase::Head,
+            inbuf: BytesMut::new(),
+            read: Read::Header,
+            message: None,
+            control: BytesMut::new(),
+            discard_input: false,
+            eof_received: false,
+            out_queue: VecDeque::new(),
+            out_buf: BytesMut::new(),
+            buffered: 0,
+            shutdown_pending: false,
+            sent_close: None,
+            received_close: None,
+            initiator: None,
+            reply_pending: None,
+            close_info: None,
+            events: VecDeque::new(),
+            timers: Timers::default(),
+            ping_counter: 0,
+            awaiting_pong: None,
+            #[cfg(test)]
+            history: vec![State::New],
+        }
+    }
+
+    /// A client session in NEW that will send `request`. Masking keys and the handshake
+    /// key come from a CSPRNG seeded by the operating system.
+    pub fn client(request: ClientRequest, config: Config) -> Connection {
+        Connection::client_with_rng(request, config, rand::make_rng())
+    }
+
+    /// A client session taking its randomness from `rng` (a seeded [`StdRng`] makes tests
+    /// deterministic).
+    pub fn client_with_rng(request: ClientRequest, config: Config, rng: StdRng) -> Connection {
+        let mut conn = Connection::new(Role::Client, config, rng);
+        conn.client_request = Some(request);
+        conn
+    }
+
+    /// A server session for a transport accepted at `now`. It waits in NEW for the first
+    /// byte of the request; the handshake timeout runs from `now`.
+    pub fn server(config: Config, now: Instant) -> Connection {
+        // A server never masks; the generator only feeds keepalive payloads.
+        let mut conn = Connection::new(Role::Server, config, StdRng::seed_from_u64(0));
+        conn.timers.handshake = Some(now + conn.config.handshake_timeout);
+        conn
+    }
+
+    /// Which end of the connection this is.
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    /// The current state.
+    pub fn state(&self) -> State {
+        self.state
+    }
+
+    /// The settings of this session.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Server: the client's handshake request, once parsed.
+    pub fn request(&self) -> Option<&Request> {
+        self.request.as_ref()
+    }
+
+    /// Client: the server's handshake response, once received.
+    pub fn response(&self) -> Option<&Response> {
+        self.response.as_ref()
+    }
+
+    /// The subprotocol agreed in the handshake, if any.
+    pub fn subprotocol(&self) -> Option<&str> {
+        match self.role {
+            Role::Client => self.response.as_ref()?.subprotocol.as_deref(),
+            Role::Server => self.accepted_subprotocol.as_deref(),
+        }
+    }
+
+    /// How the session ended, once [`Event::Close`] was emitted.
+    pub fn close_info(&self) -> Option<&CloseInfo> {
+        self.close_info.as_ref()
+    }
+
+    /// Bytes queued for the transport and not yet taken by
+    /// [`poll_transmit`](Self::poll_transmit).
+    pub fn buffered_amount(&self) -> usize {
+        self.buffered
+    }
+
+    // ----- the one transition function -----
+
+    /// Moves to `next`, checking DESIGN.md's invariants. Every state change goes through
+    /// here.
+    fn set_state(&mut self, next: State) {
+        debug_assert!(
+            self.state.may_become(next),
+            "invariant 1: {} may not become {}",
+            self.state,
+            next
+        );
+        trace!(role = ?self.role, from = %self.state, to = %next, "state");
+        self.state = next;
+        #[cfg(test)]
+        self.history.push(next);
+        if next == State::Closed {
+            self.timers = Timers::default();
+            self.discard_input = true;
+            self.inbuf = BytesMut::new();
+            self.message = None;
+            self.shutdown_pending = true;
+        }
+        self.check_invariants();
+    }
+
+    /// DESIGN.md section 2, checked after every transition (debug builds) and by the
+    /// property tests.
+    pub(crate) fn check_invariants(&self) {
+        // 2: the flags mirror the frames, one Close sent and one processed at most.
+        debug_assert_eq!(
+            self.state.close_sent(),
+            self.sent_close.is_some() && matches!(self.state, State::Closing { .. }),
+            "invariant 2: close_sent flag and sent frame disagree in {}",
+            self.state
+        );
+        debug_assert!(
+            !self.state.close_received() || self.received_close.is_some(),
+            "invariant 2: close_received without a received frame"
+        );
+        // 6: every waiting state has a deadline.
+        if matches!(
+            self.state,
+            State::New | State::Connecting | State::Closing { .. }
+        ) && !(self.role == Role::Client && self.state == State::New)
+        {
+            debug_assert!(
+                self.timers.earliest().is_some(),
+                "invariant 6: {} without a deadline",
+                self.state
+            );
+        }
+        // 5: a closed session has told its outcome exactly once.
+        if self.state == State::Closed {
+            debug_assert!(
+                self.close_info.is_some(),
+                "invariant 5: CLOSED without Close"
+            );
+        }
+    }
+
+    // ----- commands -----
+
+    /// Client: starts the opening handshake (NEW → CONNECTING): queues the request and
+    /// starts the handshake timeout. Call it before connecting the transport, so that the
+    /// timeout covers the connection attempt too.
+    pub fn connect(&mut self, now: Instant) {
+        if self.role != Role::Client || self.state != State::New {
+            return;
+        }
+        let Some(request) = self.client_request.as_ref() else {
+            return;
+        };
+        self.key = handshake::generate_key(&mut self.rng);
+        let mut out = Vec::new();
+        request.encode(&self.key, &mut out);
+        self.push_bytes(Bytes::from(out));
+        self.timers.handshake = Some(now + self.config.handshake_timeout);
+        self.set_state(State::Connecting);
+    }
+
+    /// Server: accepts the request announced by [`Event::Request`] (CONNECTING →
+    /// CONNECTED), writing the 101 response. Fails without any effect if `accept` is
+    /// invalid for this request (e.g. a subprotocol the client did not offer).
+    pub fn accept(&mut self, accept: Accept, now: Instant) -> Result<(), HandshakeError> {
+        if self.state != State::Connecting || !matches!(self.handshake, HandshakePhase::Decision) {
+            return Err(HandshakeError::Http(
+                "no handshake request is waiting for a decision".into(),
+            ));
+        }
+        let Some(request) = self.request.as_ref() else {
+            return Err(HandshakeError::Http("no handshake request".into()));
+        };
+        let mut out = Vec::new();
+        handshake::encode_accept(request, &accept, &mut out)?;
+        self.accepted_subprotocol = accept.subprotocol;
+        self.push_bytes(Bytes::from(out));
+        self.handshake = HandshakePhase::Done;
+        self.enter_connected(now);
+        self.process_input(now);
+        Ok(())
+    }
+
+    /// Server: refuses the request announced by [`Event::Request`] with an HTTP response;
+    /// the session then closes.
+    pub fn reject(&mut self, reject: Reject) {
+        if self.state != State::Connecting || !matches!(self.handshake, HandshakePhase::Decision) {
+            return;
+        }
+        let status = reject.status;
+        let mut out = Vec::new();
+        handshake::encode_reject(&reject, &mut out);
+        self.push_bytes(Bytes::from(out));
+        self.handshake = HandshakePhase::Done;
+        self.emit_close(Some(Error::Rejected { status }));
+        self.set_state(State::Closed);
+    }
+
+    /// Records that the application was told the session is open (`on_open` returned):
+    /// CONNECTED → OPEN. Does nothing in any other state, so a `close()` made inside
+    /// `on_open` keeps the session in CLOSING.
+    pub fn open(&mut self) {
+        if self.state == State::Connected {
+            self.set_state(State::Open);
+        }
+    }
+
+    /// Queues a message. Allowed in CONNECTED and OPEN; an error before the handshake
+    /// completes and once our Close frame is sent (5.5.1: no data after Close).
+    pub fn send(&mut self, message: Message) -> Result<(), SendError> {
+        match self.state {
+            State::New | State::Connecting => return Err(SendError::NotOpen),
+            State::Connected | State::Open => {}
+            State::Closing { .. } => return Err(SendError::Closing),
+            State::Closed => return Err(SendError::Closed),
+        }
+        let (opcode, payload) = match message {
+            Message::Text(text) => (OpCode::Text, Bytes::from(text)),
+            Message::Binary(data) => (OpCode::Binary, data),
+            Message::Ping(data) => (OpCode::Ping, data),
+            Message::Pong(data) => (OpCode::Pong, data),
+        };
+        if opcode.is_control() && payload.len() > MAX_CONTROL_PAYLOAD {
+            return Err(SendError::ControlFrameTooLong(payload.len()));
+        }
+        self.queue_frame(opcode, payload);
+        Ok(())
+    }
+
+    /// Starts the closing handshake with `code` and `reason` (7.1.2).
+    ///
+    /// Refuses codes that may not be sent (1005, 1006, 1015, outside 1000-1003, 1007-1014,
+    /// 3000-4999) and reasons over 123 bytes. In CONNECTED or OPEN it queues our Close frame
+    /// (→ CLOSING{sent}) and starts the close timeout. Before the handshake completed it
+    /// abandons the connection. Once closing or closed it does nothing: closing is
+    /// idempotent, and a peer's Close already received is answered by its echo.
+    pub fn close(&mut self, code: CloseCode, reason: &str, now: Instant) -> Result<(), CloseError> {
+        let frame = CloseFrame::new(code, reason)?;
+        match self.state {
+            State::New | State::Connecting => {
+                self.initiator = Some(Initiator::Local);
+                self.emit_close(None);
+                self.set_state(State::Closed);
+            }
+            State::Connected | State::Open => {
+                self.queue_close_frame(frame);
+                self.timers.close = Some(now + self.config.close_timeout);
+                self.timers.ping = None;
+                self.timers.pong = None;
+                self.set_state(State::Closing {
+                    close_sent: true,
+                    close_received: false,
+                });
+            }
+            State::Closing { .. } | State::Closed => {}
+        }
+        Ok(())
+    }
+
+    /// Fails the connection (7.1.7) on the application's behalf, e.g. with 1003 or 1008:
+    /// sends a Close frame with `code` if one can still be sent, stops reading and closes
+    /// the transport without waiting for the peer's reply.
+    pub fn fail(&mut self, code: CloseCode, reason: &str, now: Instant) -> Result<(), CloseError> {
+        let frame = CloseFrame::new(code, reason)?;
+        self.fail_with(
+            Error::Application {
+                code,
+                reason: frame.reason,
+            },
+            now,
+        );
+        Ok(())
+    }
+
+    /// The transport failed (a read or write error): the session is over with 1006.
+    pub fn transport_error(&mut self, description: impl Into<String>, now: Instant) {
+        self.fail_with(Error::Transport(description.into()), now);
+    }
+
+    // ----- inputs -----
+
+    /// Bytes read from the transport.
+    pub fn receive_data(&mut self, data: &[u8], now: Instant) {
+        if self.discard_input || data.is_empty() {
+            return;
+        }
+        self.inbuf.extend_from_slice(data);
+        if self.state == State::New {
+            if self.role == Role::Client {
+                // Nothing is expected before the request went out.
+                self.inbuf.clear();
+                return;
+            }
+            self.set_state(State::Connecting);
+        }
+        self.process_input(now);
+    }
+
+    /// The peer closed its side of the transport (read returned 0).
+    pub fn receive_eof(&mut self, now: Instant) {
+        if self.eof_received || self.state == State::Closed {
+            return;
+        }
+        self.eof_received = true;
+        match self.state {
+            State::New | State::Connecting => match self.handshake {
+                HandshakePhase::ErrorBody { status, .. } => self.fail_with_status(status, now),
+                _ => self.fail_with(Error::ConnectionLost, now),
+            },
+            // The client waits for exactly this (7.1.1).
+            State::Closing {
+                close_sent: true,
+                close_received: true,
+            } => self.set_state(State::Closed),
+            // Our reply is pending until the application has taken the Close event.
+            State::Closing {
+                close_sent: false,
+                close_received: true,
+            } => {}
+            _ => self.fail_with(Error::ConnectionLost, now),
+        }
+    }
+
+    /// Handles every deadline that has passed at `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.timers.handshake.is_some_and(|t| t <= now) {
+            self.timers.handshake = None;
+            if matches!(self.state, State::New | State::Connecting) {
+                match self.handshake {
+                    HandshakePhase::ErrorBody { status, .. } => self.fail_with_status(status, now),
+                    _ => self.fail_with(Error::HandshakeTimeout, now),
+                }
+            }
+        }
+        if self.timers.close.is_some_and(|t| t <= now) {
+            self.timers.close = None;
+            match self.state {
+                // The peer never answered our Close: 1006.
+                State::Closing {
+                    close_received: false,
+                    ..
+                } => self.fail_with(Error::CloseTimeout, now),
+                // Client: the server did not close the TCP connection in time (7.1.1);
+                // or the application never took the Close event.
+                State::Closing { .. } => self.set_state(State::Closed),
+                _ => {}
+            }
+        }
+        if self.timers.pong.is_some_and(|t| t <= now) {
+            self.timers.pong = None;
+            if matches!(self.state, State::Connected | State::Open) {
+                self.fail_with(Error::KeepaliveTimeout, now);
+            }
+        }
+        if self.timers.ping.is_some_and(|t| t <= now) {
+            self.timers.ping = None;
+            self.send_keepalive_ping(now);
+        }
+    }
+
+    // ----- outputs -----
+
+    /// The next thing the application must learn about.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        let event = self.events.pop_front()?;
+        if matches!(event, Event::Close(_))
+            && let Some(reply) = self.reply_pending.take()
+        {
+            // Seed 000, remotely initiated close: the reply goes out after the application
+            // was told. 5.5.1: "the endpoint MUST send a Close frame in response".
+            self.queue_close_frame(reply);
+            self.set_state(State::Closing {
+                close_sent: true,
+                close_received: true,
+            });
+            self.after_close_handshake();
+        }
+        Some(event)
+    }
+
+    /// The next thing to do with the transport.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        if let Some(bytes) = self.out_queue.pop_front() {
+            self.buffered -= bytes.len();
+            return Some(Transmit::Data(bytes));
+        }
+        if !self.out_buf.is_empty() {
+            let bytes = self.out_buf.split().freeze();
+            self.buffered -= bytes.len();
+            return Some(Transmit::Data(bytes));
+        }
+        if self.shutdown_pending {
+            self.shutdown_pending = false;
+            return Some(Transmit::Shutdown);
+        }
+        None
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) must next be called, if ever.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.timers.earliest()
+    }
+
+    // ----- input processing -----
+
+    fn process_input(&mut self, now: Instant) {
+        loop {
+            if self.discard_input {
+                return;
+            }
+            match self.state {
+                State::Connecting => match self.handshake {
+                    HandshakePhase::Head | HandshakePhase::ErrorBody { .. } => {
+                        if !self.process_handshake(now) {
+                            return;
+                        }
+                    }
+                    HandshakePhase::Decision | HandshakePhase::Done => return,
+                },
+                State::Connected | State::Open | State::Closing { .. } => {
+                    self.process_frames(now);
+                    return;
+                }
+                State::New | State::Closed => return,
+            }
+        }
+    }
+
+    /// Returns whether the state moved on and input should be processed again.
+    fn process_handshake(&mut self, now: Instant) -> bool {
+        let limits = self.config.handshake_limits;
+        match (self.role, &self.handshake) {
+            (Role::Server, HandshakePhase::Head) => {
+                match handshake::parse_request(&self.inbuf, &limits) {
+                    Ok(None) => false,
+                    Ok(Some((request, consumed))) => {
+                        self.inbuf.advance(consumed);
+                        self.request = Some(request);
+                        self.handshake = HandshakePhase::Decision;
+                        self.events.push_back(Event::Request);
+                        false
+                    }
+                    Err(error) => {
+                        let mut out = Vec::new();
+                        handshake::encode_reject(&error.rejection(), &mut out);
+                        self.push_bytes(Bytes::from(out));
+                        self.fail_with(Error::Handshake(error), now);
+                        false
+                    }
+                }
+            }
+            (Role::Client, HandshakePhase::Head) => {
+                match handshake::parse_response(&self.inbuf, &limits) {
+                    Ok(None) => false,
+                    Ok(Some((response, consumed))) => {
+                        self.inbuf.advance(consumed);
+                        let request = self.client_request.as_ref();
+                        let verdict = match request {
+                            Some(request) => {
+                                handshake::validate_response(&response, request, &self.key)
+                            }
+                            None => Err(HandshakeError::Http("no request was sent".into())),
+                        };
+                        let status = response.status;
+                        let expected = response
+                            .headers
+                            .get(http::header::CONTENT_LENGTH)
+                            .and_then(|v| v.to_str().ok())
+                            .and_then(|v| v.trim().parse::<usize>().ok());
+                        self.response = Some(response);
+                        match verdict {
+                            Ok(()) => {
+                                self.handshake = HandshakePhase::Done;
+                                self.enter_connected(now);
+                                true
+                            }
+                            Err(HandshakeError::UnexpectedStatus { .. }) => {
+                                self.handshake = HandshakePhase::ErrorBody { status, expected };
+                                true
+                            }
+                            Err(error) => {
+                                self.fail_with(Error::Handshake(error), now);
+                                false
+                            }
+                        }
+                    }
+                    Err(error) => {
+                        self.fail_with(Error::Handshake(error), now);
+                        false
+                    }
+                }
+            }
+            (Role::Client, HandshakePhase::ErrorBody { status, expected }) => {
+                let limit = limits.max_body_bytes;
+                let complete = match expected {
+                    Some(n) => self.inbuf.len() >= (*n).min(limit),
+                    None => self.inbuf.len() >= limit,
+                };
+                if complete {
+                    let status = *status;
+                    self.fail_with_status(status, now);
+                }
+                false
+            }
+            _ => false,
+        }
+    }
+
+    fn fail_with_status(&mut self, status: u16, now: Instant) {
+        let limit = self.config.handshake_limits.max_body_bytes;
+        let expected = match self.handshake {
+            HandshakePhase::ErrorBody { expected, .. } => expected,
+            _ => None,
+        };
+        let take = self
+            .inbuf
+            .len()
+            .min(limit)
+            .min(expected.unwrap_or(usize::MAX));
+        let body = self.inbuf.split_to(take).freeze();
+        self.fail_with(
+            Error::Handshake(HandshakeError::UnexpectedStatus { status, body }),
+            now,
+        );
+    }
+
+    fn enter_connected(&mut self, now: Instant) {
+        self.timers.handshake = None;
+        if let Some(interval) = self.config.ping_interval {
+            self.timers.ping = Some(now + interval);
+        }
+        self.set_state(State::Connected);
+        self.events.push_back(Event::Connected);
+    }
+
+    fn process_frames(&mut self, now: Instant) {
+        while !self.discard_input {
+            match self.read {
+                Read::Header => {
+                    let parsed = match FrameHeader::parse(&self.inbuf) {
+                        Ok(Some((header, consumed))) => header
+                            .validate(self.role, self.allowed_rsv, self.config.max_frame_size)
+                            .and_then(|()| self.start_frame(&header))
+                            .map(|()| Some((header, consumed))),
+                        Ok(None) => Ok(None),
+                        Err(error) => Err(error),
+                    };
+                    match parsed {
+                        Ok(Some((header, consumed))) => {
+                            self.inbuf.advance(consumed);
+                            self.read = Read::Payload {
+                                header,
+                                remaining: header.len,
+                                offset: 0,
+                            };
+                        }
+                        Ok(None) => return,
+                        Err(error) => return self.fail_with(error.into(), now),
+                    }
+                }
+                Read::Payload {
+                    header,
+                    remaining,
+                    offset,
+                } => {
+                    let take = remaining.min(self.inbuf.len() as u64) as usize;
+                    if take == 0 && remaining > 0 {
+                        return;
+                    }
+                    let mut chunk = self.inbuf.split_to(take);
+                    if let Some(key) = header.mask {
+                        apply_mask(&mut chunk, key, offset);
+                    }
+                    let remaining = remaining - take as u64;
+                    if let Err(error) = self.absorb_payload(&header, chunk, remaining == 0) {
+                        return self.fail_with(error.into(), now);
+                    }
+                    if remaining > 0 {
+                        self.read = Read::Payload {
+                            header,
+                            remaining,
+                            offset: offset + take,
+                        };
+                        return;
+                    }
+                    self.read = Read::Header;
+                    if let Err(error) = self.finish_frame(&header, now) {
+                        return self.fail_with(error.into(), now);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Checks a frame header against the message in progress (5.4) and the message limit.
+    fn start_frame(&mut self, header: &FrameHeader) -> Result<(), ProtocolError> {
+        let so_far = match (header.opcode, &self.message) {
+            (op, _) if op.is_control() => return Ok(()),
+            // 5.4: a continuation needs a message in progress.
+            (OpCode::Continuation, None) => return Err(ProtocolError::UnexpectedContinuation),
+            (OpCode::Continuation, Some(partial)) => partial.buf.len() as u64,
+            // 5.4: a new message may not start inside a fragmented one.
+            (_, Some(_)) => return Err(ProtocolError::ExpectedContinuation),
+            (_, None) => 0,
+        };
+        let size = so_far.saturating_add(header.len);
+        if let Some(max) = self.config.max_message_size
+            && size > max
+        {
+            return Err(ProtocolError::MessageTooLarge { size, max });
+        }
+        if header.opcode != OpCode::Continuation {
+            self.message = Some(Partial {
+                text: header.opcode == OpCode::Text,
+                buf: BytesMut::new(),
+                utf8: Utf8Validator::new(),
+            });
+        }
+        Ok(())
+    }
+
+    fn absorb_payload(
+        &mut self,
+        header: &FrameHeader,
+        chunk: BytesMut,
+        frame_done: bool,
+    ) -> Result<(), ProtocolError> {
+        if header.opcode.is_control() {
+            self.control.extend_from_slice(&chunk);
+            return Ok(());
+        }
+        let Some(partial) = self.message.as_mut() else {
+            return Ok(());
+        };
+        let whole_message = frame_done && header.fin && partial.buf.is_empty();
+        // 8.1: text is checked as it arrives, so an invalid sequence fails the connection
+        // at once, even in the middle of a fragment. A message that arrives whole is
+        // checked once, when it is delivered.
+        if partial.text && !whole_message {
+            partial
+                .utf8
+                .feed(&chunk)
+                .map_err(|_| ProtocolError::InvalidUtf8)?;
+        }
+        if partial.buf.is_empty() {
+            partial.buf = chunk;
+        } else {
+            partial.buf.extend_from_slice(&chunk);
+        }
+        Ok(())
+    }
+
+    fn finish_frame(&mut self, header: &FrameHeader, now: Instant) -> Result<(), ProtocolError> {
+        match header.opcode {
+            OpCode::Ping => {
+                let payload = self.control.split().freeze();
+                // 5.5.2: "Upon receipt of a Ping frame, an endpoint MUST send a Pong frame
+                // in response", with the same payload (5.5.3), unless it already sent Close.
+                if !self.state.close_sent() {
+                    self.queue_frame(OpCode::Pong, payload.clone());
+                }
+                self.events
+                    .push_back(Event::Message(Message::Ping(payload)));
+            }
+            OpCode::Pong => {
+                let payload = self.control.split().freeze();
+                if self.awaiting_pong.is_some_and(|p| p[..] == payload[..]) {
+                    self.awaiting_pong = None;
+                    self.timers.pong = None;
+                }
+                self.events
+                    .push_back(Event::Message(Message::Pong(payload)));
+            }
+            OpCode::Close => {
+                let payload = self.control.split().freeze();
+                let frame = CloseFrame::parse(&payload)?;
+                self.receive_close(frame, now);
+            }
+            OpCode::Text | OpCode::Binary | OpCode::Continuation => {
+                if header.fin
+                    && let Some(partial) = self.message.take()
+                {
+                    let payload = partial.buf.freeze();
+                    let message = if partial.text {
+                        let text = String::from_utf8(Vec::from(payload))
+                            .map_err(|_| ProtocolError::InvalidUtf8)?;
+                        Message::Text(text)
+                    } else {
+                        Message::Binary(payload)
+                    };
+                    self.events.push_back(Event::Message(message));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn receive_close(&mut self, frame: CloseFrame, now: Instant) {
+        debug_assert!(
+            self.received_close.is_none(),
+            "invariant 2: a second Close frame processed"
+        );
+        trace!(role = ?self.role, ?frame, "close frame received");
+        // 5.5.1: after a Close frame, nothing more is read; bytes after it are discarded.
+        self.discard_input = true;
+        self.inbuf = BytesMut::new();
+        self.message = None;
+        self.received_close = Some(frame.clone());
+        self.timers.ping = None;
+        self.timers.pong = None;
+        match self.state {
+            State::Connected | State::Open => {
+                self.initiator = Some(Initiator::Remote);
+                let reply = frame.reply();
+                self.reply_pending = Some(reply);
+                self.timers.close = Some(now + self.config.close_timeout);
+                self.set_state(State::Closing {
+                    close_sent: false,
+                    close_received: true,
+                });
+                self.emit_close(None);
+            }
+            State::Closing {
+                close_sent: true,
+                close_received: false,
+            } => {
+                self.timers.close = Some(now + self.config.close_timeout);
+                self.set_state(State::Closing {
+                    close_sent: true,
+                    close_received: true,
+                });
+                self.emit_close(None);
+                self.after_close_handshake();
+            }
+            _ => {}
+        }
+    }
+
+    /// Both Close frames are exchanged (7.1.1): the server closes the transport at once;
+    /// the client waits for the server to do so, until the close timeout.
+    fn after_close_handshake(&mut self) {
+        if self.role == Role::Server || self.eof_received {
+            self.set_state(State::Closed);
+        }
+    }
+
+    // ----- failing -----
+
+    /// Fails the connection (7.1.7): a Close frame with the error's code if one can still
+    /// be sent, no more reading, the outcome reported once, the transport closed.
+    fn fail_with(&mut self, error: Error, _now: Instant) {
+        if self.state == State::Closed {
+            return;
+        }
+        debug!(role = ?self.role, state = %self.state, %error, "failing the connection");
+        let can_send_close = matches!(self.state, State::Connected | State::Open)
+            || matches!(
+                self.state,
+                State::Closing {
+                    close_sent: false,
+                    ..
+                }
+            );
+        if can_send_close
+            && self.reply_pending.is_none()
+            && let Some(code) = error.close_code()
+        {
+            let mut reason = match &error {
+                Error::Application { reason, .. } => reason.clone(),
+                other => other.to_string(),
+            };
+            truncate_at_char_boundary(&mut reason, MAX_REASON_LEN);
+            self.queue_close_frame(CloseFrame {
+                code: Some(code),
+                reason,
+            });
+        }
+        self.discard_input = true;
+        self.emit_close(Some(error));
+        self.set_state(State::Closed);
+    }
+
+    fn emit_close(&mut self, error: Option<Error>) {
+        if self.close_info.is_some() {
+            return;
+        }
+        let info = CloseInfo::new(
+            self.sent_close
+                .clone()
+                .or_else(|| self.reply_pending.clone()),
+            self.received_close.clone(),
+            self.initiator.unwrap_or(Initiator::Abnormal),
+            error,
+        );
+        debug!(role = ?self.role, %info, "session outcome");
+        self.close_info = Some(info.clone());
+        self.events.push_back(Event::Close(info));
+    }
+
+    // ----- output -----
+
+    fn queue_close_frame(&mut self, frame: CloseFrame) {
+        debug_assert!(
+            self.sent_close.is_none(),
+            "invariant 2: a second Close frame sent"
+        );
+        if self.initiator.is_none() {
+            self.initiator = Some(Initiator::Local);
+        }
+        self.queue_frame(OpCode::Close, frame.payload());
+        self.sent_close = Some(frame);
+    }
+
+    fn queue_frame(&mut self, opcode: OpCode, payload: Bytes) {
+        debug_assert!(
+            self.sent_close.is_none(),
+            "invariant 3: a frame queued after our Close"
+        );
+        let mask = match self.role {
+            Role::Client => {
+                // 5.3: a fresh, unpredictable key for every frame.
+                let mut key = [0u8; 4];
+                self.rng.fill_bytes(&mut key);
+                Some(key)
+            }
+            Role::Server => None,
+        };
+        let header = FrameHeader {
+            fin: true,
+            rsv: 0,
+            opcode,
+            mask,
+            len: payload.len() as u64,
+        };
+        self.buffered += header.encoded_len() + payload.len();
+        header.encode(&mut self.out_buf);
+        match mask {
+            Some(key) => {
+                let start = self.out_buf.len();
+                self.out_buf.extend_from_slice(&payload);
+                apply_mask(&mut self.out_buf[start..], key, 0);
+            }
+            None if payload.len() >= ZERO_COPY_THRESHOLD => {
+                let head = self.out_buf.split().freeze();
+                self.out_queue.push_back(head);
+                self.out_queue.push_back(payload);
+            }
+            None => self.out_buf.extend_from_slice(&payload),
+        }
+    }
+
+    /// Queues raw bytes (handshake messages).
+    fn push_bytes(&mut self, bytes: Bytes) {
+        self.buffered += bytes.len();
+        self.out_buf.extend_from_slice(&bytes);
+    }
+
+    fn send_keepalive_ping(&mut self, now: Instant) {
+        if !matches!(self.state, State::Connected | State::Open) {
+            return;
+        }
+        if let Some(interval) = self.config.ping_interval {
+            self.timers.ping = Some(now + interval);
+        }
+        if self.awaiting_pong.is_none() {
+            self.ping_counter += 1;
+            let payload = self.ping_counter.to_be_bytes();
+            self.awaiting_pong = Some(payload);
+            self.timers.pong = Some(now + self.config.pong_timeout);
+            self.queue_frame(OpCode::Ping, Bytes::copy_from_slice(&payload));
+        }
+    }
+}
+
+fn truncate_at_char_boundary(text: &mut String, max: usize) {
+    if text.len() > max {
+        let mut end = max;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,932 @@
+//! Byte-exact tests of each framing and closing rule, in mirrored client/server pairs.
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use super::pair::{Pair, decode_frames, frame, frame_from, frame_rsv};
+use crate::Role;
+use crate::close::{CloseCode, CloseFrame, Initiator};
+use crate::config::Config;
+use crate::error::{CloseError, Error, ProtocolError, SendError};
+use crate::frame::{OpCode, RSV1};
+use crate::session::{Connection, Event, Message, State, Transmit};
+
+/// One side of an open pair, alone, with its pending output drained.
+fn open(role: Role) -> (Connection, Instant) {
+    open_with(role, Config::default())
+}
+
+fn open_with(role: Role, config: Config) -> (Connection, Instant) {
+    let pair = Pair::open_with(config);
+    let now = pair.now;
+    let mut conn = match role {
+        Role::Client => pair.client,
+        Role::Server => pair.server,
+    };
+    while conn.poll_event().is_some() {}
+    while conn.poll_transmit().is_some() {}
+    (conn, now)
+}
+
+/// What the peer of `role` sends.
+fn peer_frame(role: Role, fin: bool, opcode: OpCode, payload: &[u8]) -> Vec<u8> {
+    let peer = match role {
+        Role::Client => Role::Server,
+        Role::Server => Role::Client,
+    };
+    frame_from(peer, fin, opcode, payload)
+}
+
+struct Output {
+    events: Vec<Event>,
+    frames: Vec<(bool, OpCode, Bytes, bool)>,
+    shutdown: bool,
+}
+
+fn drain(conn: &mut Connection) -> Output {
+    let mut events = Vec::new();
+    while let Some(event) = conn.poll_event() {
+        events.push(event);
+    }
+    let mut bytes = Vec::new();
+    let mut shutdown = false;
+    while let Some(t) = conn.poll_transmit() {
+        match t {
+            Transmit::Data(b) => {
+                assert!(!shutdown, "data after shutdown");
+                bytes.extend_from_slice(&b);
+            }
+            Transmit::Shutdown => shutdown = true,
+        }
+    }
+    Output {
+        events,
+        frames: decode_frames(&bytes),
+        shutdown,
+    }
+}
+
+/// Feeds `bytes` and checks the connection failed with `error` and sent `code`.
+fn assert_fails(role: Role, bytes: &[u8], error: ProtocolError) {
+    let (mut conn, now) = open(role);
+    conn.receive_data(bytes, now);
+    let out = drain(&mut conn);
+    let code = CloseCode::from(&error);
+    assert_eq!(conn.state(), State::Closed, "{role:?} {error:?}");
+    assert_eq!(out.frames.len(), 1, "{role:?} {error:?}: {:?}", out.frames);
+    let (fin, opcode, payload, masked) = &out.frames[0];
+    assert!(*fin);
+    assert_eq!(*opcode, OpCode::Close);
+    assert_eq!(*masked, role == Role::Client);
+    assert_eq!(&payload[..2], &code.0.to_be_bytes());
+    assert!(out.shutdown);
+    let info = conn.close_info().unwrap();
+    assert_eq!(info.error, Some(Error::Protocol(error)));
+    assert_eq!(info.code, CloseCode::ABNORMAL);
+    assert!(!info.clean);
+    // 7.1.7: nothing more is processed, not even a Close.
+    conn.receive_data(&peer_frame(role, true, OpCode::Close, &[0x03, 0xe8]), now);
+    let after = drain(&mut conn);
+    assert!(after.events.is_empty() && after.frames.is_empty());
+}
+
+// ----- masking (5.1, 5.3) -----
+
+#[test]
+fn client_receives_masked_frame() {
+    assert_fails(
+        Role::Client,
+        &frame(true, OpCode::Text, b"hi", Some([1, 2, 3, 4])),
+        ProtocolError::MaskedFrame,
+    );
+}
+
+#[test]
+fn server_receives_unmasked_frame() {
+    assert_fails(
+        Role::Server,
+        &frame(true, OpCode::Text, b"hi", None),
+        ProtocolError::UnmaskedFrame,
+    );
+}
+
+#[test]
+fn client_sends_masked_frames_with_fresh_keys() {
+    let (mut conn, _) = open(Role::Client);
+    conn.send(Message::Binary(Bytes::from_static(&[0u8; 8])))
+        .unwrap();
+    conn.send(Message::Binary(Bytes::from_static(&[0u8; 8])))
+        .unwrap();
+    let mut wire = Vec::new();
+    while let Some(Transmit::Data(b)) = conn.poll_transmit() {
+        wire.extend_from_slice(&b);
+    }
+    // Byte-exact header: FIN + binary, mask bit + length 8, then a key.
+    assert_eq!(&wire[..2], &[0x82, 0x88]);
+    assert_eq!(&wire[14..16], &[0x82, 0x88]);
+    let (key1, key2) = (&wire[2..6], &wire[16..20]);
+    assert_ne!(key1, key2, "a fresh key per frame");
+    // Zero bytes masked show the key itself.
+    assert_eq!(&wire[6..10], key1);
+    let frames = decode_frames(&wire);
+    assert!(frames.iter().all(|f| f.3 && f.2[..] == [0u8; 8]));
+}
+
+#[test]
+fn server_sends_unmasked_frames() {
+    let (mut conn, _) = open(Role::Server);
+    conn.send(Message::Text("Hello".into())).unwrap();
+    let Some(Transmit::Data(wire)) = conn.poll_transmit() else {
+        panic!()
+    };
+    // RFC 6455 5.7: a single-frame unmasked text message.
+    assert_eq!(&wire[..], &[0x81, 0x05, 0x48, 0x65, 0x6c, 0x6c, 0x6f]);
+}
+
+#[test]
+fn server_receives_rfc_masked_hello() {
+    let (mut conn, now) = open(Role::Server);
+    conn.receive_data(
+        &[
+            0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58,
+        ],
+        now,
+    );
+    assert_eq!(
+        conn.poll_event(),
+        Some(Event::Message(Message::Text("Hello".into())))
+    );
+}
+
+#[test]
+fn client_receives_rfc_unmasked_hello() {
+    let (mut conn, now) = open(Role::Client);
+    conn.receive_data(&[0x81, 0x05, 0x48, 0x65, 0x6c, 0x6c, 0x6f], now);
+    assert_eq!(
+        conn.poll_event(),
+        Some(Event::Message(Message::Text("Hello".into())))
+    );
+}
+
+// ----- reserved bits and opcodes (5.2) -----
+
+#[test]
+fn client_receives_rsv_bits() {
+    assert_fails(
+        Role::Client,
+        &frame_rsv(true, RSV1, OpCode::Text, b"", None),
+        ProtocolError::ReservedBits(RSV1),
+    );
+}
+
+#[test]
+fn server_receives_rsv_bits() {
+    assert_fails(
+        Role::Server,
+        &frame_rsv(true, 0b011, OpCode::Binary, b"", Some([1, 2, 3, 4])),
+        ProtocolError::ReservedBits(0b011),
+    );
+}
+
+#[test]
+fn client_receives_reserved_opcode() {
+    assert_fails(
+        Role::Client,
+        &[0x83, 0x00],
+        ProtocolError::ReservedOpcode(3),
+    );
+}
+
+#[test]
+fn server_receives_reserved_opcode() {
+    assert_fails(
+        Role::Server,
+        &[0x8b, 0x80, 1, 2, 3, 4],
+        ProtocolError::ReservedOpcode(0xb),
+    );
+}
+
+#[test]
+fn client_receives_64_bit_length_with_top_bit() {
+    assert_fails(
+        Role::Client,
+        &[0x82, 0x7f, 0x80, 0, 0, 0, 0, 0, 0, 0],
+        ProtocolError::InvalidLength,
+    );
+}
+
+#[test]
+fn server_receives_64_bit_length_with_top_bit() {
+    assert_fails(
+        Role::Server,
+        &[0x82, 0xff, 0x80, 0, 0, 0, 0, 0, 0, 0],
+        ProtocolError::InvalidLength,
+    );
+}
+
+// ----- control frames (5.5) -----
+
+#[test]
+fn client_receives_fragmented_ping() {
+    assert_fails(
+        Role::Client,
+        &peer_frame(Role::Client, false, OpCode::Ping, b"x"),
+        ProtocolError::FragmentedControlFrame,
+    );
+}
+
+#[test]
+fn server_receives_fragmented_ping() {
+    assert_fails(
+        Role::Server,
+        &peer_frame(Role::Server, false, OpCode::Ping, b"x"),
+        ProtocolError::FragmentedControlFrame,
+    );
+}
+
+#[test]
+fn client_receives_ping_over_125_bytes() {
+    assert_fails(
+        Role::Client,
+        &peer_frame(Role::Client, true, OpCode::Ping, &[0; 126]),
+        ProtocolError::ControlFrameTooLong(126),
+    );
+}
+
+#[test]
+fn server_receives_ping_over_125_bytes() {
+    assert_fails(
+        Role::Server,
+        &peer_frame(Role::Server, true, OpCode::Ping, &[0; 126]),
+        ProtocolError::ControlFrameTooLong(126),
+    );
+}
+
+fn ping_is_answered_with_same_payload(role: Role) {
+    let (mut conn, now) = open(role);
+    conn.receive_data(&peer_frame(role, true, OpCode::Ping, b"are you there"), now);
+    let out = drain(&mut conn);
+    assert_eq!(
+        out.events,
+        [Event::Message(Message::Ping(Bytes::from_static(
+            b"are you there"
+        )))]
+    );
+    assert_eq!(
+        out.frames,
+        [(
+            true,
+            OpCode::Pong,
+            Bytes::from_static(b"are you there"),
+            role == Role::Client
+        )]
+    );
+}
+
+#[test]
+fn client_answers_ping_with_pong() {
+    ping_is_answered_with_same_payload(Role::Client);
+}
+
+#[test]
+fn server_answers_ping_with_pong() {
+    ping_is_answered_with_same_payload(Role::Server);
+}
+
+fn control_frame_inside_fragmented_message(role: Role) {
+    let (mut conn, now) = open(role);
+    let mut bytes = peer_frame(role, false, OpCode::Text, b"frag");
+    bytes.extend(peer_frame(role, true, OpCode::Ping, b"p"));
+    bytes.extend(peer_frame(role, false, OpCode::Continuation, b"men"));
+    bytes.extend(peer_frame(role, true, OpCode::Pong, b""));
+    bytes.extend(peer_frame(role, true, OpCode::Continuation, b"ted"));
+    conn.receive_data(&bytes, now);
+    let out = drain(&mut conn);
+    assert_eq!(
+        out.events,
+        [
+            Event::Message(Message::Ping(Bytes::from_static(b"p"))),
+            Event::Message(Message::Pong(Bytes::new())),
+            Event::Message(Message::Text("fragmented".into())),
+        ]
+    );
+    assert_eq!(out.frames.len(), 1);
+    assert_eq!(out.frames[0].1, OpCode::Pong);
+}
+
+#[test]
+fn client_handles_control_frames_inside_fragmented_message() {
+    control_frame_inside_fragmented_message(Role::Client);
+}
+
+#[test]
+fn server_handles_control_frames_inside_fragmented_message() {
+    control_frame_inside_fragmented_message(Role::Server);
+}
+
+// ----- fragmentation (5.4) -----
+
+#[test]
+fn client_receives_continuation_without_start() {
+    assert_fails(
+        Role::Client,
+        &peer_frame(Role::Client, true, OpCode::Continuation, b"x"),
+        ProtocolError::UnexpectedContinuation,
+    );
+}
+
+#[test]
+fn server_receives_continuation_without_start() {
+    assert_fails(
+        Role::Server,
+        &peer_frame(Role::Server, true, OpCode::Continuation, b"x"),
+        ProtocolError::UnexpectedContinuation,
+    );
+}
+
+#[test]
+fn client_receives_new_message_inside_fragmented_one() {
+    let mut bytes = peer_frame(Role::Client, false, OpCode::Binary, b"a");
+    bytes.extend(peer_frame(Role::Client, true, OpCode::Text, b"b"));
+    assert_fails(Role::Client, &bytes, ProtocolError::ExpectedContinuation);
+}
+
+#[test]
+fn server_receives_new_message_inside_fragmented_one() {
+    let mut bytes = peer_frame(Role::Server, false, OpCode::Text, b"a");
+    bytes.extend(peer_frame(Role::Server, true, OpCode::Binary, b"b"));
+    assert_fails(Role::Server, &bytes, ProtocolError::ExpectedContinuation);
+}
+
+// ----- UTF-8 (8.1) -----
+
+#[test]
+fn client_receives_invalid_utf8_text() {
+    assert_fails(
+        Role::Client,
+        &peer_frame(Role::Client, true, OpCode::Text, &[0xce, 0xba, 0xff]),
+        ProtocolError::InvalidUtf8,
+    );
+}
+
+#[test]
+fn server_receives_invalid_utf8_text() {
+    assert_fails(
+        Role::Server,
+        &peer_frame(Role::Server, true, OpCode::Text, &[0xed, 0xa0, 0x80]),
+        ProtocolError::InvalidUtf8,
+    );
+}
+
+fn invalid_utf8_fails_fast_in_first_fragment(role: Role) {
+    // The first fragment holds a surrogate; the message is not finished yet.
+    let (mut conn, now) = open(role);
+    let first = [
+        0xce, 0xba, 0xe1, 0xbd, 0xb9, 0xed, 0xa0, 0x80, 0x65, 0x64, 0x69,
+    ];
+    conn.receive_data(&peer_frame(role, false, OpCode::Text, &first), now);
+    assert_eq!(conn.state(), State::Closed);
+    assert_eq!(
+        conn.close_info().unwrap().error,
+        Some(Error::Protocol(ProtocolError::InvalidUtf8))
+    );
+}
+
+#[test]
+fn client_fails_fast_on_invalid_utf8_in_first_fragment() {
+    invalid_utf8_fails_fast_in_first_fragment(Role::Client);
+}
+
+#[test]
+fn server_fails_fast_on_invalid_utf8_in_first_fragment() {
+    invalid_utf8_fails_fast_in_first_fragment(Role::Server);
+}
+
+fn invalid_utf8_fails_fast_inside_a_partial_frame(role: Role) {
+    let (mut conn, now) = open(role);
+    let bytes = peer_frame(
+        role,
+        true,
+        OpCode::Text,
+        &[b'a', b'b', 0xf4, 0x90, b'c', b'd'],
+    );
+    // Header plus the first four payload bytes only: F4 90 is already impossible.
+    let header_len = bytes.len() - 6;
+    conn.receive_data(&bytes[..header_len + 4], now);
+    assert_eq!(conn.state(), State::Closed);
+}
+
+#[test]
+fn client_fails_fast_on_invalid_utf8_inside_a_partial_frame() {
+    invalid_utf8_fails_fast_inside_a_partial_frame(Role::Client);
+}
+
+#[test]
+fn server_fails_fast_on_invalid_utf8_inside_a_partial_frame() {
+    invalid_utf8_fails_fast_inside_a_partial_frame(Role::Server);
+}
+
+#[test]
+fn client_accepts_text_split_inside_a_code_point() {
+    let (mut conn, now) = open(Role::Client);
+    let text = "κόσμε";
+    let bytes = text.as_bytes();
+    let mut wire = frame(false, OpCode::Text, &bytes[..1], None);
+    wire.extend(frame(false, OpCode::Continuation, &bytes[1..4], None));
+    wire.extend(frame(true, OpCode::Continuation, &bytes[4..], None));
+    for byte in wire {
+        conn.receive_data(&[byte], now);
+    }
+    assert_eq!(
+        conn.poll_event(),
+        Some(Event::Message(Message::Text(text.into())))
+    );
+}
+
+#[test]
+fn server_accepts_text_split_inside_a_code_point() {
+    let (mut conn, now) = open(Role::Server);
+    let text = "héllo wörld ✓";
+    let bytes = text.as_bytes();
+    let mut wire = frame_from(Role::Client, false, OpCode::Text, &bytes[..2]);
+    wire.extend(frame_from(
+        Role::Client,
+        true,
+        OpCode::Continuation,
+        &bytes[2..],
+    ));
+    conn.receive_data(&wire, now);
+    assert_eq!(
+        conn.poll_event(),
+        Some(Event::Message(Message::Text(text.into())))
+    );
+}
+
+// ----- size limits -----
+
+fn small_limits() -> Config {
+    Config {
+        max_frame_size: Some(100),
+        max_message_size: Some(150),
+        ..Config::default()
+    }
+}
+
+fn frame_over_limit_refused_from_header(role: Role) {
+    let (mut conn, now) = open_with(role, small_limits());
+    let bytes = peer_frame(role, true, OpCode::Binary, &[0; 101]);
+    // Only the header: the payload is never needed to decide.
+    let header_len = bytes.len() - 101;
+    conn.receive_data(&bytes[..header_len], now);
+    assert_eq!(conn.state(), State::Closed);
+    let out = drain(&mut conn);
+    assert_eq!(&out.frames[0].2[..2], &1009u16.to_be_bytes());
+    assert_eq!(
+        conn.close_info().unwrap().error,
+        Some(Error::Protocol(ProtocolError::FrameTooLarge {
+            size: 101,
+            max: 100
+        }))
+    );
+}
+
+#[test]
+fn client_refuses_frame_over_limit_from_header() {
+    frame_over_limit_refused_from_header(Role::Client);
+}
+
+#[test]
+fn server_refuses_frame_over_limit_from_header() {
+    frame_over_limit_refused_from_header(Role::Server);
+}
+
+fn message_over_limit_refused_from_header(role: Role) {
+    let (mut conn, now) = open_with(role, small_limits());
+    conn.receive_data(&peer_frame(role, false, OpCode::Binary, &[0; 100]), now);
+    assert_eq!(conn.state(), State::Open);
+    let bytes = peer_frame(role, true, OpCode::Continuation, &[0; 51]);
+    conn.receive_data(&bytes[..bytes.len() - 51], now);
+    assert_eq!(conn.state(), State::Closed);
+    assert_eq!(
+        conn.close_info().unwrap().error,
+        Some(Error::Protocol(ProtocolError::MessageTooLarge {
+            size: 151,
+            max: 150
+        }))
+    );
+}
+
+#[test]
+fn client_refuses_message_over_limit_from_header() {
+    message_over_limit_refused_from_header(Role::Client);
+}
+
+#[test]
+fn server_refuses_message_over_limit_from_header() {
+    message_over_limit_refused_from_header(Role::Server);
+}
+
+// ----- close payloads (5.5.1, 7.4) -----
+
+#[test]
+fn client_receives_one_byte_close_payload() {
+    assert_fails(
+        Role::Client,
+        &peer_frame(Role::Client, true, OpCode::Close, &[0x03]),
+        ProtocolError::CloseFrameTooShort,
+    );
+}
+
+#[test]
+fn server_receives_one_byte_close_payload() {
+    assert_fails(
+        Role::Server,
+        &peer_frame(Role::Server, true, OpCode::Close, &[0x03]),
+        ProtocolError::CloseFrameTooShort,
+    );
+}
+
+#[test]
+fn client_receives_invalid_close_code() {
+    for code in [0u16, 999, 1004, 1005, 1006, 1015, 1016, 2999, 5000, 65535] {
+        assert_fails(
+            Role::Client,
+            &peer_frame(Role::Client, true, OpCode::Close, &code.to_be_bytes()),
+            ProtocolError::InvalidCloseCode(code),
+        );
+    }
+}
+
+#[test]
+fn server_receives_invalid_close_code() {
+    for code in [0u16, 1004, 1005, 1006, 1015, 2000, 5000] {
+        assert_fails(
+            Role::Server,
+            &peer_frame(Role::Server, true, OpCode::Close, &code.to_be_bytes()),
+            ProtocolError::InvalidCloseCode(code),
+        );
+    }
+}
+
+#[test]
+fn client_receives_close_reason_with_invalid_utf8() {
+    assert_fails(
+        Role::Client,
+        &peer_frame(Role::Client, true, OpCode::Close, &[0x03, 0xe8, 0xc0, 0x80]),
+        ProtocolError::InvalidCloseReason,
+    );
+}
+
+#[test]
+fn server_receives_close_reason_with_invalid_utf8() {
+    assert_fails(
+        Role::Server,
+        &peer_frame(Role::Server, true, OpCode::Close, &[0x03, 0xe8, 0xff]),
+        ProtocolError::InvalidCloseReason,
+    );
+}
+
+fn valid_close_codes_are_echoed(role: Role) {
+    for code in [
+        1000u16, 1001, 1002, 1003, 1007, 1011, 1012, 1013, 1014, 3000, 4999,
+    ] {
+        let (mut conn, now) = open(role);
+        let mut payload = code.to_be_bytes().to_vec();
+        payload.extend_from_slice(b"why");
+        conn.receive_data(&peer_frame(role, true, OpCode::Close, &payload), now);
+        let out = drain(&mut conn);
+        let Event::Close(info) = &out.events[0] else {
+            panic!()
+        };
+        assert_eq!((info.code.0, info.reason.as_str()), (code, "why"));
+        assert_eq!(
+            out.frames,
+            [(
+                true,
+                OpCode::Close,
+                Bytes::copy_from_slice(&code.to_be_bytes()),
+                role == Role::Client
+            )]
+        );
+    }
+}
+
+#[test]
+fn client_echoes_valid_close_codes() {
+    valid_close_codes_are_echoed(Role::Client);
+}
+
+#[test]
+fn server_echoes_valid_close_codes() {
+    valid_close_codes_are_echoed(Role::Server);
+}
+
+fn empty_close_is_1005_and_answered_empty(role: Role) {
+    let (mut conn, now) = open(role);
+    conn.receive_data(&peer_frame(role, true, OpCode::Close, b""), now);
+    let out = drain(&mut conn);
+    let Event::Close(info) = &out.events[0] else {
+        panic!()
+    };
+    assert_eq!(info.code, CloseCode::NO_STATUS);
+    assert_eq!(info.reason, "");
+    assert_eq!(
+        out.frames,
+        [(true, OpCode::Close, Bytes::new(), role == Role::Client)]
+    );
+}
+
+#[test]
+fn client_receives_empty_close_as_1005() {
+    empty_close_is_1005_and_answered_empty(Role::Client);
+}
+
+#[test]
+fn server_receives_empty_close_as_1005() {
+    empty_close_is_1005_and_answered_empty(Role::Server);
+}
+
+fn bytes_after_close_are_discarded(role: Role) {
+    let (mut conn, now) = open(role);
+    let mut bytes = peer_frame(role, true, OpCode::Close, &[0x03, 0xe8]);
+    bytes.extend(peer_frame(role, true, OpCode::Text, b"late"));
+    bytes.extend(peer_frame(role, true, OpCode::Close, &[0x03, 0xe9]));
+    conn.receive_data(&bytes, now);
+    let out = drain(&mut conn);
+    assert_eq!(out.events.len(), 1);
+    assert!(matches!(out.events[0], Event::Close(_)));
+    assert_eq!(out.frames.len(), 1);
+}
+
+#[test]
+fn client_discards_bytes_after_close() {
+    bytes_after_close_are_discarded(Role::Client);
+}
+
+#[test]
+fn server_discards_bytes_after_close() {
+    bytes_after_close_are_discarded(Role::Server);
+}
+
+fn data_after_our_close_is_still_delivered(role: Role) {
+    // Invariant 4: the peer sent it before it saw our Close.
+    let (mut conn, now) = open(role);
+    conn.close(CloseCode::NORMAL, "", now).unwrap();
+    drain(&mut conn);
+    conn.receive_data(&peer_frame(role, true, OpCode::Binary, b"in flight"), now);
+    conn.receive_data(&peer_frame(role, true, OpCode::Ping, b"p"), now);
+    let out = drain(&mut conn);
+    assert_eq!(
+        out.events,
+        [
+            Event::Message(Message::Binary(Bytes::from_static(b"in flight"))),
+            Event::Message(Message::Ping(Bytes::from_static(b"p")))
+        ]
+    );
+    // No Pong after our Close (5.5.1: nothing after Close).
+    assert!(out.frames.is_empty());
+}
+
+#[test]
+fn client_delivers_data_received_after_its_close() {
+    data_after_our_close_is_still_delivered(Role::Client);
+}
+
+#[test]
+fn server_delivers_data_received_after_its_close() {
+    data_after_our_close_is_still_delivered(Role::Server);
+}
+
+// ----- local close and send rules -----
+
+fn close_refuses_invalid_codes_and_reasons(role: Role) {
+    let (mut conn, now) = open(role);
+    for code in [1005u16, 1006, 1015, 0, 999, 1004, 2000, 5000] {
+        assert_eq!(
+            conn.close(CloseCode(code), "", now),
+            Err(CloseError::InvalidCode(code))
+        );
+    }
+    assert_eq!(
+        conn.close(CloseCode::NORMAL, &"x".repeat(124), now),
+        Err(CloseError::ReasonTooLong(124))
+    );
+    assert_eq!(conn.state(), State::Open, "a refused close changes nothing");
+    assert_eq!(conn.poll_transmit(), None);
+}
+
+#[test]
+fn client_close_refuses_invalid_codes_and_reasons() {
+    close_refuses_invalid_codes_and_reasons(Role::Client);
+}
+
+#[test]
+fn server_close_refuses_invalid_codes_and_reasons() {
+    close_refuses_invalid_codes_and_reasons(Role::Server);
+}
+
+fn send_after_close_is_an_error(role: Role) {
+    let (mut conn, now) = open(role);
+    conn.close(CloseCode::NORMAL, "", now).unwrap();
+    assert_eq!(
+        conn.send(Message::Text("late".into())),
+        Err(SendError::Closing)
+    );
+    // A second close is a no-op: one Close frame only.
+    conn.close(CloseCode::GOING_AWAY, "", now).unwrap();
+    let out = drain(&mut conn);
+    assert_eq!(out.frames.len(), 1);
+    conn.receive_data(&peer_frame(role, true, OpCode::Close, &[0x03, 0xe8]), now);
+    drain(&mut conn);
+    if role == Role::Client {
+        conn.receive_eof(now);
+    }
+    assert_eq!(conn.state(), State::Closed);
+    assert_eq!(
+        conn.send(Message::Text("later".into())),
+        Err(SendError::Closed)
+    );
+}
+
+#[test]
+fn client_send_after_close_is_an_error() {
+    send_after_close_is_an_error(Role::Client);
+}
+
+#[test]
+fn server_send_after_close_is_an_error() {
+    send_after_close_is_an_error(Role::Server);
+}
+
+#[test]
+fn client_send_before_handshake_is_an_error() {
+    let mut pair = Pair::new(Config::default());
+    assert_eq!(
+        pair.client.send(Message::Text("early".into())),
+        Err(SendError::NotOpen)
+    );
+    pair.client.connect(pair.now);
+    assert_eq!(
+        pair.client.send(Message::Text("early".into())),
+        Err(SendError::NotOpen)
+    );
+}
+
+#[test]
+fn server_send_before_handshake_is_an_error() {
+    let mut pair = Pair::new(Config::default());
+    assert_eq!(
+        pair.server.send(Message::Binary(Bytes::new())),
+        Err(SendError::NotOpen)
+    );
+}
+
+#[test]
+fn ping_payload_over_125_bytes_is_refused() {
+    let (mut conn, _) = open(Role::Client);
+    assert_eq!(
+        conn.send(Message::Ping(Bytes::from(vec![0; 126]))),
+        Err(SendError::ControlFrameTooLong(126))
+    );
+}
+
+// ----- transport loss and timeouts -----
+
+fn eof_while_open_is_1006(role: Role) {
+    let (mut conn, now) = open(role);
+    conn.receive_eof(now);
+    assert_eq!(conn.state(), State::Closed);
+    let info = conn.close_info().unwrap();
+    assert_eq!(info.code, CloseCode::ABNORMAL);
+    assert_eq!(info.initiator, Initiator::Abnormal);
+    assert_eq!(info.error, Some(Error::ConnectionLost));
+    assert!(!info.clean);
+    let out = drain(&mut conn);
+    assert!(out.frames.is_empty());
+    assert!(out.shutdown);
+}
+
+#[test]
+fn client_sees_eof_while_open_as_1006() {
+    eof_while_open_is_1006(Role::Client);
+}
+
+#[test]
+fn server_sees_eof_while_open_as_1006() {
+    eof_while_open_is_1006(Role::Server);
+}
+
+#[test]
+fn partial_message_is_dropped_but_complete_ones_are_kept_at_eof() {
+    let (mut conn, now) = open(Role::Server);
+    let mut bytes = frame_from(Role::Client, true, OpCode::Text, b"whole");
+    bytes.extend(frame_from(Role::Client, true, OpCode::Text, b"partial"));
+    conn.receive_data(&bytes[..bytes.len() - 3], now);
+    conn.receive_eof(now);
+    let out = drain(&mut conn);
+    assert_eq!(out.events[0], Event::Message(Message::Text("whole".into())));
+    assert!(matches!(out.events[1], Event::Close(_)));
+    assert_eq!(out.events.len(), 2);
+}
+
+#[test]
+fn client_handshake_timeout_reports_1006() {
+    let mut pair = Pair::new(Config::default());
+    let now = pair.now;
+    pair.client.connect(now);
+    let deadline = pair.client.poll_timeout().unwrap();
+    assert_eq!(deadline, now + Duration::from_secs(10));
+    pair.client.handle_timeout(deadline);
+    assert_eq!(pair.client.state(), State::Closed);
+    let info = pair.client.close_info().unwrap();
+    assert_eq!(info.code, CloseCode::ABNORMAL);
+    assert_eq!(info.error, Some(Error::HandshakeTimeout));
+}
+
+#[test]
+fn server_handshake_timeout_drops_a_slow_client() {
+    let now = Instant::now();
+    let mut server = Connection::server(Config::default(), now);
+    server.receive_data(b"GET / HTTP/1.1\r\nHost: a\r\n", now);
+    assert_eq!(server.state(), State::Connecting);
+    server.handle_timeout(now + Duration::from_secs(10));
+    assert_eq!(server.state(), State::Closed);
+    assert_eq!(
+        server.close_info().unwrap().error,
+        Some(Error::HandshakeTimeout)
+    );
+}
+
+fn keepalive_without_pong_closes_with_1011(role: Role) {
+    let config = Config {
+        ping_interval: Some(Duration::from_secs(5)),
+        pong_timeout: Duration::from_secs(3),
+        ..Config::default()
+    };
+    let (mut conn, now) = open_with(role, config);
+    let ping_at = conn.poll_timeout().unwrap();
+    assert_eq!(ping_at, now + Duration::from_secs(5));
+    conn.handle_timeout(ping_at);
+    let out = drain(&mut conn);
+    assert_eq!(out.frames.len(), 1);
+    assert_eq!(out.frames[0].1, OpCode::Ping);
+    conn.handle_timeout(ping_at + Duration::from_secs(3));
+    assert_eq!(conn.state(), State::Closed);
+    let out = drain(&mut conn);
+    assert_eq!(&out.frames[0].2[..2], &1011u16.to_be_bytes());
+    assert_eq!(
+        conn.close_info().unwrap().error,
+        Some(Error::KeepaliveTimeout)
+    );
+}
+
+#[test]
+fn client_keepalive_without_pong_closes_with_1011() {
+    keepalive_without_pong_closes_with_1011(Role::Client);
+}
+
+#[test]
+fn server_keepalive_without_pong_closes_with_1011() {
+    keepalive_without_pong_closes_with_1011(Role::Server);
+}
+
+#[test]
+fn keepalive_pong_keeps_the_session_open() {
+    let config = Config {
+        ping_interval: Some(Duration::from_secs(5)),
+        pong_timeout: Duration::from_secs(3),
+        ..Config::default()
+    };
+    let mut pair = Pair::open_with(config);
+    pair.advance(Duration::from_secs(60));
+    assert_eq!(pair.client.state(), State::Open);
+    assert_eq!(pair.server.state(), State::Open);
+    let pings = pair
+        .server_log
+        .messages()
+        .iter()
+        .filter(|m| matches!(m, Message::Ping(_)))
+        .count();
+    assert!(pings >= 10, "{pings} pings");
+}
+
+#[test]
+fn application_fail_sends_its_code_and_closes_at_once() {
+    let (mut conn, now) = open(Role::Server);
+    conn.fail(CloseCode::UNSUPPORTED_DATA, "binary only", now)
+        .unwrap();
+    assert_eq!(conn.state(), State::Closed);
+    let out = drain(&mut conn);
+    assert_eq!(
+        out.frames[0].2,
+        CloseFrame::new(CloseCode(1003), "binary only")
+            .unwrap()
+            .payload()
+    );
+    assert!(out.shutdown);
+    assert_eq!(
+        conn.fail(CloseCode::NO_STATUS, "", now),
+        Err(CloseError::InvalidCode(1005))
+    );
+}
