@@ -1,11 +1,194 @@
 //! Masking and unmasking of frame payloads (RFC 6455 5.3).
 //!
-//! PLACEHOLDER: interface only; the body is being written.
+//! Masking and unmasking are the same operation: octet `i` of the payload is XORed with
+//! octet `i % 4` of the key. [`apply_mask`] does it a word at a time, in safe Rust, and
+//! takes the payload offset of the first byte so that a payload can be unmasked piece by
+//! piece as it arrives from the transport.
+
+/// Bytes XORed per step of the word loop.
+const WORD: usize = 16;
 
 /// XORs `buf` with the masking `key`, where `buf[0]` is byte number `offset` of the
 /// payload (so a payload can be unmasked in pieces as it arrives).
+///
+/// Applying the same key at the same offset twice restores the original bytes.
+///
+/// ```
+/// use sockeye_proto::mask::apply_mask;
+///
+/// let key = [0x37, 0xfa, 0x21, 0x3d];
+/// let mut payload = *b"Hello";
+/// apply_mask(&mut payload, key, 0);
+/// assert_eq!(payload, [0x7f, 0x9f, 0x4d, 0x51, 0x58]);
+///
+/// // The same payload unmasked in two pieces.
+/// let (first, second) = payload.split_at_mut(2);
+/// apply_mask(first, key, 0);
+/// apply_mask(second, key, 2);
+/// assert_eq!(&payload, b"Hello");
+/// ```
 pub fn apply_mask(buf: &mut [u8], key: [u8; 4], offset: usize) {
-    for (i, byte) in buf.iter_mut().enumerate() {
-        *byte ^= key[(offset + i) % 4];
+    // RFC 6455 5.3: payload octet i MUST be XORed with key octet (i MOD 4); rotating the
+    // key by the offset makes buf[0] use key octet (offset MOD 4).
+    let key = rotated(key, offset);
+
+    // A short head up to the next word boundary, so that the word loop reads aligned
+    // memory; the key then rotates by the head's length.
+    let head_len = buf.as_ptr().align_offset(WORD).min(buf.len());
+    let (head, body) = buf.split_at_mut(head_len);
+    xor_bytes(head, key);
+    let key = rotated(key, head_len);
+
+    // The key repeated over a whole word. `from_ne_bytes`/`to_ne_bytes` keep byte i of the
+    // word at memory position i whatever the target's endianness.
+    let mut repeated = [0u8; WORD];
+    for quad in repeated.chunks_exact_mut(4) {
+        quad.copy_from_slice(&key);
+    }
+    let key_word = u128::from_ne_bytes(repeated);
+
+    let mut words = body.chunks_exact_mut(WORD);
+    for word in &mut words {
+        let mut bytes = [0u8; WORD];
+        bytes.copy_from_slice(word);
+        word.copy_from_slice(&(u128::from_ne_bytes(bytes) ^ key_word).to_ne_bytes());
+    }
+    // Every word is a multiple of 4 bytes long, so the tail starts at key octet 0 again.
+    xor_bytes(words.into_remainder(), key);
+}
+
+/// The key as seen from payload byte `by` onwards: `rotated(key, by)[i] == key[(by + i) % 4]`.
+fn rotated(key: [u8; 4], by: usize) -> [u8; 4] {
+    [
+        key[by % 4],
+        key[(by + 1) % 4],
+        key[(by + 2) % 4],
+        key[(by + 3) % 4],
+    ]
+}
+
+/// XORs `bytes[i]` with `key[i % 4]`.
+fn xor_bytes(bytes: &mut [u8], key: [u8; 4]) {
+    for (i, byte) in bytes.iter_mut().enumerate() {
+        *byte ^= key[i % 4];
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// The definition of RFC 6455 5.3, one byte at a time: the reference for the fast path.
+    fn apply_mask_scalar(buf: &mut [u8], key: [u8; 4], offset: usize) {
+        for (i, byte) in buf.iter_mut().enumerate() {
+            *byte ^= key[(offset + i) % 4];
+        }
+    }
+
+    const RFC_KEY: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
+    const RFC_MASKED_HELLO: [u8; 5] = [0x7f, 0x9f, 0x4d, 0x51, 0x58];
+
+    #[test]
+    fn rfc6455_5_7_masked_hello_unmasks_to_hello() {
+        let mut payload = RFC_MASKED_HELLO;
+        apply_mask(&mut payload, RFC_KEY, 0);
+        assert_eq!(&payload, b"Hello");
+    }
+
+    #[test]
+    fn rfc6455_5_7_hello_masks_to_the_rfc_bytes() {
+        let mut payload = *b"Hello";
+        apply_mask(&mut payload, RFC_KEY, 0);
+        assert_eq!(payload, RFC_MASKED_HELLO);
+    }
+
+    #[test]
+    fn rfc6455_5_7_hello_unmasks_in_pieces_at_every_split() {
+        for split in 0..=RFC_MASKED_HELLO.len() {
+            let mut payload = RFC_MASKED_HELLO;
+            let (first, second) = payload.split_at_mut(split);
+            apply_mask(first, RFC_KEY, 0);
+            apply_mask(second, RFC_KEY, split);
+            assert_eq!(&payload, b"Hello", "split at {split}");
+        }
+    }
+
+    #[test]
+    fn offset_selects_the_key_octet_for_the_first_byte() {
+        for offset in 0..8 {
+            let mut buf = [0u8; 1];
+            apply_mask(&mut buf, [1, 2, 3, 4], offset);
+            assert_eq!(buf[0], [1, 2, 3, 4][offset % 4], "offset {offset}");
+        }
+    }
+
+    #[test]
+    fn empty_buffer_is_left_alone() {
+        let mut buf: [u8; 0] = [];
+        apply_mask(&mut buf, RFC_KEY, 3);
+        assert!(buf.is_empty());
+    }
+
+    #[test]
+    fn long_buffer_at_every_alignment_matches_scalar() {
+        // Sub-slices starting at every alignment exercise head, words and tail.
+        let original: Vec<u8> = (0..200u8).collect();
+        for start in 0..=WORD {
+            for offset in 0..4 {
+                let mut fast = original.clone();
+                let mut slow = original.clone();
+                apply_mask(&mut fast[start..], RFC_KEY, offset);
+                apply_mask_scalar(&mut slow[start..], RFC_KEY, offset);
+                assert_eq!(fast, slow, "start {start}, offset {offset}");
+            }
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn masking_twice_is_the_identity(
+            data in proptest::collection::vec(any::<u8>(), 0..300),
+            key in any::<[u8; 4]>(),
+            offset in any::<usize>(),
+        ) {
+            let mut buf = data.clone();
+            apply_mask(&mut buf, key, offset);
+            apply_mask(&mut buf, key, offset);
+            prop_assert_eq!(buf, data);
+        }
+
+        #[test]
+        fn fast_mask_equals_scalar_mask(
+            data in proptest::collection::vec(any::<u8>(), 0..300),
+            start in 0usize..32,
+            key in any::<[u8; 4]>(),
+            offset in any::<usize>(),
+        ) {
+            let start = start.min(data.len());
+            let mut fast = data.clone();
+            let mut slow = data;
+            apply_mask(&mut fast[start..], key, offset);
+            apply_mask_scalar(&mut slow[start..], key, offset);
+            prop_assert_eq!(fast, slow);
+        }
+
+        #[test]
+        fn unmasking_in_two_pieces_equals_unmasking_whole(
+            data in proptest::collection::vec(any::<u8>(), 0..300),
+            split in any::<prop::sample::Index>(),
+            key in any::<[u8; 4]>(),
+            base in 0usize..1 << 20,
+        ) {
+            let split = split.index(data.len() + 1);
+            let mut whole = data.clone();
+            apply_mask(&mut whole, key, base);
+
+            let mut pieces = data;
+            let (first, second) = pieces.split_at_mut(split);
+            apply_mask(first, key, base);
+            apply_mask(second, key, base + split);
+            prop_assert_eq!(pieces, whole);
+        }
     }
 }
