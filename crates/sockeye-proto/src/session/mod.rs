@@ -376,6 +376,8 @@ impl Connection {
             self.discard_input = true;
             self.inbuf = BytesMut::new();
             self.message = None;
+            // A reply not produced by now is never sent.
+            self.reply_pending = None;
             self.shutdown_pending = true;
         }
         self.check_invariants();
