@@ -56,6 +56,9 @@ pub(crate) struct Inner {
     pub(crate) finished: bool,
     /// The failure, if any, was already returned to the reader.
     pub(crate) failure_reported: bool,
+    /// The driver has taken the core's Close event: every message before it is in
+    /// `incoming`.
+    pub(crate) close_seen: bool,
     /// Application handles (WebSocket, its halves) alive; when it drops to zero the session
     /// is closed in the background.
     pub(crate) handles: usize,
@@ -84,6 +87,10 @@ impl Inner {
         }
     }
 
+    pub(crate) fn incoming_over_high_water(&self) -> bool {
+        self.incoming_bytes > self.config.read_buffer_high_water
+    }
+
     pub(crate) fn pop_incoming(&mut self) -> Option<Message> {
         let message = self.incoming.pop_front()?;
         self.incoming_bytes -= message.as_bytes().len();
@@ -93,7 +100,7 @@ impl Inner {
     /// Whether the stream of received messages has ended: the session's outcome is known
     /// and everything received before it was taken.
     pub(crate) fn incoming_ended(&self) -> bool {
-        self.incoming.is_empty() && (self.conn.close_info().is_some() || self.finished)
+        self.incoming.is_empty() && (self.close_seen || self.finished)
     }
 }
 
@@ -110,6 +117,7 @@ impl Shared {
                 waiters: Vec::new(),
                 finished: false,
                 failure_reported: false,
+                close_seen: false,
                 handles: 0,
                 abort: false,
             }),
@@ -144,16 +152,27 @@ impl Shared {
         self.wake_driver.notify_one();
     }
 
-    /// Queues a message if the buffer has room; `Ok(false)` when it has not.
-    pub(crate) fn try_queue(&self, message: Message, force: bool) -> Result<bool> {
+    /// Queues a message if the buffer has room; gives it back when it has not.
+    pub(crate) fn try_queue(&self, message: Message) -> Result<Option<Message>> {
         let mut inner = self.lock();
-        if !force && inner.buffered() > inner.config.write_buffer_high_water {
-            return Ok(false);
+        if !inner.finished && inner.buffered() > inner.config.write_buffer_high_water {
+            return Ok(Some(message));
         }
         inner.conn.send(message)?;
         drop(inner);
         self.wake_driver.notify_one();
-        Ok(true)
+        Ok(None)
+    }
+
+    /// Queues a message, waiting while the buffer is over its high-water mark.
+    pub(crate) async fn queue(&self, mut message: Message) -> Result<()> {
+        loop {
+            self.writable().await;
+            match self.try_queue(message)? {
+                None => return Ok(()),
+                Some(back) => message = back,
+            }
+        }
     }
 
     /// Waits until the session's transport is gone, and returns its outcome.
@@ -199,7 +218,8 @@ impl Shared {
 }
 
 /// Whether the server accepts a request, and how.
-pub(crate) type Decide<'a> = &'a mut (dyn FnMut(&Request) -> std::result::Result<Accept, Reject> + Send);
+pub(crate) type Decide<'a> =
+    &'a mut (dyn FnMut(&Request) -> std::result::Result<Accept, Reject> + Send);
 
 /// Runs the opening handshake on `stream` until the session is CONNECTED. Events after
 /// `Connected` (frames that arrived with the response) stay queued in the core.
@@ -322,10 +342,11 @@ where
                             inner.incoming.push_back(message);
                         }
                     }
+                    (Dispatch::Queue, Event::Close(_)) => inner.close_seen = true,
                     (_, event) => events.push(event),
                 }
             }
-            if !inner.incoming.is_empty() || inner.conn.close_info().is_some() {
+            if !inner.incoming.is_empty() || inner.close_seen {
                 if let Some(reader) = inner.reader.take() {
                     reader.wake();
                 }
@@ -352,7 +373,9 @@ where
             let mut inner = shared.lock();
             let now = now();
             if inner.abort && !inner.conn.state().is_closed() {
-                inner.conn.transport_error("aborted by server shutdown", now);
+                inner
+                    .conn
+                    .transport_error("aborted by server shutdown", now);
                 pending.clear();
                 inner.inflight = 0;
             }
@@ -402,20 +425,25 @@ where
 
         // 3. Wait for the socket, a deadline or the application.
         let outcome = {
+            let must_write = !pending.is_empty() || (shutdown_wanted && !shutdown_done);
             let write = async {
-                let slices: Vec<IoSlice<'_>> =
-                    pending.iter().take(MAX_IOVECS).map(|b| IoSlice::new(b)).collect();
-                wr.write_vectored(&slices).await
+                if pending.is_empty() {
+                    Outcome::Shut(wr.shutdown().await)
+                } else {
+                    let slices: Vec<IoSlice<'_>> = pending
+                        .iter()
+                        .take(MAX_IOVECS)
+                        .map(|b| IoSlice::new(b))
+                        .collect();
+                    Outcome::Wrote(wr.write_vectored(&slices).await)
+                }
             };
             if rbuf.capacity() - rbuf.len() < READ_CHUNK / 2 {
                 rbuf.reserve(READ_CHUNK);
             }
             tokio::select! {
                 biased;
-                result = write, if !pending.is_empty() => Outcome::Wrote(result),
-                result = wr.shutdown(), if shutdown_wanted && !shutdown_done && pending.is_empty() => {
-                    Outcome::Shut(result)
-                }
+                outcome = write, if must_write => outcome,
                 result = rd.read_buf(&mut rbuf), if want_read => Outcome::Read(result),
                 () = sleep_until(deadline), if deadline.is_some() => Outcome::Timer,
                 () = shared.wake_driver.notified() => Outcome::Woken,
@@ -424,10 +452,11 @@ where
 
         match outcome {
             Outcome::Wrote(Ok(mut n)) => {
-                let mut inner = shared.lock();
-                inner.inflight -= n;
+                shared.lock().inflight -= n;
                 while n > 0 {
-                    let Some(front) = pending.front_mut() else { break };
+                    let Some(front) = pending.front_mut() else {
+                        break;
+                    };
                     if n >= front.len() {
                         n -= front.len();
                         pending.pop_front();
@@ -437,11 +466,9 @@ where
                     }
                 }
                 if pending.is_empty() {
-                    drop(inner);
                     let _ = wr.flush().await;
-                    inner = shared.lock();
                 }
-                inner.wake_all();
+                shared.lock().wake_all();
             }
             Outcome::Wrote(Err(error)) | Outcome::Shut(Err(error)) => {
                 trace!(%error, "write failed");

@@ -242,9 +242,11 @@ pub struct Connection {
     timers: Timers,
     ping_counter: u64,
     awaiting_pong: Option<[u8; 8]>,
-    /// Every state entered, in order, for the tests.
-    #[cfg(test)]
+    /// Every state entered, in order (at most eight: states only move forward).
     history: Vec<State>,
+    /// Which end closed the transport first: `Some(true)` if the peer's EOF came before
+    /// our shutdown.
+    peer_closed_first: Option<bool>,
 }
 
 /// Server payloads at least this long are queued as their own `Bytes` instead of being
@@ -284,8 +286,8 @@ impl Connection {
             timers: Timers::default(),
             ping_counter: 0,
             awaiting_pong: None,
-            #[cfg(test)]
             history: vec![State::New],
+            peer_closed_first: None,
         }
     }
 
@@ -345,6 +347,19 @@ impl Connection {
         }
     }
 
+    /// Every state this session entered, in order, starting with NEW. Bounded: states only
+    /// move forward.
+    pub fn history(&self) -> &[State] {
+        &self.history
+    }
+
+    /// Which end closed the transport first (RFC 6455 7.1.1 wants the server to): `true`
+    /// if the peer's EOF arrived before this endpoint shut its side down, `false` if this
+    /// endpoint shut down first, `None` while neither happened.
+    pub fn peer_closed_first(&self) -> Option<bool> {
+        self.peer_closed_first
+    }
+
     /// How the session ended, once [`Event::Close`] was emitted.
     pub fn close_info(&self) -> Option<&CloseInfo> {
         self.close_info.as_ref()
@@ -369,7 +384,6 @@ impl Connection {
         );
         trace!(role = ?self.role, from = %self.state, to = %next, "state");
         self.state = next;
-        #[cfg(test)]
         self.history.push(next);
         if next == State::Closed {
             self.timers = Timers::default();
@@ -581,6 +595,7 @@ impl Connection {
             return;
         }
         self.eof_received = true;
+        self.peer_closed_first.get_or_insert(true);
         match self.state {
             State::New | State::Connecting => match self.handshake {
                 HandshakePhase::ErrorBody { status, .. } => self.fail_with_status(status, now),
@@ -670,6 +685,7 @@ impl Connection {
         }
         if self.shutdown_pending {
             self.shutdown_pending = false;
+            self.peer_closed_first.get_or_insert(false);
             return Some(Transmit::Shutdown);
         }
         None

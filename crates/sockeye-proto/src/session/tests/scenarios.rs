@@ -56,11 +56,11 @@ fn locally_initiated_close() {
     assert_eq!(pair.server.state(), State::Closed);
 
     assert_eq!(
-        pair.client.history,
+        pair.client.history(),
         history(&[CLOSING_SENT, CLOSING_BOTH, State::Closed])
     );
     assert_eq!(
-        pair.server.history,
+        pair.server.history(),
         history(&[CLOSING_RECEIVED, CLOSING_BOTH, State::Closed])
     );
 
@@ -110,6 +110,8 @@ fn locally_initiated_close() {
     assert!(info.clean);
 
     // The server closed the transport first.
+    assert_eq!(pair.server.peer_closed_first(), Some(false));
+    assert_eq!(pair.client.peer_closed_first(), Some(true));
     let server_at = pair.server_log.shutdown_at.unwrap();
     let client_at = pair.client_log.shutdown_at.unwrap();
     assert!(
@@ -150,11 +152,11 @@ fn remotely_initiated_close() {
     pair.run();
 
     assert_eq!(
-        pair.client.history,
+        pair.client.history(),
         history(&[CLOSING_RECEIVED, CLOSING_BOTH, State::Closed])
     );
     assert_eq!(
-        pair.server.history,
+        pair.server.history(),
         history(&[CLOSING_SENT, CLOSING_BOTH, State::Closed])
     );
     // The reply echoes the code (5.5.1).
@@ -195,11 +197,11 @@ fn overlapping_close() {
     pair.run();
 
     assert_eq!(
-        pair.client.history,
+        pair.client.history(),
         history(&[CLOSING_SENT, CLOSING_BOTH, State::Closed])
     );
     assert_eq!(
-        pair.server.history,
+        pair.server.history(),
         history(&[CLOSING_SENT, CLOSING_BOTH, State::Closed])
     );
     assert_eq!(
@@ -255,7 +257,7 @@ fn close_inside_on_open_goes_straight_to_closing() {
     pair.server.open();
     pair.run();
     assert_eq!(
-        pair.client.history,
+        pair.client.history(),
         [
             State::New,
             State::Connecting,

@@ -1,0 +1,404 @@
+//! Accepting connections as a server, one at a time or with [`Server`].
+
+use std::collections::HashMap;
+use std::fmt;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use sockeye_proto::handshake::{Accept, Reject, Request};
+use sockeye_proto::{CloseCode, Connection};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, ToSocketAddrs};
+use tokio::sync::{Notify, watch};
+use tracing::{debug, info};
+
+use crate::config::Config;
+use crate::driver::{self, Dispatch, Shared, now};
+use crate::endpoint::Endpoint;
+use crate::error::Result;
+use crate::session::Session;
+use crate::websocket::WebSocket;
+
+/// Runs the server side of the opening handshake on an accepted stream, with the default
+/// settings, accepting any valid request.
+///
+/// ```no_run
+/// use futures_util::{SinkExt, StreamExt};
+/// # async fn run() -> sockeye::Result<()> {
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:9001").await?;
+/// let (stream, _) = listener.accept().await?;
+/// let mut ws = sockeye::accept(stream).await?;
+/// while let Some(message) = ws.next().await {
+///     ws.send(message?).await?;
+/// }
+/// # Ok(()) }
+/// ```
+pub async fn accept<S>(stream: S) -> Result<WebSocket>
+where
+    S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+{
+    ServerBuilder::new().accept(stream).await
+}
+
+type DecideFn = dyn Fn(&Request) -> std::result::Result<Accept, Reject> + Send + Sync;
+
+/// Settings for the server side.
+///
+/// ```
+/// use sockeye::{Accept, Reject, ServerBuilder};
+/// let builder = ServerBuilder::new().on_request(|request| {
+///     if request.path != "/chat" {
+///         return Err(Reject::new(404, "no such endpoint"));
+///     }
+///     Ok(Accept {
+///         subprotocol: request.select_subprotocol(&["chat.v1"]),
+///         ..Accept::default()
+///     })
+/// });
+/// # drop(builder);
+/// ```
+#[derive(Clone)]
+pub struct ServerBuilder {
+    config: Config,
+    decide: Option<Arc<DecideFn>>,
+    shutdown_timeout: Duration,
+}
+
+impl fmt::Debug for ServerBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServerBuilder")
+            .field("config", &self.config)
+            .field("on_request", &self.decide.is_some())
+            .field("shutdown_timeout", &self.shutdown_timeout)
+            .finish()
+    }
+}
+
+impl Default for ServerBuilder {
+    fn default() -> Self {
+        ServerBuilder {
+            config: Config::default(),
+            decide: None,
+            shutdown_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+impl ServerBuilder {
+    /// Default settings: any valid request is accepted, without a subprotocol.
+    pub fn new() -> ServerBuilder {
+        ServerBuilder::default()
+    }
+
+    /// Replaces all settings of the sessions.
+    pub fn config(mut self, config: Config) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Decides on each valid handshake request: accept (choosing a subprotocol and extra
+    /// headers) or reject with an HTTP status and body. An `Accept` that is invalid for the
+    /// request (a subprotocol the client did not offer) is answered with 500.
+    pub fn on_request<F>(mut self, decide: F) -> Self
+    where
+        F: Fn(&Request) -> std::result::Result<Accept, Reject> + Send + Sync + 'static,
+    {
+        self.decide = Some(Arc::new(decide));
+        self
+    }
+
+    /// How long a graceful shutdown waits for the sessions' closing handshakes before it
+    /// drops the rest. Default 10 s.
+    pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
+        self.shutdown_timeout = timeout;
+        self
+    }
+
+    async fn handshake<S>(&self, mut stream: S) -> Result<(Arc<Shared>, S)>
+    where
+        S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+    {
+        let mut conn = Connection::server(self.config.protocol.clone(), now());
+        let mut decide = |request: &Request| match &self.decide {
+            Some(decide) => decide(request),
+            None => Ok(Accept::default()),
+        };
+        driver::handshake(&mut conn, &mut stream, Some(&mut decide)).await?;
+        Ok((Shared::new(conn, self.config.clone()), stream))
+    }
+
+    /// Runs the opening handshake on an accepted stream. On failure the matching HTTP
+    /// error response (400, 426, ...) was sent and the stream closed.
+    pub async fn accept<S>(&self, stream: S) -> Result<WebSocket>
+    where
+        S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+    {
+        let (shared, stream) = self.handshake(stream).await?;
+        tokio::spawn(driver::drive(shared.clone(), stream, Dispatch::Queue));
+        Ok(WebSocket::new(shared))
+    }
+
+    /// Runs the opening handshake, then `endpoint`'s callbacks on the session's task.
+    pub async fn accept_endpoint<S, E>(&self, stream: S, endpoint: E) -> Result<Session>
+    where
+        S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+        E: Endpoint,
+    {
+        let (shared, stream) = self.handshake(stream).await?;
+        tokio::spawn(driver::drive(
+            shared.clone(),
+            stream,
+            Dispatch::Endpoint(Box::new(endpoint)),
+        ));
+        Ok(Session::new(shared))
+    }
+
+    /// Binds a TCP listener for a [`Server`] with these settings.
+    pub async fn bind(self, addr: impl ToSocketAddrs) -> Result<Server> {
+        let listener = TcpListener::bind(addr).await?;
+        let (shutdown, _) = watch::channel(false);
+        Ok(Server {
+            listener,
+            builder: self,
+            registry: Arc::new(Registry::default()),
+            shutdown,
+        })
+    }
+}
+
+/// The live sessions of a server, for graceful shutdown.
+#[derive(Debug, Default)]
+struct Registry {
+    sessions: Mutex<HashMap<u64, Arc<Shared>>>,
+    next_id: AtomicU64,
+    emptied: Notify,
+    closing: std::sync::atomic::AtomicBool,
+}
+
+impl Registry {
+    fn insert(&self, shared: Arc<Shared>) -> u64 {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        if self.closing.load(Ordering::SeqCst) {
+            let _ = shared.close(CloseCode::GOING_AWAY, "server shutting down");
+        }
+        self.sessions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id, shared);
+        id
+    }
+
+    fn remove(&self, id: u64) {
+        let mut sessions = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
+        sessions.remove(&id);
+        if sessions.is_empty() {
+            self.emptied.notify_waiters();
+        }
+    }
+
+    fn all(&self) -> Vec<Arc<Shared>> {
+        let sessions = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
+        sessions.values().cloned().collect()
+    }
+
+    fn len(&self) -> usize {
+        self.sessions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .len()
+    }
+
+    async fn wait_empty(&self) {
+        loop {
+            let emptied = self.emptied.notified();
+            if self.len() == 0 {
+                return;
+            }
+            emptied.await;
+        }
+    }
+}
+
+async fn stopped(stop: &mut watch::Receiver<bool>) {
+    if stop.wait_for(|stop| *stop).await.is_err() {
+        // Every handle and the server's own sender are gone: never stop.
+        std::future::pending::<()>().await;
+    }
+}
+
+/// A WebSocket server on a TCP listener: one task per connection, and a graceful
+/// shutdown (stop accepting, 1001 Going Away to every open session, wait for their
+/// closing handshakes up to the shutdown timeout, then drop the rest).
+///
+/// ```no_run
+/// use futures_util::{SinkExt, StreamExt};
+/// # async fn run() -> sockeye::Result<()> {
+/// let server = sockeye::Server::bind("127.0.0.1:9001").await?;
+/// let shutdown = server.shutdown_handle();
+/// tokio::spawn(async move {
+///     let _ = tokio::signal::ctrl_c().await;
+///     shutdown.shutdown();
+/// });
+/// server
+///     .serve(|mut ws| async move {
+///         while let Some(Ok(message)) = ws.next().await {
+///             if ws.send(message).await.is_err() {
+///                 break;
+///             }
+///         }
+///     })
+///     .await?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct Server {
+    listener: TcpListener,
+    builder: ServerBuilder,
+    registry: Arc<Registry>,
+    shutdown: watch::Sender<bool>,
+}
+
+/// Starts a graceful shutdown of a [`Server`]; cloneable, usable from any task.
+#[derive(Clone, Debug)]
+pub struct ShutdownHandle {
+    shutdown: watch::Sender<bool>,
+}
+
+impl ShutdownHandle {
+    /// Stops the server: it accepts no more connections, closes every open session with
+    /// 1001 and returns from `serve` once they are closed or the shutdown timeout passed.
+    pub fn shutdown(&self) {
+        let _ = self.shutdown.send(true);
+    }
+}
+
+impl Server {
+    /// Binds with the default settings.
+    pub async fn bind(addr: impl ToSocketAddrs) -> Result<Server> {
+        ServerBuilder::new().bind(addr).await
+    }
+
+    /// The address the listener is bound to.
+    pub fn local_addr(&self) -> Result<SocketAddr> {
+        Ok(self.listener.local_addr()?)
+    }
+
+    /// A handle to shut the server down gracefully.
+    pub fn shutdown_handle(&self) -> ShutdownHandle {
+        ShutdownHandle {
+            shutdown: self.shutdown.clone(),
+        }
+    }
+
+    /// Number of sessions currently open.
+    pub fn session_count(&self) -> usize {
+        self.registry.len()
+    }
+
+    /// Accepts connections and runs `handler` on each WebSocket, each on its own task,
+    /// until [`ShutdownHandle::shutdown`] is called; then shuts down gracefully.
+    pub async fn serve<H, F>(self, handler: H) -> Result<()>
+    where
+        H: Fn(WebSocket) -> F + Send + Sync + 'static,
+        F: Future<Output = ()> + Send + 'static,
+    {
+        let handler = Arc::new(handler);
+        self.run(move |builder, stream, registry| {
+            let handler = handler.clone();
+            async move {
+                let (shared, stream) = builder.handshake(stream).await?;
+                let id = registry.insert(shared.clone());
+                let ws = WebSocket::new(shared.clone());
+                tokio::spawn(async move {
+                    driver::drive(shared, stream, Dispatch::Queue).await;
+                    registry.remove(id);
+                });
+                handler(ws).await;
+                Ok(())
+            }
+        })
+        .await
+    }
+
+    /// Accepts connections and runs an [`Endpoint`] made by `make` for each, until
+    /// shutdown.
+    pub async fn serve_endpoints<M, E>(self, make: M) -> Result<()>
+    where
+        M: Fn(SocketAddr) -> E + Send + Sync + 'static,
+        E: Endpoint,
+    {
+        let make = Arc::new(make);
+        self.run(move |builder, stream, registry| {
+            let make = make.clone();
+            async move {
+                let peer = stream.peer_addr()?;
+                let (shared, stream) = builder.handshake(stream).await?;
+                let id = registry.insert(shared.clone());
+                let endpoint = make(peer);
+                driver::drive(shared, stream, Dispatch::Endpoint(Box::new(endpoint))).await;
+                registry.remove(id);
+                Ok(())
+            }
+        })
+        .await
+    }
+
+    async fn run<C, F>(self, on_connection: C) -> Result<()>
+    where
+        C: Fn(ServerBuilder, tokio::net::TcpStream, Arc<Registry>) -> F + Send + Sync + 'static,
+        F: Future<Output = Result<()>> + Send + 'static,
+    {
+        let mut stop = self.shutdown.subscribe();
+        loop {
+            tokio::select! {
+                () = stopped(&mut stop) => break,
+                accepted = self.listener.accept() => {
+                    let (stream, peer) = match accepted {
+                        Ok(pair) => pair,
+                        Err(error) => {
+                            // Out of file descriptors and the like: back off briefly
+                            // instead of spinning.
+                            debug!(%error, "accept failed");
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                            continue;
+                        }
+                    };
+                    let _ = stream.set_nodelay(true);
+                    let task = on_connection(self.builder.clone(), stream, self.registry.clone());
+                    tokio::spawn(async move {
+                        if let Err(error) = task.await {
+                            debug!(%peer, %error, "connection failed");
+                        }
+                    });
+                }
+            }
+        }
+        drop(self.listener);
+        self.registry.closing.store(true, Ordering::SeqCst);
+        let sessions = self.registry.all();
+        info!(
+            sessions = sessions.len(),
+            "shutting down: closing sessions with 1001"
+        );
+        for shared in &sessions {
+            let _ = shared.close(CloseCode::GOING_AWAY, "server shutting down");
+        }
+        let graceful =
+            tokio::time::timeout(self.builder.shutdown_timeout, self.registry.wait_empty()).await;
+        if graceful.is_err() {
+            let left = self.registry.all();
+            info!(
+                sessions = left.len(),
+                "shutdown timeout passed: dropping the rest"
+            );
+            for shared in left {
+                shared.abort();
+            }
+            self.registry.wait_empty().await;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,86 @@
+//! A cloneable handle on a running session.
+
+use std::fmt;
+use std::sync::Arc;
+
+use sockeye_proto::{CloseCode, CloseInfo, Message, State};
+
+use crate::driver::Shared;
+use crate::error::{Error, Result};
+
+/// A handle on a running session: send from any task, close it, ask its state.
+///
+/// Cloning is cheap. Dropping a `Session` does not close the session (the
+/// [`WebSocket`](crate::WebSocket) or the [`Endpoint`](crate::Endpoint) owns that).
+#[derive(Clone)]
+pub struct Session {
+    shared: Arc<Shared>,
+}
+
+impl fmt::Debug for Session {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Session")
+            .field("state", &self.state())
+            .finish()
+    }
+}
+
+impl Session {
+    pub(crate) fn new(shared: Arc<Shared>) -> Session {
+        Session { shared }
+    }
+
+    /// The session's state: the six states of seed 000 with the CLOSING flags.
+    pub fn state(&self) -> State {
+        self.shared.state()
+    }
+
+    /// Queues a message without waiting. Fails with [`Error::Full`] when the outgoing
+    /// buffer is over its high-water mark, and with [`Error::Send`] once the session is
+    /// closing or closed.
+    pub fn try_send(&self, message: impl Into<Message>) -> Result<()> {
+        match self.shared.try_queue(message.into())? {
+            None => Ok(()),
+            Some(_) => Err(Error::Full(self.shared.lock().buffered())),
+        }
+    }
+
+    /// Queues a message, waiting while the outgoing buffer is over its high-water mark
+    /// (backpressure). Fails with [`Error::Send`] once the session is closing or closed.
+    pub async fn send(&self, message: impl Into<Message>) -> Result<()> {
+        self.shared.queue(message.into()).await
+    }
+
+    /// Starts the closing handshake (RFC 6455 7.1.2). Returns at once; see
+    /// [`closed`](Self::closed) to wait for the outcome. Refuses codes that may not be
+    /// sent and reasons over 123 bytes; does nothing if the session is already closing.
+    pub fn close(&self, code: CloseCode, reason: &str) -> Result<()> {
+        self.shared.close(code, reason)
+    }
+
+    /// Waits until the session is CLOSED and its transport dropped; returns the outcome.
+    pub async fn closed(&self) -> CloseInfo {
+        self.shared.finished().await
+    }
+
+    /// The outcome, once the session's close is settled.
+    pub fn close_info(&self) -> Option<CloseInfo> {
+        self.shared.close_info()
+    }
+
+    /// Every state the session entered, in order, starting with NEW.
+    pub fn state_history(&self) -> Vec<State> {
+        self.shared.lock().conn.history().to_vec()
+    }
+
+    /// Which end closed the TCP connection first: `Some(true)` if the peer did. RFC 6455
+    /// 7.1.1 wants the server to, so that TIME_WAIT lands on the server.
+    pub fn peer_closed_first(&self) -> Option<bool> {
+        self.shared.lock().conn.peer_closed_first()
+    }
+
+    /// The subprotocol agreed in the handshake.
+    pub fn subprotocol(&self) -> Option<String> {
+        self.shared.lock().conn.subprotocol().map(str::to_owned)
+    }
+}

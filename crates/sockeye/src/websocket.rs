@@ -1,0 +1,322 @@
+//! The `Stream` + `Sink` face of a session, and its two halves.
+
+use std::fmt;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use futures_core::Stream;
+use futures_sink::Sink;
+use sockeye_proto::{CloseCode, CloseInfo, Message, State};
+
+use crate::driver::Shared;
+use crate::error::{Error, Result};
+use crate::session::Session;
+
+/// One WebSocket connection: a [`Stream`] of received messages and a [`Sink`] of messages
+/// to send. The session runs on its own task; this is a handle on it.
+///
+/// - **Receiving** yields Text and Binary messages (Ping is answered and Pong tracked by
+///   the session). The stream ends (`None`) after the peer's Close frame, or yields one
+///   `Err` first if the session failed (protocol error, lost connection, timeout).
+///   Receiving is cancel-safe: dropping a `next()` future (in `tokio::select!`, say)
+///   loses nothing; the message stays queued for the next call.
+/// - **Sending** waits while the outgoing buffer is over its high-water mark; once the
+///   session is closing, sending is an error, never a silent drop.
+/// - **Closing**: [`close`](Self::close) runs the closing handshake and returns how the
+///   session ended. **Dropping** every handle without closing sends a 1001 Close and
+///   finishes the handshake in the background, bounded by the close timeout, so the peer
+///   sees a clean close rather than a lost connection.
+///
+/// ```no_run
+/// use futures_util::{SinkExt, StreamExt};
+/// use sockeye::{CloseCode, Message};
+///
+/// # async fn run() -> sockeye::Result<()> {
+/// let (mut ws, _response) = sockeye::connect("ws://127.0.0.1:9001/").await?;
+/// ws.send(Message::Text("hello".into())).await?;
+/// if let Some(reply) = ws.next().await {
+///     println!("{:?}", reply?);
+/// }
+/// let info = ws.close(CloseCode::NORMAL, "done").await?;
+/// assert!(info.clean);
+/// # Ok(()) }
+/// ```
+pub struct WebSocket {
+    shared: Arc<Shared>,
+}
+
+impl fmt::Debug for WebSocket {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WebSocket")
+            .field("state", &self.shared.state())
+            .finish()
+    }
+}
+
+impl WebSocket {
+    pub(crate) fn new(shared: Arc<Shared>) -> WebSocket {
+        shared.add_handle();
+        WebSocket { shared }
+    }
+
+    /// The session's state.
+    pub fn state(&self) -> State {
+        self.shared.state()
+    }
+
+    /// A cloneable handle to send from other tasks, close, or ask the state.
+    pub fn session(&self) -> Session {
+        Session::new(self.shared.clone())
+    }
+
+    /// The subprotocol agreed in the handshake.
+    pub fn subprotocol(&self) -> Option<String> {
+        self.shared.lock().conn.subprotocol().map(str::to_owned)
+    }
+
+    /// Sends a message, waiting while the outgoing buffer is full.
+    pub async fn send(&mut self, message: impl Into<Message>) -> Result<()> {
+        self.shared.queue(message.into()).await
+    }
+
+    /// Receives the next message; `None` once the session is closing or closed.
+    /// Cancel-safe.
+    pub async fn recv(&mut self) -> Option<Result<Message>> {
+        std::future::poll_fn(|cx| poll_recv(&self.shared, cx)).await
+    }
+
+    /// Runs the closing handshake with `code` and `reason` and waits until the session is
+    /// CLOSED, bounded by the close timeout. Returns how it ended: `clean` tells whether
+    /// both Close frames were exchanged. Calling it again, or after the peer closed,
+    /// returns the same outcome.
+    pub async fn close(&mut self, code: CloseCode, reason: &str) -> Result<CloseInfo> {
+        self.shared.close(code, reason)?;
+        Ok(self.shared.finished().await)
+    }
+
+    /// How the session ended, once known.
+    pub fn close_info(&self) -> Option<CloseInfo> {
+        self.shared.close_info()
+    }
+
+    /// Splits into a sending and a receiving half, usable from two tasks. Closing either
+    /// half closes the session once; the receiving half then ends, it does not hang.
+    pub fn split(self) -> (WebSocketSender, WebSocketReceiver) {
+        let sender = WebSocketSender::new(self.shared.clone());
+        let receiver = WebSocketReceiver::new(self.shared.clone());
+        (sender, receiver)
+    }
+}
+
+impl Drop for WebSocket {
+    fn drop(&mut self) {
+        self.shared.drop_handle();
+    }
+}
+
+pub(crate) fn poll_recv(shared: &Shared, cx: &mut Context<'_>) -> Poll<Option<Result<Message>>> {
+    let mut inner = shared.lock();
+    let was_full = inner.incoming_over_high_water();
+    if let Some(message) = inner.pop_incoming() {
+        if was_full {
+            drop(inner);
+            shared.wake_driver.notify_one();
+        }
+        return Poll::Ready(Some(Ok(message)));
+    }
+    if inner.incoming_ended() {
+        if !inner.failure_reported {
+            inner.failure_reported = true;
+            let error = inner.conn.close_info().and_then(|info| info.error.clone());
+            if let Some(error) = error {
+                return Poll::Ready(Some(Err(Error::from_session(error))));
+            }
+        }
+        return Poll::Ready(None);
+    }
+    inner.reader = Some(cx.waker().clone());
+    Poll::Pending
+}
+
+fn poll_ready(shared: &Shared, cx: &mut Context<'_>) -> Poll<Result<()>> {
+    let mut inner = shared.lock();
+    match inner.conn.state() {
+        State::Closing { .. } => return Poll::Ready(Err(sockeye_proto::SendError::Closing.into())),
+        State::Closed => return Poll::Ready(Err(sockeye_proto::SendError::Closed.into())),
+        _ => {}
+    }
+    if inner.finished || inner.buffered() <= inner.config.write_buffer_high_water {
+        return Poll::Ready(Ok(()));
+    }
+    inner.wait(cx.waker());
+    Poll::Pending
+}
+
+fn start_send(shared: &Shared, message: Message) -> Result<()> {
+    shared.lock().conn.send(message)?;
+    shared.wake_driver.notify_one();
+    Ok(())
+}
+
+fn poll_flush(shared: &Shared, cx: &mut Context<'_>) -> Poll<Result<()>> {
+    let mut inner = shared.lock();
+    if inner.finished || inner.buffered() == 0 {
+        return Poll::Ready(Ok(()));
+    }
+    inner.wait(cx.waker());
+    Poll::Pending
+}
+
+fn poll_close(shared: &Shared, cx: &mut Context<'_>) -> Poll<Result<()>> {
+    {
+        let mut inner = shared.lock();
+        if inner.finished {
+            return Poll::Ready(Ok(()));
+        }
+        if matches!(inner.conn.state(), State::Connected | State::Open) {
+            let now = crate::driver::now();
+            inner.conn.close(CloseCode::NORMAL, "", now)?;
+            drop(inner);
+            shared.wake_driver.notify_one();
+        }
+    }
+    let mut inner = shared.lock();
+    if inner.finished {
+        return Poll::Ready(Ok(()));
+    }
+    inner.wait(cx.waker());
+    Poll::Pending
+}
+
+impl Stream for WebSocket {
+    type Item = Result<Message>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        poll_recv(&self.shared, cx)
+    }
+}
+
+/// The `Sink` closes with 1000 Normal Closure and completes once the session is CLOSED.
+impl Sink<Message> for WebSocket {
+    type Error = Error;
+
+    fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        poll_ready(&self.shared, cx)
+    }
+
+    fn start_send(self: Pin<&mut Self>, item: Message) -> Result<()> {
+        start_send(&self.shared, item)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        poll_flush(&self.shared, cx)
+    }
+
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        poll_close(&self.shared, cx)
+    }
+}
+
+/// The sending half of a [`WebSocket`]: a [`Sink`] of messages.
+pub struct WebSocketSender {
+    shared: Arc<Shared>,
+}
+
+impl fmt::Debug for WebSocketSender {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WebSocketSender").finish_non_exhaustive()
+    }
+}
+
+impl WebSocketSender {
+    fn new(shared: Arc<Shared>) -> Self {
+        shared.add_handle();
+        WebSocketSender { shared }
+    }
+
+    /// Sends a message, waiting while the outgoing buffer is full.
+    pub async fn send(&mut self, message: impl Into<Message>) -> Result<()> {
+        self.shared.queue(message.into()).await
+    }
+
+    /// Closes the session (once, for both halves) and waits for the outcome.
+    pub async fn close(&mut self, code: CloseCode, reason: &str) -> Result<CloseInfo> {
+        self.shared.close(code, reason)?;
+        Ok(self.shared.finished().await)
+    }
+
+    /// A cloneable handle on the session.
+    pub fn session(&self) -> Session {
+        Session::new(self.shared.clone())
+    }
+}
+
+impl Drop for WebSocketSender {
+    fn drop(&mut self) {
+        self.shared.drop_handle();
+    }
+}
+
+impl Sink<Message> for WebSocketSender {
+    type Error = Error;
+
+    fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        poll_ready(&self.shared, cx)
+    }
+
+    fn start_send(self: Pin<&mut Self>, item: Message) -> Result<()> {
+        start_send(&self.shared, item)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        poll_flush(&self.shared, cx)
+    }
+
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        poll_close(&self.shared, cx)
+    }
+}
+
+/// The receiving half of a [`WebSocket`]: a [`Stream`] of messages.
+pub struct WebSocketReceiver {
+    shared: Arc<Shared>,
+}
+
+impl fmt::Debug for WebSocketReceiver {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WebSocketReceiver").finish_non_exhaustive()
+    }
+}
+
+impl WebSocketReceiver {
+    fn new(shared: Arc<Shared>) -> Self {
+        shared.add_handle();
+        WebSocketReceiver { shared }
+    }
+
+    /// Receives the next message; `None` once the session is closing or closed.
+    /// Cancel-safe.
+    pub async fn recv(&mut self) -> Option<Result<Message>> {
+        std::future::poll_fn(|cx| poll_recv(&self.shared, cx)).await
+    }
+
+    /// A cloneable handle on the session.
+    pub fn session(&self) -> Session {
+        Session::new(self.shared.clone())
+    }
+}
+
+impl Drop for WebSocketReceiver {
+    fn drop(&mut self) {
+        self.shared.drop_handle();
+    }
+}
+
+impl Stream for WebSocketReceiver {
+    type Item = Result<Message>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        poll_recv(&self.shared, cx)
+    }
+}

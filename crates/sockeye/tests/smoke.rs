@@ -1,0 +1,36 @@
+//! A quick end-to-end check: echo over loopback and a clean close.
+
+use futures_util::StreamExt;
+use sockeye::{CloseCode, Message};
+
+#[tokio::test]
+async fn echo_round_trip_and_clean_close() {
+    let server = sockeye::Server::bind("127.0.0.1:0").await.unwrap();
+    let addr = server.local_addr().unwrap();
+    tokio::spawn(server.serve(|mut ws| async move {
+        while let Some(Ok(message)) = ws.next().await {
+            if ws.send(message).await.is_err() {
+                break;
+            }
+        }
+    }));
+    let (mut ws, response) = sockeye::connect(&format!("ws://{addr}/")).await.unwrap();
+    assert_eq!(response.status, 101);
+    for i in 0..100 {
+        ws.send(Message::Text(format!("hello {i}"))).await.unwrap();
+        assert_eq!(
+            ws.next().await.unwrap().unwrap(),
+            Message::Text(format!("hello {i}"))
+        );
+    }
+    let big = vec![7u8; 1 << 20];
+    ws.send(Message::Binary(big.clone().into())).await.unwrap();
+    assert_eq!(
+        ws.next().await.unwrap().unwrap(),
+        Message::Binary(big.into())
+    );
+    let info = ws.close(CloseCode::NORMAL, "bye").await.unwrap();
+    assert!(info.clean, "{info:?}");
+    assert_eq!(info.code, CloseCode::NORMAL);
+    assert!(ws.next().await.is_none());
+}
