@@ -1,5 +1,7 @@
 //! Connecting as a client.
 
+use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sockeye_proto::handshake::{ClientRequest, Response};
@@ -179,7 +181,7 @@ impl ClientBuilder {
     /// Connects to a `ws://` URL: TCP, then the opening handshake, both within the
     /// handshake timeout.
     pub async fn connect(&self, url: &str) -> Result<(WebSocket, Response)> {
-        let (shared, stream, response) = self.establish(url).await?;
+        let (shared, stream, response) = self.establish(url, tcp_connector(url)).await?;
         tokio::spawn(driver::drive(shared.clone(), stream, Dispatch::Queue));
         Ok((WebSocket::new(shared), response))
     }
@@ -190,26 +192,46 @@ impl ClientBuilder {
     where
         S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
     {
-        let target = parse_url(url)?;
-        let mut conn = Connection::client(self.request(&target)?, self.config.protocol.clone());
-        conn.connect(now());
-        let mut stream = stream;
-        driver::handshake(&mut conn, &mut stream, None).await?;
-        let response = conn.response().cloned().ok_or(Error::HandshakeTimeout)?;
-        let shared = Shared::new(conn, self.config.clone());
+        let (shared, stream, response) = self.establish(url, async { Ok(stream) }).await?;
         tokio::spawn(driver::drive(shared.clone(), stream, Dispatch::Queue));
         Ok((WebSocket::new(shared), response))
     }
 
     /// Connects and runs `endpoint`'s callbacks on the session's task. If connecting
-    /// fails, `on_error` then `on_close` (1006, not clean) are called, as browsers do, and
-    /// the error is returned too.
-    pub async fn connect_endpoint<E: Endpoint>(
+    /// fails, `on_error` then `on_close` (1006, not clean) are called, as browsers do
+    /// (DESIGN.md invariant 5), and the error is returned too.
+    pub async fn connect_endpoint<E: Endpoint>(&self, url: &str, endpoint: E) -> Result<Session> {
+        self.connect_endpoint_via(url, tcp_connector(url), endpoint)
+            .await
+    }
+
+    /// [`connect_endpoint`](Self::connect_endpoint) over a stream the caller connects.
+    pub async fn connect_endpoint_on<S, E>(
+        &self,
+        stream: S,
+        url: &str,
+        endpoint: E,
+    ) -> Result<Session>
+    where
+        S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+        E: Endpoint,
+    {
+        self.connect_endpoint_via(url, async { Ok(stream) }, endpoint)
+            .await
+    }
+
+    pub(crate) async fn connect_endpoint_via<S, F, E>(
         &self,
         url: &str,
+        connecting: F,
         mut endpoint: E,
-    ) -> Result<Session> {
-        match self.establish(url).await {
+    ) -> Result<Session>
+    where
+        S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+        F: Future<Output = Result<S>>,
+        E: Endpoint,
+    {
+        match self.establish(url, connecting).await {
             Ok((shared, stream, _response)) => {
                 tokio::spawn(driver::drive(
                     shared.clone(),
@@ -219,20 +241,11 @@ impl ClientBuilder {
                 Ok(Session::new(shared))
             }
             Err(error) => {
-                let failure = match &error {
-                    Error::Handshake(e) => sockeye_proto::Error::Handshake(e.clone()),
-                    Error::HandshakeTimeout => sockeye_proto::Error::HandshakeTimeout,
-                    other => sockeye_proto::Error::Transport(other.to_string()),
-                };
-                let info = CloseInfo {
-                    code: CloseCode::ABNORMAL,
-                    reason: String::new(),
-                    sent: None,
-                    received: None,
-                    initiator: Initiator::Abnormal,
-                    clean: false,
-                    error: Some(failure.clone()),
-                };
+                let info = connect_failure(&error);
+                let failure = info
+                    .error
+                    .clone()
+                    .unwrap_or(sockeye_proto::Error::ConnectionLost);
                 let conn =
                     Connection::client(ClientRequest::default(), self.config.protocol.clone());
                 let session = Session::new(Shared::new(conn, self.config.clone()));
@@ -243,27 +256,61 @@ impl ClientBuilder {
         }
     }
 
-    async fn establish(&self, url: &str) -> Result<(std::sync::Arc<Shared>, TcpStream, Response)> {
+    /// Connects the transport with `connecting` and runs the opening handshake, both
+    /// within the handshake timeout.
+    async fn establish<S, F>(&self, url: &str, connecting: F) -> Result<(Arc<Shared>, S, Response)>
+    where
+        S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+        F: Future<Output = Result<S>>,
+    {
         let target = parse_url(url)?;
         let mut conn = Connection::client(self.request(&target)?, self.config.protocol.clone());
         conn.connect(now());
-        let deadline = conn.poll_timeout();
-        let addr = format!("{}:{}", target.host, target.port);
-        let connecting = TcpStream::connect((target.host.as_str(), target.port));
-        let mut stream = match deadline {
+        let mut stream = match conn.poll_timeout() {
             Some(deadline) => tokio::time::timeout_at(deadline.into(), connecting)
                 .await
-                .map_err(|_| Error::HandshakeTimeout)?,
-            None => connecting.await,
-        }
-        .map_err(|source| Error::Connect {
-            addr,
-            source: std::sync::Arc::new(source),
-        })?;
-        stream.set_nodelay(true)?;
+                .map_err(|_| Error::HandshakeTimeout)??,
+            None => connecting.await?,
+        };
         driver::handshake(&mut conn, &mut stream, None).await?;
         let response = conn.response().cloned().ok_or(Error::HandshakeTimeout)?;
         Ok((Shared::new(conn, self.config.clone()), stream, response))
+    }
+}
+
+/// The outcome of a connection attempt that never got a session: 1006, not clean, with
+/// the failure.
+pub(crate) fn connect_failure(error: &Error) -> CloseInfo {
+    let failure = match error {
+        Error::Handshake(e) => sockeye_proto::Error::Handshake(e.clone()),
+        Error::HandshakeTimeout => sockeye_proto::Error::HandshakeTimeout,
+        other => sockeye_proto::Error::Transport(other.to_string()),
+    };
+    CloseInfo {
+        code: CloseCode::ABNORMAL,
+        reason: String::new(),
+        sent: None,
+        received: None,
+        initiator: Initiator::Abnormal,
+        clean: false,
+        error: Some(failure),
+    }
+}
+
+/// Resolves and connects a TCP socket to the URL's host and port, with `TCP_NODELAY`.
+pub(crate) fn tcp_connector(url: &str) -> impl Future<Output = Result<TcpStream>> + use<> {
+    let target = parse_url(url);
+    async move {
+        let target = target?;
+        let addr = format!("{}:{}", target.host, target.port);
+        let stream = TcpStream::connect((target.host.as_str(), target.port))
+            .await
+            .map_err(|source| Error::Connect {
+                addr,
+                source: Arc::new(source),
+            })?;
+        stream.set_nodelay(true)?;
+        Ok(stream)
     }
 }
 
