@@ -189,6 +189,33 @@ fn poll_close(shared: &Shared, cx: &mut Context<'_>) -> Poll<Result<()>> {
     Poll::Pending
 }
 
+/// The `Sink` of a handle: waits for buffer space, queues into the session, flushes until
+/// the socket took everything, and closes with 1000 Normal Closure, completing once the
+/// session is CLOSED.
+macro_rules! sink_over_shared {
+    ($handle:ty) => {
+        impl Sink<Message> for $handle {
+            type Error = Error;
+
+            fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
+                poll_ready(&self.shared, cx)
+            }
+
+            fn start_send(self: Pin<&mut Self>, item: Message) -> Result<()> {
+                start_send(&self.shared, item)
+            }
+
+            fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
+                poll_flush(&self.shared, cx)
+            }
+
+            fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
+                poll_close(&self.shared, cx)
+            }
+        }
+    };
+}
+
 impl Stream for WebSocket {
     type Item = Result<Message>;
 
@@ -197,26 +224,7 @@ impl Stream for WebSocket {
     }
 }
 
-/// The `Sink` closes with 1000 Normal Closure and completes once the session is CLOSED.
-impl Sink<Message> for WebSocket {
-    type Error = Error;
-
-    fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
-        poll_ready(&self.shared, cx)
-    }
-
-    fn start_send(self: Pin<&mut Self>, item: Message) -> Result<()> {
-        start_send(&self.shared, item)
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
-        poll_flush(&self.shared, cx)
-    }
-
-    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
-        poll_close(&self.shared, cx)
-    }
-}
+sink_over_shared!(WebSocket);
 
 /// The sending half of a [`WebSocket`]: a [`Sink`] of messages.
 pub struct WebSocketSender {
@@ -258,25 +266,7 @@ impl Drop for WebSocketSender {
     }
 }
 
-impl Sink<Message> for WebSocketSender {
-    type Error = Error;
-
-    fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
-        poll_ready(&self.shared, cx)
-    }
-
-    fn start_send(self: Pin<&mut Self>, item: Message) -> Result<()> {
-        start_send(&self.shared, item)
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
-        poll_flush(&self.shared, cx)
-    }
-
-    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
-        poll_close(&self.shared, cx)
-    }
-}
+sink_over_shared!(WebSocketSender);
 
 /// The receiving half of a [`WebSocket`]: a [`Stream`] of messages.
 pub struct WebSocketReceiver {
