@@ -55,3 +55,8 @@ pub use websocket::{WebSocket, WebSocketReceiver, WebSocketSender};
 pub use sockeye_proto::Config as ProtocolConfig;
 pub use sockeye_proto::handshake::{Accept, Reject, Request, Response};
 pub use sockeye_proto::{CloseCode, CloseFrame, CloseInfo, Initiator, Message, State};
+
+/// The repository README's examples, compiled as doc tests so they cannot rot.
+#[doc = include_str!("../../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
