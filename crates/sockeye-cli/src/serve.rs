@@ -81,7 +81,7 @@ pub(crate) async fn run(args: ServeArgs) -> ExitCode {
     let shutdown = server.shutdown_handle();
     tokio::spawn(async move {
         let signal = signals.recv().await;
-        info!(signal, "shutting down: closing every session with 1001");
+        info!(signal, "signal received: shutting down");
         shutdown.shutdown();
         let signal = signals.recv().await;
         warn!(
