@@ -278,6 +278,66 @@ async fn broadcast_server_sends_every_message_to_every_client() {
     assert_eq!(got, Message::Text("alone".into()));
 }
 
+#[tokio::test]
+async fn broadcast_server_closes_a_client_that_does_not_read_with_1008() {
+    let mut serve = Serve::start(&["--broadcast"]).await;
+    // The slow client is in the room (its own message came back) and then never reads.
+    let (mut slow, _) = timeout(LIMIT, sockeye::connect(&serve.url("/")))
+        .await
+        .unwrap()
+        .unwrap();
+    slow.send("slow is here").await.unwrap();
+    let got = timeout(LIMIT, slow.next()).await.unwrap().unwrap().unwrap();
+    assert_eq!(got, Message::Text("slow is here".into()));
+    let (mut fast, _) = timeout(LIMIT, sockeye::connect(&serve.url("/")))
+        .await
+        .unwrap()
+        .unwrap();
+
+    // The fast client sends (and reads back its own copies) until the server gives up on
+    // the slow one: its reader's buffer, the sockets' buffers, then the server's outgoing
+    // buffer fill up. 2000 x 64 KiB bounds the loop far above what that takes.
+    let chunk = Message::Binary(vec![0x5a; 64 * 1024].into());
+    let flood = async {
+        for _ in 0..2000 {
+            fast.send(chunk.clone()).await.unwrap();
+            let got = timeout(LIMIT, fast.next()).await.unwrap().unwrap().unwrap();
+            assert_eq!(got, chunk);
+        }
+        panic!("the slow client was never closed");
+    };
+    tokio::select! {
+        _ = serve.wait_log(&["client too slow: closing it with 1008"]) => {}
+        () = flood => {}
+    }
+
+    // Reading at last, the slow client gets what was queued for it, then the Close.
+    let drained = timeout(LIMIT, async {
+        let mut count = 0;
+        while let Some(message) = slow.next().await {
+            assert_eq!(message.unwrap(), chunk);
+            count += 1;
+        }
+        count
+    })
+    .await
+    .unwrap();
+    assert!(drained > 0);
+    let info = timeout(LIMIT, slow.session().closed()).await.unwrap();
+    assert_eq!(info.code, CloseCode::POLICY_VIOLATION, "{info:?}");
+    assert_eq!(info.reason, "too slow");
+
+    // The fast client is still served.
+    fast.send("still here").await.unwrap();
+    loop {
+        let got = timeout(LIMIT, fast.next()).await.unwrap().unwrap().unwrap();
+        if got != chunk {
+            assert_eq!(got, Message::Text("still here".into()));
+            break;
+        }
+    }
+}
+
 /// `signal` makes the server close its session with 1001 and exit 0.
 async fn shutdown_on(signal: &str) {
     let mut serve = Serve::start(&[]).await;
