@@ -376,6 +376,41 @@ async fn ctrl_c_closes_sessions_with_1001_and_exits_zero() {
 }
 
 #[tokio::test]
+async fn a_second_signal_exits_at_once_with_130() {
+    let mut serve = Serve::start(&[]).await;
+    // A client that will never answer the server's Close: the shutdown would wait for it.
+    let mut stream = timeout(LIMIT, TcpStream::connect(serve.addr))
+        .await
+        .unwrap()
+        .unwrap();
+    let request = format!(
+        "GET / HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+        serve.addr
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let head = timeout(LIMIT, read_head(&mut stream)).await.unwrap();
+    assert!(head.starts_with("HTTP/1.1 101 "), "{head}");
+    stream.write_all(&masked_frame(0x1, b"up?")).await.unwrap();
+    let mut echo = [0u8; 5];
+    timeout(LIMIT, stream.read_exact(&mut echo))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(echo, [0x81, 0x03, b'u', b'p', b'?']);
+
+    serve.signal("TERM");
+    serve
+        .wait_log(&["closing sessions with 1001", "sessions=1"])
+        .await;
+    serve.signal("TERM");
+    serve.wait_log(&["second signal"]).await;
+    let status = serve.exit_status().await;
+    assert_eq!(status.code(), Some(130), "{status}");
+    drop(stream);
+}
+
+#[tokio::test]
 async fn serve_exits_one_when_the_address_is_taken() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = taken.local_addr().unwrap().to_string();
