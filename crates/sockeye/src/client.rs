@@ -14,7 +14,7 @@ use crate::driver::{self, Dispatch, Shared, now};
 use crate::endpoint::Endpoint;
 use crate::error::{Error, Result};
 use crate::session::Session;
-use crate::websocket::WebSocket;
+use crate::websocket::{WebSocket, spawn_websocket};
 
 /// Connects to a `ws://` URL with the default settings: the WebSocket and the server's
 /// handshake response.
@@ -182,8 +182,7 @@ impl ClientBuilder {
     /// handshake timeout.
     pub async fn connect(&self, url: &str) -> Result<(WebSocket, Response)> {
         let (shared, stream, response) = self.establish(url, tcp_connector(url)).await?;
-        tokio::spawn(driver::drive(shared.clone(), stream, Dispatch::Queue));
-        Ok((WebSocket::new(shared), response))
+        Ok((spawn_websocket(shared, stream), response))
     }
 
     /// Runs the opening handshake for `url` over a stream the caller connected (a proxy
@@ -193,8 +192,7 @@ impl ClientBuilder {
         S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
     {
         let (shared, stream, response) = self.establish(url, async { Ok(stream) }).await?;
-        tokio::spawn(driver::drive(shared.clone(), stream, Dispatch::Queue));
-        Ok((WebSocket::new(shared), response))
+        Ok((spawn_websocket(shared, stream), response))
     }
 
     /// Connects and runs `endpoint`'s callbacks on the session's task. If connecting

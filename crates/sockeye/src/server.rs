@@ -20,7 +20,7 @@ use crate::driver::{self, Dispatch, Shared, now};
 use crate::endpoint::Endpoint;
 use crate::error::Result;
 use crate::session::Session;
-use crate::websocket::WebSocket;
+use crate::websocket::{WebSocket, spawn_websocket};
 
 /// Runs the server side of the opening handshake on an accepted stream, with the default
 /// settings, accepting any valid request.
@@ -137,8 +137,7 @@ impl ServerBuilder {
         S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
     {
         let (shared, stream) = self.handshake(stream).await?;
-        tokio::spawn(driver::drive(shared.clone(), stream, Dispatch::Queue));
-        Ok(WebSocket::new(shared))
+        Ok(spawn_websocket(shared, stream))
     }
 
     /// Runs the opening handshake, then `endpoint`'s callbacks on the session's task.

@@ -109,6 +109,18 @@ impl WebSocket {
     }
 }
 
+/// Starts the driver of an established session and returns its handle. The handle is
+/// counted before the driver runs, so the driver never sees a session without handles
+/// (which it would close) in between.
+pub(crate) fn spawn_websocket<S>(shared: Arc<Shared>, stream: S) -> WebSocket
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
+{
+    let ws = WebSocket::new(shared.clone());
+    tokio::spawn(crate::driver::drive(shared, stream, crate::driver::Dispatch::Queue));
+    ws
+}
+
 impl Drop for WebSocket {
     fn drop(&mut self) {
         self.shared.drop_handle();

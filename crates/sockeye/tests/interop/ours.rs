@@ -1,0 +1,151 @@
+//! Sockeye's side of the interop tests: an echo server steered by text messages like the
+//! peers' echo servers, which reports what it received, what it sent and how it closed;
+//! and the checks both test files make on a [`CloseInfo`].
+
+use std::future::Future;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use sockeye::{CloseCode, CloseFrame, CloseInfo, Initiator, Message, ShutdownHandle, WebSocket};
+use tokio::sync::mpsc;
+
+/// How long any one step of a test may take before the test fails.
+pub(crate) const STEP: Duration = Duration::from_secs(15);
+
+/// Awaits `future`, failing the test if it takes longer than [`STEP`].
+pub(crate) async fn bounded<T>(what: &str, future: impl Future<Output = T>) -> T {
+    match tokio::time::timeout(STEP, future).await {
+        Ok(value) => value,
+        Err(_) => panic!("timed out after {STEP:?}: {what}"),
+    }
+}
+
+/// The binary payload the tests send: byte `i` is `i % 251`, as in `interop/peer.py`.
+pub(crate) fn pattern(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i % 251) as u8).collect()
+}
+
+/// A text message.
+pub(crate) fn text(s: &str) -> Message {
+    Message::Text(s.to_owned())
+}
+
+/// A binary message.
+pub(crate) fn binary(bytes: Vec<u8>) -> Message {
+    Message::Binary(bytes.into())
+}
+
+/// The Close frame with `code` and `reason`.
+pub(crate) fn close_frame(code: u16, reason: &str) -> CloseFrame {
+    CloseFrame {
+        code: Some(CloseCode(code)),
+        reason: reason.to_owned(),
+    }
+}
+
+/// Checks a closing handshake that completed: who started it, the frames exchanged, and
+/// the code and reason reported (those of the frame received, RFC 6455 7.1.5-7.1.6).
+pub(crate) fn assert_clean_close(
+    info: &CloseInfo,
+    initiator: Initiator,
+    sent: CloseFrame,
+    received: CloseFrame,
+) {
+    assert_eq!(info.initiator, initiator, "{info:?}");
+    assert!(info.clean, "{info:?}");
+    assert_eq!(info.error, None, "{info:?}");
+    assert_eq!(info.sent.as_ref(), Some(&sent), "{info:?}");
+    assert_eq!(info.code, received.code.expect("a code"), "{info:?}");
+    assert_eq!(info.reason, received.reason, "{info:?}");
+    assert_eq!(info.received, Some(received), "{info:?}");
+}
+
+/// What [`EchoServer`] saw on one connection.
+#[derive(Debug)]
+pub(crate) struct ServerReport {
+    /// Every message received, in order.
+    pub(crate) received: Vec<Message>,
+    /// Every message whose `send` succeeded, in order.
+    pub(crate) sent: Vec<Message>,
+    /// How the session ended.
+    pub(crate) info: CloseInfo,
+    /// Whether the peer closed the TCP connection first.
+    pub(crate) peer_closed_first: Option<bool>,
+}
+
+/// A Sockeye server on 127.0.0.1 that echoes every message, except these text messages:
+/// `burst N` sends the N text messages `burst 0` ... `burst N-1`; `close CODE REASON`
+/// closes the session with CODE and REASON. It shuts down when dropped.
+#[derive(Debug)]
+pub(crate) struct EchoServer {
+    pub(crate) url: String,
+    reports: mpsc::UnboundedReceiver<ServerReport>,
+    shutdown: ShutdownHandle,
+}
+
+impl EchoServer {
+    pub(crate) async fn start() -> EchoServer {
+        let server = sockeye::Server::bind("127.0.0.1:0").await.expect("bind");
+        let url = format!("ws://{}/", server.local_addr().expect("local address"));
+        let shutdown = server.shutdown_handle();
+        let (tx, reports) = mpsc::unbounded_channel();
+        tokio::spawn(server.serve(move |ws| echo(ws, tx.clone())));
+        EchoServer {
+            url,
+            reports,
+            shutdown,
+        }
+    }
+
+    /// The report of the next connection that ended.
+    pub(crate) async fn report(&mut self) -> ServerReport {
+        bounded("the Sockeye server's report", self.reports.recv())
+            .await
+            .expect("the server stopped")
+    }
+}
+
+impl Drop for EchoServer {
+    fn drop(&mut self) {
+        self.shutdown.shutdown();
+    }
+}
+
+async fn echo(mut ws: WebSocket, reports: mpsc::UnboundedSender<ServerReport>) {
+    let session = ws.session();
+    let mut received = Vec::new();
+    let mut sent = Vec::new();
+    while let Some(Ok(message)) = ws.next().await {
+        received.push(message.clone());
+        let command = match &message {
+            Message::Text(t) => t.split_once(' '),
+            _ => None,
+        };
+        let replies = match command {
+            Some(("burst", n)) => {
+                let n: usize = n.parse().expect("burst N");
+                (0..n).map(|i| text(&format!("burst {i}"))).collect()
+            }
+            Some(("close", rest)) => {
+                let (code, reason) = rest.split_once(' ').unwrap_or((rest, ""));
+                let code = CloseCode(code.parse().expect("close CODE REASON"));
+                session.close(code, reason).expect("close");
+                Vec::new()
+            }
+            _ => vec![message],
+        };
+        for reply in replies {
+            // Fails once the session is closing: the peer never sees such a message.
+            if ws.send(reply.clone()).await.is_ok() {
+                sent.push(reply);
+            }
+        }
+    }
+    let info = session.closed().await;
+    let _ = reports.send(ServerReport {
+        received,
+        sent,
+        info,
+        peer_closed_first: session.peer_closed_first(),
+    });
+}
