@@ -117,7 +117,11 @@ where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
 {
     let ws = WebSocket::new(shared.clone());
-    tokio::spawn(crate::driver::drive(shared, stream, crate::driver::Dispatch::Queue));
+    tokio::spawn(crate::driver::drive(
+        shared,
+        stream,
+        crate::driver::Dispatch::Queue,
+    ));
     ws
 }
 
