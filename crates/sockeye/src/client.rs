@@ -14,10 +14,16 @@ use crate::driver::{self, Dispatch, Shared, now};
 use crate::endpoint::Endpoint;
 use crate::error::{Error, Result};
 use crate::session::Session;
+#[cfg(feature = "tls")]
+use crate::tls::{ClientTls, Transport};
 use crate::websocket::{WebSocket, spawn_websocket};
 
-/// Connects to a `ws://` URL with the default settings: the WebSocket and the server's
-/// handshake response.
+/// Without TLS a session's transport is the stream itself.
+#[cfg(not(feature = "tls"))]
+type Transport<S> = S;
+
+/// Connects to a `ws://` URL (or `wss://`, with the `tls` feature) with the default
+/// settings: the WebSocket and the server's handshake response.
 ///
 /// ```no_run
 /// # async fn run() -> sockeye::Result<()> {
@@ -52,15 +58,19 @@ pub struct ClientBuilder {
     origin: Option<String>,
     subprotocols: Vec<String>,
     headers: Vec<(String, String)>,
+    #[cfg(feature = "tls")]
+    tls: ClientTls,
 }
 
-/// The parts of a `ws://` URL a client needs.
+/// The parts of a `ws://` or `wss://` URL a client needs.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) struct Target {
     pub(crate) host: String,
     pub(crate) port: u16,
     pub(crate) host_header: String,
     pub(crate) path: String,
+    /// `wss://`: TLS over the stream before the opening handshake.
+    pub(crate) secure: bool,
 }
 
 pub(crate) fn parse_url(url: &str) -> Result<Target> {
@@ -69,14 +79,17 @@ pub(crate) fn parse_url(url: &str) -> Result<Target> {
         reason,
     };
     let uri: http::Uri = url.parse().map_err(|_| invalid("not a URL"))?;
-    let default_port = match uri.scheme_str() {
-        Some(s) if s.eq_ignore_ascii_case("ws") => 80,
+    let (default_port, secure) = match uri.scheme_str() {
+        Some(s) if s.eq_ignore_ascii_case("ws") => (80, false),
+        #[cfg(feature = "tls")]
+        Some(s) if s.eq_ignore_ascii_case("wss") => (443, true),
+        #[cfg(not(feature = "tls"))]
         Some(s) if s.eq_ignore_ascii_case("wss") => {
             return Err(invalid(
-                "wss:// needs TLS, which this build does not include",
+                "wss:// needs TLS, which this build does not include (sockeye's `tls` feature)",
             ));
         }
-        _ => return Err(invalid("the scheme must be ws://")),
+        _ => return Err(invalid("the scheme must be ws:// or wss://")),
     };
     let host = uri.host().ok_or_else(|| invalid("no host"))?;
     let port = uri.port_u16().unwrap_or(default_port);
@@ -99,6 +112,7 @@ pub(crate) fn parse_url(url: &str) -> Result<Target> {
         port,
         host_header,
         path,
+        secure,
     })
 }
 
@@ -178,15 +192,16 @@ impl ClientBuilder {
         Ok(request)
     }
 
-    /// Connects to a `ws://` URL: TCP, then the opening handshake, both within the
-    /// handshake timeout.
+    /// Connects to a `ws://` or `wss://` URL: TCP, TLS for `wss://`, then the opening
+    /// handshake, all within the handshake timeout.
     pub async fn connect(&self, url: &str) -> Result<(WebSocket, Response)> {
         let (shared, stream, response) = self.establish(url, tcp_connector(url)).await?;
         Ok((spawn_websocket(shared, stream), response))
     }
 
     /// Runs the opening handshake for `url` over a stream the caller connected (a proxy
-    /// tunnel, a Unix socket, an in-memory pipe).
+    /// tunnel, a Unix socket, an in-memory pipe). For a `wss://` URL, TLS runs over that
+    /// stream first; give a `ws://` URL for a stream that is already secured.
     pub async fn connect_on<S>(&self, stream: S, url: &str) -> Result<(WebSocket, Response)>
     where
         S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
@@ -195,7 +210,7 @@ impl ClientBuilder {
         Ok((spawn_websocket(shared, stream), response))
     }
 
-    /// Connects and runs `endpoint`'s callbacks on the session's task. If connecting
+    /// Connects (to a `ws://` or `wss://` URL) and runs `endpoint`'s callbacks on the session's task. If connecting
     /// fails, `on_error` then `on_close` (1006, not clean) are called, as browsers do
     /// (DESIGN.md invariant 5), and the error is returned too.
     pub async fn connect_endpoint<E: Endpoint>(&self, url: &str, endpoint: E) -> Result<Session> {
@@ -254,9 +269,13 @@ impl ClientBuilder {
         }
     }
 
-    /// Connects the transport with `connecting` and runs the opening handshake, both
-    /// within the handshake timeout.
-    async fn establish<S, F>(&self, url: &str, connecting: F) -> Result<(Arc<Shared>, S, Response)>
+    /// Connects the transport with `connecting` (then TLS for `wss://`) and runs the
+    /// opening handshake, all within the handshake timeout.
+    async fn establish<S, F>(
+        &self,
+        url: &str,
+        connecting: F,
+    ) -> Result<(Arc<Shared>, Transport<S>, Response)>
     where
         S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
         F: Future<Output = Result<S>>,
@@ -264,6 +283,7 @@ impl ClientBuilder {
         let target = parse_url(url)?;
         let mut conn = Connection::client(self.request(&target)?, self.config.protocol.clone());
         conn.connect(now());
+        let connecting = async { self.secure(&target, connecting.await?).await };
         let mut stream = match conn.poll_timeout() {
             Some(deadline) => tokio::time::timeout_at(deadline.into(), connecting)
                 .await
@@ -273,6 +293,63 @@ impl ClientBuilder {
         driver::handshake(&mut conn, &mut stream, None).await?;
         let response = conn.response().cloned().ok_or(Error::HandshakeTimeout)?;
         Ok((Shared::new(conn, self.config.clone()), stream, response))
+    }
+
+    /// TLS over `stream` for a `wss://` target.
+    #[cfg(feature = "tls")]
+    async fn secure<S>(&self, target: &Target, stream: S) -> Result<Transport<S>>
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        if target.secure {
+            self.tls.connect(&target.host, stream).await
+        } else {
+            Ok(Transport::Plain(stream))
+        }
+    }
+
+    /// Without TLS every target is `ws://` (`parse_url` refuses `wss://`).
+    #[cfg(not(feature = "tls"))]
+    async fn secure<S>(&self, _target: &Target, stream: S) -> Result<Transport<S>> {
+        Ok(stream)
+    }
+}
+
+/// TLS settings (feature `tls`). By default a `wss://` client trusts the roots of the
+/// enabled features (`webpki-roots`: Mozilla's, compiled in; `native-roots`: the
+/// platform's), sends the URL's host as SNI and checks the server's certificate against it.
+#[cfg(feature = "tls")]
+impl ClientBuilder {
+    /// Trusts exactly the certificates in a PEM file (a private CA, a self-signed server
+    /// certificate) instead of the default roots. Reads the file now: fails with
+    /// [`Error::Tls`] if it cannot be read or holds no certificate.
+    ///
+    /// ```no_run
+    /// # async fn run() -> sockeye::Result<()> {
+    /// let (ws, _) = sockeye::ClientBuilder::new()
+    ///     .tls_root_pem("ca.pem")?
+    ///     .connect("wss://localhost:9443/")
+    ///     .await?;
+    /// # drop(ws);
+    /// # Ok(()) }
+    /// ```
+    pub fn tls_root_pem(self, path: impl AsRef<std::path::Path>) -> Result<Self> {
+        let roots = crate::tls::roots_from_pem(path.as_ref())?;
+        Ok(self.tls_roots(roots))
+    }
+
+    /// Trusts exactly these roots instead of the default ones.
+    pub fn tls_roots(mut self, roots: impl Into<Arc<rustls::RootCertStore>>) -> Self {
+        self.tls = ClientTls::Roots(roots.into());
+        self
+    }
+
+    /// Uses this rustls configuration for `wss://` (roots, client certificate, protocol
+    /// versions, ...), replacing every other TLS setting. Its ALPN list is used as is; the
+    /// opening handshake needs `http/1.1` if any is offered.
+    pub fn tls_config(mut self, config: impl Into<Arc<rustls::ClientConfig>>) -> Self {
+        self.tls = ClientTls::Config(config.into());
+        self
     }
 }
 
@@ -295,7 +372,8 @@ pub(crate) fn connect_failure(error: &Error) -> CloseInfo {
     }
 }
 
-/// Resolves and connects a TCP socket to the URL's host and port, with `TCP_NODELAY`.
+/// Resolves and connects a TCP socket to the URL's host and port, with `TCP_NODELAY`
+/// (TLS for `wss://` comes after, in `establish`).
 pub(crate) fn tcp_connector(url: &str) -> impl Future<Output = Result<TcpStream>> + use<> {
     let target = parse_url(url);
     async move {
@@ -325,7 +403,8 @@ mod tests {
                 host: "example.com".into(),
                 port: 80,
                 host_header: "example.com".into(),
-                path: "/chat?room=1".into()
+                path: "/chat?room=1".into(),
+                secure: false,
             }
         );
         let t = parse_url("ws://127.0.0.1:9001").unwrap();
@@ -344,12 +423,42 @@ mod tests {
             Err(Error::InvalidUrl { .. })
         ));
         assert!(matches!(
-            parse_url("wss://a/"),
-            Err(Error::InvalidUrl { .. })
-        ));
-        assert!(matches!(
             parse_url("not a url"),
             Err(Error::InvalidUrl { .. })
         ));
+    }
+
+    #[cfg(feature = "tls")]
+    #[test]
+    fn parses_wss_urls() {
+        let t = parse_url("wss://example.com/chat").unwrap();
+        assert_eq!(
+            t,
+            Target {
+                host: "example.com".into(),
+                port: 443,
+                host_header: "example.com".into(),
+                path: "/chat".into(),
+                secure: true,
+            }
+        );
+        let t = parse_url("WSS://example.com:443/").unwrap();
+        assert_eq!((t.port, t.host_header.as_str()), (443, "example.com"));
+        let t = parse_url("wss://[::1]:9443").unwrap();
+        assert_eq!(
+            (t.host.as_str(), t.port, t.host_header.as_str(), t.secure),
+            ("::1", 9443, "[::1]:9443", true)
+        );
+    }
+
+    #[cfg(not(feature = "tls"))]
+    #[test]
+    fn refuses_wss_without_tls_saying_why() {
+        match parse_url("wss://a/") {
+            Err(Error::InvalidUrl { reason, .. }) => {
+                assert!(reason.contains("needs TLS"), "{reason}")
+            }
+            other => panic!("expected InvalidUrl, got {other:?}"),
+        }
     }
 }

@@ -33,6 +33,20 @@ pub enum Error {
     /// The server refused the handshake through the application's callback.
     #[error("handshake refused with HTTP status {0}")]
     Rejected(u16),
+    /// TLS failed (feature `tls`): in the TLS handshake, the server's certificate was
+    /// refused (an unknown issuer, a name that does not match the URL's host, expired), the
+    /// peer refused ours or does not speak TLS; or the TLS settings could not be used (an
+    /// unreadable PEM file, no private key, a key that does not match the certificate, no
+    /// root certificates to trust).
+    #[error("TLS {context} failed: {source}")]
+    Tls {
+        /// What was being done: `handshake with example.com`, `loading cert.pem`, ...
+        context: String,
+        /// The cause. For the handshake's verdicts it is a `rustls::Error` (downcast it to
+        /// tell, e.g., `CertificateError::UnknownIssuer` from `NotValidForName`); an I/O
+        /// or PEM error otherwise.
+        source: Arc<dyn std::error::Error + Send + Sync>,
+    },
     /// The opening handshake (including the TCP connection) took longer than the
     /// handshake timeout.
     #[error("opening handshake timed out")]

@@ -33,6 +33,30 @@
 //! assert!(info.clean);
 //! # Ok(()) }
 //! ```
+//!
+//! # TLS (`wss://`)
+//!
+//! With the `tls` feature, `wss://` URLs work wherever a URL is taken (`connect`,
+//! `ClientBuilder`, the reconnecting client), and `ServerBuilder::tls` (a
+//! `rustls::ServerConfig`) or `ServerBuilder::tls_pem` (PEM certificate chain and key)
+//! make a server, `accept` and `Server` alike, speak `wss://`. TLS is rustls with the
+//! *ring* provider, or the process-wide default provider if the application installed
+//! one. The client sends the URL's host as SNI and checks the server's certificate against
+//! it; `ClientBuilder::tls_root_pem`, `tls_roots` and `tls_config` replace what it trusts.
+//! Closing sends close_notify before the TCP FIN (the server first, RFC 6455 7.1.1); a peer
+//! that drops the connection without close_notify before the closing handshake completed
+//! ends the session as abnormal (1006). Failures are [`Error::Tls`], with rustls's verdict
+//! (an unknown issuer, a wrong name, ...) as the source.
+//!
+//! | feature | default | what it adds |
+//! | --- | --- | --- |
+//! | `tls` | yes | rustls and tokio-rustls; alone, a client trusts no root until given some |
+//! | `webpki-roots` | yes | implies `tls`; clients trust Mozilla's roots, compiled in |
+//! | `native-roots` | no | implies `tls`; clients trust the platform's roots, loaded at the first `wss://` connect |
+//!
+//! With both root features either set may vouch for a server. `default-features = false`
+//! builds no TLS code at all; `wss://` URLs are then refused with an error that says so.
+//! `sockeye::rustls` re-exports the rustls version in use, to build configurations with.
 
 mod client;
 mod config;
@@ -42,6 +66,8 @@ mod error;
 pub mod reconnect;
 mod server;
 mod session;
+#[cfg(feature = "tls")]
+mod tls;
 mod websocket;
 
 pub use client::{ClientBuilder, connect};
@@ -51,6 +77,11 @@ pub use error::{Error, Result};
 pub use server::{Server, ServerBuilder, ShutdownHandle, accept};
 pub use session::Session;
 pub use websocket::{WebSocket, WebSocketReceiver, WebSocketSender};
+
+/// The TLS library (feature `tls`), for building a [`rustls::ClientConfig`] or
+/// [`rustls::ServerConfig`] of the version this crate uses.
+#[cfg(feature = "tls")]
+pub use rustls;
 
 pub use sockeye_proto::Config as ProtocolConfig;
 pub use sockeye_proto::handshake::{Accept, Reject, Request, Response};

@@ -20,7 +20,13 @@ use crate::driver::{self, Dispatch, Shared, now};
 use crate::endpoint::Endpoint;
 use crate::error::Result;
 use crate::session::Session;
+#[cfg(feature = "tls")]
+use crate::tls::Transport;
 use crate::websocket::{WebSocket, spawn_websocket};
+
+/// Without TLS a session's transport is the stream itself.
+#[cfg(not(feature = "tls"))]
+type Transport<S> = S;
 
 /// Runs the server side of the opening handshake on an accepted stream, with the default
 /// settings, accepting any valid request.
@@ -65,15 +71,19 @@ pub struct ServerBuilder {
     config: Config,
     decide: Option<Arc<DecideFn>>,
     shutdown_timeout: Duration,
+    #[cfg(feature = "tls")]
+    tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl fmt::Debug for ServerBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ServerBuilder")
-            .field("config", &self.config)
+        let mut f = f.debug_struct("ServerBuilder");
+        f.field("config", &self.config)
             .field("on_request", &self.decide.is_some())
-            .field("shutdown_timeout", &self.shutdown_timeout)
-            .finish()
+            .field("shutdown_timeout", &self.shutdown_timeout);
+        #[cfg(feature = "tls")]
+        f.field("tls", &self.tls.is_some());
+        f.finish()
     }
 }
 
@@ -83,6 +93,8 @@ impl Default for ServerBuilder {
             config: Config::default(),
             decide: None,
             shutdown_timeout: Duration::from_secs(10),
+            #[cfg(feature = "tls")]
+            tls: None,
         }
     }
 }
@@ -117,11 +129,12 @@ impl ServerBuilder {
         self
     }
 
-    async fn handshake<S>(&self, mut stream: S) -> Result<(Arc<Shared>, S)>
+    async fn handshake<S>(&self, stream: S) -> Result<(Arc<Shared>, Transport<S>)>
     where
         S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
     {
         let mut conn = Connection::server(self.config.protocol.clone(), now());
+        let mut stream = self.secure(&conn, stream).await?;
         let mut decide = |request: &Request| match &self.decide {
             Some(decide) => decide(request),
             None => Ok(Accept::default()),
@@ -130,8 +143,33 @@ impl ServerBuilder {
         Ok((Shared::new(conn, self.config.clone()), stream))
     }
 
-    /// Runs the opening handshake on an accepted stream. On failure the matching HTTP
-    /// error response (400, 426, ...) was sent and the stream closed.
+    /// The TLS handshake, if TLS is set, within the opening handshake's deadline.
+    #[cfg(feature = "tls")]
+    async fn secure<S>(&self, conn: &Connection, stream: S) -> Result<Transport<S>>
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        let Some(config) = &self.tls else {
+            return Ok(Transport::Plain(stream));
+        };
+        let accepting = crate::tls::accept(config.clone(), stream);
+        match conn.poll_timeout() {
+            Some(deadline) => tokio::time::timeout_at(deadline.into(), accepting)
+                .await
+                .map_err(|_| crate::error::Error::HandshakeTimeout)?,
+            None => accepting.await,
+        }
+    }
+
+    /// Without TLS the stream is used as it is.
+    #[cfg(not(feature = "tls"))]
+    async fn secure<S>(&self, _conn: &Connection, stream: S) -> Result<Transport<S>> {
+        Ok(stream)
+    }
+
+    /// Runs the opening handshake on an accepted stream (after the TLS handshake, if
+    /// `tls` is set). On failure the matching HTTP error response (400, 426,
+    /// ...) was sent and the stream closed.
     pub async fn accept<S>(&self, stream: S) -> Result<WebSocket>
     where
         S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
@@ -155,7 +193,8 @@ impl ServerBuilder {
         Ok(Session::new(shared))
     }
 
-    /// Binds a TCP listener for a [`Server`] with these settings.
+    /// Binds a TCP listener for a [`Server`] with these settings (a `wss://` server if
+    /// `tls` is set).
     pub async fn bind(self, addr: impl ToSocketAddrs) -> Result<Server> {
         let listener = TcpListener::bind(addr).await?;
         let (shutdown, _) = watch::channel(false);
@@ -165,6 +204,43 @@ impl ServerBuilder {
             registry: Arc::new(Registry::default()),
             shutdown,
         })
+    }
+}
+
+/// TLS settings (feature `tls`): with them, every accepted stream runs the TLS handshake
+/// first, within the handshake timeout, and a session's close sends close_notify before
+/// the TCP FIN.
+#[cfg(feature = "tls")]
+impl ServerBuilder {
+    /// Serves `wss://` with this rustls configuration (certificate resolver, client
+    /// authentication, protocol versions, ALPN: `http/1.1`, if any).
+    pub fn tls(mut self, config: impl Into<Arc<rustls::ServerConfig>>) -> Self {
+        self.tls = Some(config.into());
+        self
+    }
+
+    /// Serves `wss://` with a PEM certificate chain (the server's certificate first, then
+    /// any intermediates) and its PEM private key (PKCS#8, PKCS#1 or SEC1), no client
+    /// authentication and ALPN `http/1.1`. Reads the files now: fails with
+    /// [`Error::Tls`](crate::Error::Tls) if one cannot be read, holds nothing usable, or
+    /// the key does not match the certificate.
+    ///
+    /// ```no_run
+    /// # async fn run() -> sockeye::Result<()> {
+    /// let server = sockeye::ServerBuilder::new()
+    ///     .tls_pem("cert.pem", "key.pem")?
+    ///     .bind("0.0.0.0:9443")
+    ///     .await?;
+    /// # drop(server);
+    /// # Ok(()) }
+    /// ```
+    pub fn tls_pem(
+        self,
+        cert_path: impl AsRef<std::path::Path>,
+        key_path: impl AsRef<std::path::Path>,
+    ) -> Result<Self> {
+        let config = crate::tls::server_config_from_pem(cert_path.as_ref(), key_path.as_ref())?;
+        Ok(self.tls(config))
     }
 }
 
@@ -228,7 +304,8 @@ async fn stopped(stop: &mut watch::Receiver<bool>) {
     }
 }
 
-/// A WebSocket server on a TCP listener: one task per connection, and a graceful
+/// A WebSocket server on a TCP listener (`ws://`, or `wss://` with
+/// `ServerBuilder::tls`): one task per connection, and a graceful
 /// shutdown (stop accepting, 1001 Going Away to every open session, wait for their
 /// closing handshakes up to the shutdown timeout, then drop the rest).
 ///
