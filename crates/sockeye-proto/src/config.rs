@@ -28,7 +28,9 @@ pub struct Config {
     /// How long the opening handshake may take. Default 10 s.
     pub handshake_timeout: Duration,
     /// How long to wait for the peer's Close after sending ours, and (client) for the
-    /// server to close the TCP connection after the closing handshake. Default 10 s.
+    /// server to close the TCP connection after the closing handshake. Also the longest a
+    /// protocol violation of the peer waits for the application to take the events
+    /// received before it (see [`Connection`](crate::Connection)). Default 10 s.
     pub close_timeout: Duration,
     /// Send a Ping after this much time without one. Default `None` (no keepalive).
     pub ping_interval: Option<Duration>,

@@ -64,6 +64,11 @@ pub(crate) struct Inner {
     pub(crate) handles: usize,
     /// Close at once with 1006 and drop the transport (server shutdown deadline passed).
     abort: bool,
+    /// The reader asked for a message and found none: it has handled every message it
+    /// took. Cleared when it takes one.
+    reader_asked: bool,
+    /// The driver, while it holds back a failure until the reader asks for more.
+    driver: Option<Waker>,
 }
 
 impl Inner {
@@ -87,12 +92,27 @@ impl Inner {
         }
     }
 
+    /// Whether the application has handled every message received so far: it took them
+    /// all and asked for the next one, or no handle is left to read.
+    fn reader_caught_up(&self) -> bool {
+        self.handles == 0 || (self.incoming.is_empty() && self.reader_asked)
+    }
+
     pub(crate) fn incoming_over_high_water(&self) -> bool {
         self.incoming_bytes > self.config.read_buffer_high_water
     }
 
     pub(crate) fn pop_incoming(&mut self) -> Option<Message> {
-        let message = self.incoming.pop_front()?;
+        let Some(message) = self.incoming.pop_front() else {
+            // The reader wants the next message: a failure held back until now may take
+            // effect (see `queue_events`).
+            self.reader_asked = true;
+            if let Some(driver) = self.driver.take() {
+                driver.wake();
+            }
+            return None;
+        };
+        self.reader_asked = false;
         self.incoming_bytes -= message.as_bytes().len();
         Some(message)
     }
@@ -120,6 +140,8 @@ impl Shared {
                 close_seen: false,
                 handles: 0,
                 abort: false,
+                reader_asked: false,
+                driver: None,
             }),
             wake_driver: Notify::new(),
         })
@@ -330,31 +352,18 @@ where
     shared.lock().conn.open();
 
     loop {
-        // 1. Events, delivered outside the lock (callbacks may use the session).
-        let events: Vec<Event> = {
-            let mut inner = shared.lock();
-            let mut events = Vec::new();
-            while let Some(event) = inner.conn.poll_event() {
-                match (&dispatch, event) {
-                    (Dispatch::Queue, Event::Message(message)) => {
-                        if message.is_data() && inner.handles > 0 {
-                            inner.incoming_bytes += message.as_bytes().len();
-                            inner.incoming.push_back(message);
-                        }
-                    }
-                    (Dispatch::Queue, Event::Close(_)) => inner.close_seen = true,
-                    (_, event) => events.push(event),
-                }
-            }
-            if !inner.incoming.is_empty() || inner.close_seen {
-                if let Some(reader) = inner.reader.take() {
-                    reader.wake();
-                }
-            }
-            events
-        };
-        if let Dispatch::Endpoint(endpoint) = &mut dispatch {
-            for event in events {
+        // 1. Events.
+        let mut failure_held = false;
+        match &mut dispatch {
+            Dispatch::Queue => failure_held = queue_events(&mut shared.lock()),
+            // One at a time, outside the lock: a callback may use the session (answer a
+            // message, close) before the next event is taken, and a failure of the peer
+            // takes effect only when its Close event is taken, after the messages before
+            // it were handled.
+            Dispatch::Endpoint(endpoint) => loop {
+                let Some(event) = shared.lock().conn.poll_event() else {
+                    break;
+                };
                 match event {
                     Event::Message(message) => endpoint.on_message(&session, message),
                     Event::Close(info) => {
@@ -365,7 +374,7 @@ where
                     }
                     Event::Request | Event::Connected => {}
                 }
-            }
+            },
         }
 
         // 2. Output, and what to wait for.
@@ -447,6 +456,7 @@ where
                 result = rd.read_buf(&mut rbuf), if want_read => Outcome::Read(result),
                 () = sleep_until(deadline), if deadline.is_some() => Outcome::Timer,
                 () = shared.wake_driver.notified() => Outcome::Woken,
+                () = reader_asks(&shared), if failure_held => Outcome::Woken,
             }
         };
 
@@ -511,6 +521,59 @@ where
     trace!(state = %inner.conn.state(), "driver finished");
 }
 
+/// Moves the core's events to the queue the `WebSocket` reads from. Returns whether a
+/// failure is held back.
+///
+/// A protocol violation of the peer takes effect when its Close event is taken (see
+/// [`Connection::poll_event`]). That event is held back until the application has taken
+/// every message received before it and asks for the next one (or no handle is left), so
+/// that it can still answer them: then the Close frame follows the answers. The core's
+/// close timeout bounds the wait.
+fn queue_events(inner: &mut Inner) -> bool {
+    let mut held = false;
+    loop {
+        if inner.conn.failure_pending()
+            && matches!(inner.conn.peek_event(), Some(Event::Close(_)))
+            && !inner.reader_caught_up()
+        {
+            held = true;
+            break;
+        }
+        let Some(event) = inner.conn.poll_event() else {
+            break;
+        };
+        match event {
+            Event::Message(message) => {
+                if message.is_data() && inner.handles > 0 {
+                    inner.incoming_bytes += message.as_bytes().len();
+                    inner.incoming.push_back(message);
+                }
+            }
+            Event::Close(_) => inner.close_seen = true,
+            Event::Request | Event::Connected => {}
+        }
+    }
+    if !inner.incoming.is_empty() || inner.close_seen {
+        if let Some(reader) = inner.reader.take() {
+            reader.wake();
+        }
+    }
+    held
+}
+
+/// Resolves once the reader has caught up (see [`Inner::reader_caught_up`]).
+async fn reader_asks(shared: &Shared) {
+    std::future::poll_fn(|cx| {
+        let mut inner = shared.lock();
+        if inner.reader_caught_up() {
+            return std::task::Poll::Ready(());
+        }
+        inner.driver = Some(cx.waker().clone());
+        std::task::Poll::Pending
+    })
+    .await
+}
+
 fn inner_aborted(shared: &Shared) -> bool {
     shared.lock().abort
 }
@@ -527,5 +590,270 @@ async fn sleep_until(deadline: Option<Instant>) {
     match deadline {
         Some(deadline) => tokio::time::sleep_until(deadline.into()).await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The runtime's side of failing in stream order (Autobahn cases 3.2, 4.1.3, 5.15...):
+    //! a message that arrived before a protocol violation, in the same read, can still be
+    //! answered, in both dispatch modes and both roles.
+
+    use std::time::Duration;
+
+    use futures_util::StreamExt;
+    use sockeye_proto::frame::{FrameHeader, OpCode, RSV2};
+    use sockeye_proto::mask::apply_mask;
+    use sockeye_proto::{Error as ProtocolFailure, ProtocolError};
+    use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, DuplexStream};
+
+    use crate::{ClientBuilder, Endpoint, Message, ServerBuilder, Session};
+
+    const LIMIT: Duration = Duration::from_secs(5);
+    const KEY: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
+
+    /// A frame as the peer writes it: masked with `KEY` when the peer is a client.
+    fn frame(first_byte: u8, payload: &[u8], masked: bool) -> Vec<u8> {
+        let mut out = vec![
+            first_byte,
+            payload.len() as u8 | if masked { 0x80 } else { 0 },
+        ];
+        let start = if masked {
+            out.extend_from_slice(&KEY);
+            out.len()
+        } else {
+            out.len()
+        };
+        out.extend_from_slice(payload);
+        if masked {
+            apply_mask(&mut out[start..], KEY, 0);
+        }
+        out
+    }
+
+    /// Case 3.2 in one write: a text message, the same with RSV2 set, then a Ping.
+    fn message_then_violation(masked: bool) -> Vec<u8> {
+        let mut wire = frame(0x81, b"Hello, world!", masked);
+        wire.extend(frame(0x81 | (RSV2 << 4), b"Hello, world!", masked));
+        wire.extend(frame(0x89, b"", masked));
+        wire
+    }
+
+    fn close_1002_payload() -> Vec<u8> {
+        let reason = ProtocolFailure::Protocol(ProtocolError::ReservedBits(RSV2)).to_string();
+        let mut payload = vec![0x03, 0xea];
+        payload.extend_from_slice(reason.as_bytes());
+        payload
+    }
+
+    /// Reads until the end of the HTTP head; returns it.
+    async fn read_head<S: AsyncRead + Unpin>(io: &mut S) -> String {
+        let mut head = Vec::new();
+        while !head.ends_with(b"\r\n\r\n") {
+            let byte = tokio::time::timeout(LIMIT, io.read_u8())
+                .await
+                .unwrap()
+                .unwrap();
+            head.push(byte);
+        }
+        String::from_utf8(head).unwrap()
+    }
+
+    /// Everything the peer writes until it closes its side.
+    async fn read_to_end<S: AsyncRead + Unpin>(io: &mut S) -> Vec<u8> {
+        let mut rest = Vec::new();
+        tokio::time::timeout(LIMIT, io.read_to_end(&mut rest))
+            .await
+            .unwrap()
+            .unwrap();
+        rest
+    }
+
+    /// (opcode, unmasked payload, masked) of each frame.
+    fn decode(mut wire: &[u8]) -> Vec<(OpCode, Vec<u8>, bool)> {
+        let mut frames = Vec::new();
+        while let Some((header, n)) = FrameHeader::parse(wire).unwrap() {
+            let len = header.len as usize;
+            let mut payload = wire[n..n + len].to_vec();
+            if let Some(key) = header.mask {
+                apply_mask(&mut payload, key, 0);
+            }
+            frames.push((header.opcode, payload, header.mask.is_some()));
+            wire = &wire[n + len..];
+        }
+        assert!(wire.is_empty(), "trailing bytes");
+        frames
+    }
+
+    /// A raw client: handshake, then case 3.2; returns what the server wrote after its
+    /// 101 response.
+    async fn raw_client(mut io: DuplexStream) -> Vec<u8> {
+        io.write_all(
+            b"GET / HTTP/1.1\r\nHost: example.com\r\nUpgrade: websocket\r\n\
+              Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+              Sec-WebSocket-Version: 13\r\n\r\n",
+        )
+        .await
+        .unwrap();
+        let head = read_head(&mut io).await;
+        assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+        io.write_all(&message_then_violation(true)).await.unwrap();
+        read_to_end(&mut io).await
+    }
+
+    /// A raw server: answers the handshake, then case 3.2; returns what the client wrote
+    /// after its request.
+    async fn raw_server<S: AsyncRead + AsyncWrite + Unpin>(mut io: S) -> Vec<u8> {
+        let head = read_head(&mut io).await;
+        let key = head
+            .lines()
+            .find_map(|line| line.strip_prefix("Sec-WebSocket-Key: "))
+            .expect("a key");
+        let accept = sockeye_proto::handshake::accept_key(key.trim().as_bytes());
+        let response = format!(
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\
+             Connection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n"
+        );
+        io.write_all(response.as_bytes()).await.unwrap();
+        io.write_all(&message_then_violation(false)).await.unwrap();
+        read_to_end(&mut io).await
+    }
+
+    /// The application: takes the message, answers it, then sees the failure.
+    async fn echo_then_failure(mut ws: crate::WebSocket) {
+        let message = ws.next().await.unwrap().unwrap();
+        assert_eq!(message, Message::Text("Hello, world!".into()));
+        ws.send(message).await.unwrap();
+        let failure = ws.next().await.unwrap().unwrap_err();
+        assert!(
+            matches!(
+                failure,
+                crate::Error::Failed(ProtocolFailure::Protocol(ProtocolError::ReservedBits(RSV2)))
+            ),
+            "{failure}"
+        );
+        assert!(ws.next().await.is_none());
+    }
+
+    struct Echo;
+
+    impl Endpoint for Echo {
+        fn on_message(&mut self, session: &Session, message: Message) {
+            session.try_send(message).unwrap();
+        }
+    }
+
+    #[tokio::test]
+    async fn server_websocket_answers_message_received_before_a_protocol_violation() {
+        let (client_io, server_io) = tokio::io::duplex(64 * 1024);
+        let app = tokio::spawn(async move {
+            let ws = ServerBuilder::new().accept(server_io).await.unwrap();
+            echo_then_failure(ws).await;
+        });
+        let wire = raw_client(client_io).await;
+        let mut expected = vec![0x81, 0x0d];
+        expected.extend_from_slice(b"Hello, world!");
+        let close = close_1002_payload();
+        expected.extend_from_slice(&[0x88, close.len() as u8]);
+        expected.extend_from_slice(&close);
+        assert_eq!(wire, expected);
+        tokio::time::timeout(LIMIT, app).await.unwrap().unwrap();
+    }
+
+    #[tokio::test]
+    async fn server_endpoint_answers_message_received_before_a_protocol_violation() {
+        let (client_io, server_io) = tokio::io::duplex(64 * 1024);
+        let session = tokio::spawn(async move {
+            ServerBuilder::new()
+                .accept_endpoint(server_io, Echo)
+                .await
+                .unwrap()
+        });
+        let wire = raw_client(client_io).await;
+        let mut expected = vec![0x81, 0x0d];
+        expected.extend_from_slice(b"Hello, world!");
+        let close = close_1002_payload();
+        expected.extend_from_slice(&[0x88, close.len() as u8]);
+        expected.extend_from_slice(&close);
+        assert_eq!(wire, expected);
+        let session = tokio::time::timeout(LIMIT, session).await.unwrap().unwrap();
+        let info = tokio::time::timeout(LIMIT, session.closed()).await.unwrap();
+        assert_eq!(
+            info.error,
+            Some(ProtocolFailure::Protocol(ProtocolError::ReservedBits(RSV2)))
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn server_websocket_not_reading_fails_by_close_timeout() {
+        let mut config = crate::Config::default();
+        config.protocol.close_timeout = Duration::from_secs(1);
+        let (client_io, server_io) = tokio::io::duplex(64 * 1024);
+        let app = tokio::spawn(async move {
+            ServerBuilder::new()
+                .config(config)
+                .accept(server_io)
+                .await
+                .unwrap()
+        });
+        let start = tokio::time::Instant::now();
+        let wire = raw_client(client_io).await;
+        // Nobody read the message, so nothing answered it; the failure waited for the
+        // close timeout, no longer.
+        assert!(start.elapsed() >= Duration::from_secs(1));
+        let close = close_1002_payload();
+        let mut expected = vec![0x88, close.len() as u8];
+        expected.extend_from_slice(&close);
+        assert_eq!(wire, expected);
+        // The message that arrived before the violation is not lost.
+        let mut ws = tokio::time::timeout(LIMIT, app).await.unwrap().unwrap();
+        assert_eq!(
+            ws.next().await.unwrap().unwrap(),
+            Message::Text("Hello, world!".into())
+        );
+        assert!(ws.next().await.unwrap().is_err());
+        assert!(ws.next().await.is_none());
+    }
+
+    fn expected_from_client() -> Vec<(OpCode, Vec<u8>, bool)> {
+        vec![
+            (OpCode::Text, b"Hello, world!".to_vec(), true),
+            (OpCode::Close, close_1002_payload(), true),
+        ]
+    }
+
+    #[tokio::test]
+    async fn client_websocket_answers_message_received_before_a_protocol_violation() {
+        let (client_io, server_io) = tokio::io::duplex(64 * 1024);
+        let peer = tokio::spawn(raw_server(server_io));
+        let (ws, _) = ClientBuilder::new()
+            .connect_on(client_io, "ws://example.com/")
+            .await
+            .unwrap();
+        echo_then_failure(ws).await;
+        let wire = tokio::time::timeout(LIMIT, peer).await.unwrap().unwrap();
+        assert_eq!(decode(&wire), expected_from_client());
+    }
+
+    #[tokio::test]
+    async fn client_endpoint_answers_message_received_before_a_protocol_violation() {
+        // The endpoint API dials TCP itself: a raw server on loopback.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let peer = tokio::spawn(async move {
+            let (stream, _) = listener.accept().await.unwrap();
+            raw_server(stream).await
+        });
+        let session = ClientBuilder::new()
+            .connect_endpoint(&format!("ws://{addr}/"), Echo)
+            .await
+            .unwrap();
+        let wire = tokio::time::timeout(LIMIT, peer).await.unwrap().unwrap();
+        assert_eq!(decode(&wire), expected_from_client());
+        let info = tokio::time::timeout(LIMIT, session.closed()).await.unwrap();
+        assert_eq!(
+            info.error,
+            Some(ProtocolFailure::Protocol(ProtocolError::ReservedBits(RSV2)))
+        );
     }
 }

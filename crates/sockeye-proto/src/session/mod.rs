@@ -107,14 +107,22 @@ struct Timers {
     close: Option<Instant>,
     ping: Option<Instant>,
     pong: Option<Instant>,
+    /// The latest time a protocol violation found in the input takes effect.
+    failure: Option<Instant>,
 }
 
 impl Timers {
     fn earliest(&self) -> Option<Instant> {
-        [self.handshake, self.close, self.ping, self.pong]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            self.handshake,
+            self.close,
+            self.ping,
+            self.pong,
+            self.failure,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 }
 
@@ -141,6 +149,14 @@ enum Read {
         remaining: u64,
         offset: usize,
     },
+}
+
+/// A protocol violation found in the input that has not taken effect yet: the events
+/// before it are still to be taken (see [`Connection::poll_event`]).
+#[derive(Debug)]
+struct Failing {
+    /// The Close frame to send when it takes effect, if one can be sent.
+    frame: Option<CloseFrame>,
 }
 
 #[derive(Debug)]
@@ -170,7 +186,11 @@ struct Partial {
 /// [`poll_timeout`](Self::poll_timeout). When [`state`](Self::state) is CLOSED and no
 /// transmit is left, drop the transport. Events first, transmits second: the reply to a
 /// peer's Close is produced only when its [`Event::Close`] has been taken, so it is sent
-/// after the application was told (seed 000, remotely initiated close).
+/// after the application was told (seed 000, remotely initiated close). Likewise, when
+/// the peer breaks the protocol, the Close frame that fails the connection (7.1.7) is
+/// produced when that failure's [`Event::Close`] is taken: frames are processed in the
+/// order they arrived, so the messages received before the bad frame are delivered first
+/// and the application may still answer them. Nothing after the bad frame is processed.
 ///
 /// Time is passed in as `now`; the connection reads no clock and owns no timer.
 ///
@@ -236,6 +256,7 @@ pub struct Connection {
     received_close: Option<CloseFrame>,
     initiator: Option<Initiator>,
     reply_pending: Option<CloseFrame>,
+    failing: Option<Failing>,
     close_info: Option<CloseInfo>,
 
     events: VecDeque<Event>,
@@ -281,6 +302,7 @@ impl Connection {
             received_close: None,
             initiator: None,
             reply_pending: None,
+            failing: None,
             close_info: None,
             events: VecDeque::new(),
             timers: Timers::default(),
@@ -423,6 +445,14 @@ impl Connection {
                 self.state
             );
         }
+        // 6: a violation waiting to take effect has a deadline; it never outlives the
+        // session.
+        debug_assert!(
+            self.failing.is_none()
+                || (self.timers.failure.is_some() && self.state != State::Closed),
+            "invariant 6: a pending failure without a deadline in {}",
+            self.state
+        );
         // 5: a closed session has told its outcome exactly once.
         if self.state == State::Closed {
             debug_assert!(
@@ -522,6 +552,9 @@ impl Connection {
 
     /// Starts the closing handshake with `code` and `reason` (7.1.2).
     ///
+    /// If a protocol violation of the peer was found and its [`Event::Close`] not taken
+    /// yet, that failure takes effect instead, with its own code.
+    ///
     /// Refuses codes that may not be sent (1005, 1006, 1015, outside 1000-1003, 1007-1014,
     /// 3000-4999) and reasons over 123 bytes. In CONNECTED or OPEN it queues our Close frame
     /// (→ CLOSING{sent}) and starts the close timeout. Before the handshake completed it
@@ -529,6 +562,12 @@ impl Connection {
     /// idempotent, and a peer's Close already received is answered by its echo.
     pub fn close(&mut self, code: CloseCode, reason: &str, now: Instant) -> Result<(), CloseError> {
         let frame = CloseFrame::new(code, reason)?;
+        if self.failing.is_some() {
+            // A violation of the peer was already found: closing means it takes effect
+            // now, with its own code.
+            self.complete_failure();
+            return Ok(());
+        }
         match self.state {
             State::New | State::Connecting => {
                 self.initiator = Some(Initiator::Local);
@@ -640,6 +679,10 @@ impl Connection {
                 _ => {}
             }
         }
+        if self.timers.failure.is_some_and(|t| t <= now) {
+            self.timers.failure = None;
+            self.complete_failure();
+        }
         if self.timers.pong.is_some_and(|t| t <= now) {
             self.timers.pong = None;
             if matches!(self.state, State::Connected | State::Open) {
@@ -657,19 +700,36 @@ impl Connection {
     /// The next thing the application must learn about.
     pub fn poll_event(&mut self) -> Option<Event> {
         let event = self.events.pop_front()?;
-        if matches!(event, Event::Close(_))
-            && let Some(reply) = self.reply_pending.take()
-        {
-            // Seed 000, remotely initiated close: the reply goes out after the application
-            // was told. 5.5.1: "the endpoint MUST send a Close frame in response".
-            self.queue_close_frame(reply);
-            self.set_state(State::Closing {
-                close_sent: true,
-                close_received: true,
-            });
-            self.after_close_handshake();
+        if matches!(event, Event::Close(_)) {
+            if let Some(reply) = self.reply_pending.take() {
+                // Seed 000, remotely initiated close: the reply goes out after the
+                // application was told. 5.5.1: "the endpoint MUST send a Close frame in
+                // response".
+                self.queue_close_frame(reply);
+                self.set_state(State::Closing {
+                    close_sent: true,
+                    close_received: true,
+                });
+                self.after_close_handshake();
+            }
+            // A violation found in the input takes effect once everything received before
+            // it was taken (and possibly answered).
+            self.complete_failure();
         }
         Some(event)
+    }
+
+    /// The event [`poll_event`](Self::poll_event) would return next, without taking it.
+    pub fn peek_event(&self) -> Option<&Event> {
+        self.events.front()
+    }
+
+    /// Whether a protocol violation of the peer was found and has not taken effect yet:
+    /// its [`Event::Close`] is the last event queued, and taking it queues the Close frame
+    /// and closes the session. Until then the session can still send (answers to the
+    /// messages that arrived before the bad frame), and nothing more is read.
+    pub fn failure_pending(&self) -> bool {
+        self.failing.is_some()
     }
 
     /// The next thing to do with the transport.
@@ -850,7 +910,7 @@ impl Connection {
                             };
                         }
                         Ok(None) => return,
-                        Err(error) => return self.fail_with(error.into(), now),
+                        Err(error) => return self.fail_in_order(error.into(), now),
                     }
                 }
                 Read::Payload {
@@ -868,7 +928,7 @@ impl Connection {
                     }
                     let remaining = remaining - take as u64;
                     if let Err(error) = self.absorb_payload(&header, chunk, remaining == 0) {
-                        return self.fail_with(error.into(), now);
+                        return self.fail_in_order(error.into(), now);
                     }
                     if remaining > 0 {
                         self.read = Read::Payload {
@@ -880,7 +940,7 @@ impl Connection {
                     }
                     self.read = Read::Header;
                     if let Err(error) = self.finish_frame(&header, now) {
-                        return self.fail_with(error.into(), now);
+                        return self.fail_in_order(error.into(), now);
                     }
                 }
             }
@@ -1041,13 +1101,67 @@ impl Connection {
 
     // ----- failing -----
 
-    /// Fails the connection (7.1.7): a Close frame with the error's code if one can still
-    /// be sent, no more reading, the outcome reported once, the transport closed.
+    /// Fails the connection (7.1.7) at once: a Close frame with the error's code if one can
+    /// still be sent, no more reading, the outcome reported once, the transport closed. A
+    /// violation of the peer that was waiting to take effect wins over `error`.
     fn fail_with(&mut self, error: Error, _now: Instant) {
         if self.state == State::Closed {
             return;
         }
+        if self.failing.is_some() {
+            debug!(role = ?self.role, %error, "pending failure takes effect first");
+            return self.complete_failure();
+        }
         debug!(role = ?self.role, state = %self.state, %error, "failing the connection");
+        if let Some(frame) = self.failure_frame(&error) {
+            self.queue_close_frame(frame);
+        }
+        self.discard_input = true;
+        self.emit_close(Some(error));
+        self.set_state(State::Closed);
+    }
+
+    /// Fails the connection (7.1.7) for a violation found in the peer's input, in stream
+    /// order. Frames are processed in the order they arrived, so the failure takes its
+    /// place after the events already queued: nothing more of the input is processed from
+    /// now on and the outcome is reported (after those events), but the Close frame is
+    /// queued and the session CLOSED only when the application has taken the Close event
+    /// (or closes, fails, loses the transport, or the close timeout passes). Until then
+    /// it can still answer the messages that arrived before the bad frame.
+    fn fail_in_order(&mut self, error: Error, now: Instant) {
+        if self.state == State::Closed || self.failing.is_some() {
+            return;
+        }
+        debug!(role = ?self.role, state = %self.state, %error, "failing the connection after the events before it");
+        self.discard_input = true;
+        self.inbuf = BytesMut::new();
+        self.message = None;
+        self.timers.ping = None;
+        self.timers.pong = None;
+        let frame = self.failure_frame(&error);
+        if frame.is_some() && self.initiator.is_none() {
+            self.initiator = Some(Initiator::Local);
+        }
+        self.failing = Some(Failing { frame });
+        self.timers.failure = Some(now + self.config.close_timeout);
+        self.emit_close(Some(error));
+        self.check_invariants();
+    }
+
+    /// The pending failure, if any, takes effect: its Close frame is queued and the
+    /// session is CLOSED.
+    fn complete_failure(&mut self) {
+        let Some(failing) = self.failing.take() else {
+            return;
+        };
+        if let Some(frame) = failing.frame {
+            self.queue_close_frame(frame);
+        }
+        self.set_state(State::Closed);
+    }
+
+    /// The Close frame that fails the connection with `error`, if one may still be sent.
+    fn failure_frame(&self, error: &Error) -> Option<CloseFrame> {
         let can_send_close = matches!(self.state, State::Connected | State::Open)
             || matches!(
                 self.state,
@@ -1056,23 +1170,19 @@ impl Connection {
                     ..
                 }
             );
-        if can_send_close
-            && self.reply_pending.is_none()
-            && let Some(code) = error.close_code()
-        {
-            let mut reason = match &error {
-                Error::Application { reason, .. } => reason.clone(),
-                other => other.to_string(),
-            };
-            truncate_at_char_boundary(&mut reason, MAX_REASON_LEN);
-            self.queue_close_frame(CloseFrame {
-                code: Some(code),
-                reason,
-            });
+        if !can_send_close || self.reply_pending.is_some() {
+            return None;
         }
-        self.discard_input = true;
-        self.emit_close(Some(error));
-        self.set_state(State::Closed);
+        let code = error.close_code()?;
+        let mut reason = match error {
+            Error::Application { reason, .. } => reason.clone(),
+            other => other.to_string(),
+        };
+        truncate_at_char_boundary(&mut reason, MAX_REASON_LEN);
+        Some(CloseFrame {
+            code: Some(code),
+            reason,
+        })
     }
 
     fn emit_close(&mut self, error: Option<Error>) {
@@ -1082,7 +1192,8 @@ impl Connection {
         let info = CloseInfo::new(
             self.sent_close
                 .clone()
-                .or_else(|| self.reply_pending.clone()),
+                .or_else(|| self.reply_pending.clone())
+                .or_else(|| self.failing.as_ref().and_then(|f| f.frame.clone())),
             self.received_close.clone(),
             self.initiator.unwrap_or(Initiator::Abnormal),
             error,

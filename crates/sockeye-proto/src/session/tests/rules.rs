@@ -9,7 +9,7 @@ use crate::Role;
 use crate::close::{CloseCode, CloseFrame, Initiator};
 use crate::config::Config;
 use crate::error::{CloseError, Error, ProtocolError, SendError};
-use crate::frame::{OpCode, RSV1};
+use crate::frame::{OpCode, RSV1, RSV2};
 use crate::session::{Connection, Event, Message, State, Transmit};
 
 /// One side of an open pair, alone, with its pending output drained.
@@ -89,6 +89,23 @@ fn assert_fails(role: Role, bytes: &[u8], error: ProtocolError) {
     conn.receive_data(&peer_frame(role, true, OpCode::Close, &[0x03, 0xe8]), now);
     let after = drain(&mut conn);
     assert!(after.events.is_empty() && after.frames.is_empty());
+}
+
+/// The violation was decided from the bytes received so far (fail-fast): the outcome is
+/// known at once; once the events before it are taken the session is CLOSED and its Close
+/// frame, with the violation's code, is the last thing sent.
+fn assert_failed_at_once(conn: &mut Connection, error: ProtocolError) {
+    let code = CloseCode::from(&error);
+    assert_eq!(
+        conn.close_info().and_then(|info| info.error.clone()),
+        Some(Error::Protocol(error))
+    );
+    let out = drain(conn);
+    assert_eq!(conn.state(), State::Closed);
+    let (_, opcode, payload, _) = out.frames.last().expect("a Close frame");
+    assert_eq!(*opcode, OpCode::Close);
+    assert_eq!(&payload[..2], &code.0.to_be_bytes());
+    assert!(out.shutdown);
 }
 
 // ----- masking (5.1, 5.3) -----
@@ -386,11 +403,7 @@ fn invalid_utf8_fails_fast_in_first_fragment(role: Role) {
         0xce, 0xba, 0xe1, 0xbd, 0xb9, 0xed, 0xa0, 0x80, 0x65, 0x64, 0x69,
     ];
     conn.receive_data(&peer_frame(role, false, OpCode::Text, &first), now);
-    assert_eq!(conn.state(), State::Closed);
-    assert_eq!(
-        conn.close_info().unwrap().error,
-        Some(Error::Protocol(ProtocolError::InvalidUtf8))
-    );
+    assert_failed_at_once(&mut conn, ProtocolError::InvalidUtf8);
 }
 
 #[test]
@@ -414,7 +427,7 @@ fn invalid_utf8_fails_fast_inside_a_partial_frame(role: Role) {
     // Header plus the first four payload bytes only: F4 90 is already impossible.
     let header_len = bytes.len() - 6;
     conn.receive_data(&bytes[..header_len + 4], now);
-    assert_eq!(conn.state(), State::Closed);
+    assert_failed_at_once(&mut conn, ProtocolError::InvalidUtf8);
 }
 
 #[test]
@@ -479,15 +492,12 @@ fn frame_over_limit_refused_from_header(role: Role) {
     // Only the header: the payload is never needed to decide.
     let header_len = bytes.len() - 101;
     conn.receive_data(&bytes[..header_len], now);
-    assert_eq!(conn.state(), State::Closed);
-    let out = drain(&mut conn);
-    assert_eq!(&out.frames[0].2[..2], &1009u16.to_be_bytes());
-    assert_eq!(
-        conn.close_info().unwrap().error,
-        Some(Error::Protocol(ProtocolError::FrameTooLarge {
+    assert_failed_at_once(
+        &mut conn,
+        ProtocolError::FrameTooLarge {
             size: 101,
-            max: 100
-        }))
+            max: 100,
+        },
     );
 }
 
@@ -507,13 +517,12 @@ fn message_over_limit_refused_from_header(role: Role) {
     assert_eq!(conn.state(), State::Open);
     let bytes = peer_frame(role, true, OpCode::Continuation, &[0; 51]);
     conn.receive_data(&bytes[..bytes.len() - 51], now);
-    assert_eq!(conn.state(), State::Closed);
-    assert_eq!(
-        conn.close_info().unwrap().error,
-        Some(Error::Protocol(ProtocolError::MessageTooLarge {
+    assert_failed_at_once(
+        &mut conn,
+        ProtocolError::MessageTooLarge {
             size: 151,
-            max: 150
-        }))
+            max: 150,
+        },
     );
 }
 
@@ -525,6 +534,177 @@ fn client_refuses_message_over_limit_from_header() {
 #[test]
 fn server_refuses_message_over_limit_from_header() {
     message_over_limit_refused_from_header(Role::Server);
+}
+
+// ----- failing in stream order (7.1.7) -----
+
+/// What the peer of `role` sends in Autobahn case 3.2, in one read: a text message, the
+/// same message with RSV2 set (no extension was negotiated), then a Ping.
+fn message_then_violation(role: Role) -> Vec<u8> {
+    let peer_mask = (role == Role::Server).then_some([0x37, 0xfa, 0x21, 0x3d]);
+    let mut wire = peer_frame(role, true, OpCode::Text, b"Hello, world!");
+    wire.extend(frame_rsv(
+        true,
+        RSV2,
+        OpCode::Text,
+        b"Hello, world!",
+        peer_mask,
+    ));
+    wire.extend(peer_frame(role, true, OpCode::Ping, b""));
+    wire
+}
+
+fn transmitted(conn: &mut Connection) -> (Vec<u8>, bool) {
+    let mut wire = Vec::new();
+    let mut shutdown = false;
+    while let Some(t) = conn.poll_transmit() {
+        match t {
+            Transmit::Data(b) => {
+                assert!(!shutdown, "data after shutdown");
+                wire.extend_from_slice(&b);
+            }
+            Transmit::Shutdown => shutdown = true,
+        }
+    }
+    (wire, shutdown)
+}
+
+/// Takes the message, answers it, then takes the failure; returns what was written.
+fn message_before_violation_is_answered(role: Role) -> Vec<u8> {
+    let (mut conn, now) = open(role);
+    conn.receive_data(&message_then_violation(role), now);
+    let error = Error::Protocol(ProtocolError::ReservedBits(RSV2));
+    // Fail-fast: decided at once, and nothing after the bad frame is processed (the Ping
+    // gets no Pong).
+    assert_eq!(
+        conn.close_info().and_then(|info| info.error.clone()),
+        Some(error.clone())
+    );
+    assert_eq!(conn.buffered_amount(), 0);
+    assert!(conn.failure_pending());
+    // In stream order: the message first, while the session can still answer it.
+    assert_eq!(
+        conn.poll_event(),
+        Some(Event::Message(Message::Text("Hello, world!".into())))
+    );
+    assert_eq!(conn.state(), State::Open);
+    conn.send(Message::Text("Hello, world!".into())).unwrap();
+    // Then the failure: its Close frame follows the answer.
+    assert!(matches!(conn.peek_event(), Some(Event::Close(_))));
+    assert!(conn.failure_pending());
+    let Some(Event::Close(info)) = conn.poll_event() else {
+        panic!("expected the failure's Close event");
+    };
+    assert_eq!(info.error, Some(error));
+    assert_eq!(info.initiator, Initiator::Local);
+    assert_eq!(conn.state(), State::Closed);
+    assert!(!conn.failure_pending());
+    assert_eq!(conn.poll_event(), None);
+    let (wire, shutdown) = transmitted(&mut conn);
+    assert!(shutdown);
+    wire
+}
+
+fn close_1002_payload() -> Vec<u8> {
+    let reason = Error::Protocol(ProtocolError::ReservedBits(RSV2)).to_string();
+    let mut payload = vec![0x03, 0xea];
+    payload.extend_from_slice(reason.as_bytes());
+    payload
+}
+
+#[test]
+fn client_answers_message_received_before_a_protocol_violation() {
+    let wire = message_before_violation_is_answered(Role::Client);
+    let frames = decode_frames(&wire);
+    assert_eq!(
+        frames,
+        vec![
+            (
+                true,
+                OpCode::Text,
+                Bytes::from_static(b"Hello, world!"),
+                true
+            ),
+            (true, OpCode::Close, Bytes::from(close_1002_payload()), true),
+        ]
+    );
+}
+
+#[test]
+fn server_answers_message_received_before_a_protocol_violation() {
+    let wire = message_before_violation_is_answered(Role::Server);
+    let close = close_1002_payload();
+    let mut expected = vec![0x81, 0x0d];
+    expected.extend_from_slice(b"Hello, world!");
+    expected.extend_from_slice(&[0x88, close.len() as u8]);
+    expected.extend_from_slice(&close);
+    assert_eq!(wire, expected);
+}
+
+fn violation_takes_effect_by_close_timeout(role: Role) {
+    let (mut conn, now) = open(role);
+    conn.receive_data(&message_then_violation(role), now);
+    // The application never takes its events: the close timeout bounds the wait.
+    let deadline = now + Config::default().close_timeout;
+    assert_eq!(conn.poll_timeout(), Some(deadline));
+    conn.handle_timeout(deadline - Duration::from_millis(1));
+    assert_eq!(conn.state(), State::Open);
+    conn.handle_timeout(deadline);
+    assert_eq!(conn.state(), State::Closed);
+    let out = drain(&mut conn);
+    assert!(
+        matches!(out.events[..], [Event::Message(_), Event::Close(_)]),
+        "{:?}",
+        out.events
+    );
+    assert_eq!(out.frames.len(), 1);
+    assert_eq!(out.frames[0].1, OpCode::Close);
+    assert_eq!(out.frames[0].2[..], close_1002_payload()[..]);
+    assert!(out.shutdown);
+}
+
+#[test]
+fn client_violation_takes_effect_by_close_timeout() {
+    violation_takes_effect_by_close_timeout(Role::Client);
+}
+
+#[test]
+fn server_violation_takes_effect_by_close_timeout() {
+    violation_takes_effect_by_close_timeout(Role::Server);
+}
+
+fn close_before_violation_taken_sends_its_code(role: Role) {
+    let (mut conn, now) = open(role);
+    conn.receive_data(&message_then_violation(role), now);
+    // The application closes without reading: the violation takes effect, with 1002.
+    conn.close(CloseCode::NORMAL, "bye", now).unwrap();
+    assert_eq!(conn.state(), State::Closed);
+    let out = drain(&mut conn);
+    assert_eq!(out.events.len(), 2);
+    let Event::Close(info) = &out.events[1] else {
+        panic!("expected Close, got {:?}", out.events);
+    };
+    assert_eq!(
+        info.error,
+        Some(Error::Protocol(ProtocolError::ReservedBits(RSV2)))
+    );
+    assert_eq!(
+        info.sent.as_ref().and_then(|f| f.code),
+        Some(CloseCode::PROTOCOL_ERROR)
+    );
+    assert_eq!(out.frames.len(), 1);
+    assert_eq!(out.frames[0].2[..], close_1002_payload()[..]);
+    assert!(out.shutdown);
+}
+
+#[test]
+fn client_close_before_violation_taken_sends_its_code() {
+    close_before_violation_taken_sends_its_code(Role::Client);
+}
+
+#[test]
+fn server_close_before_violation_taken_sends_its_code() {
+    close_before_violation_taken_sends_its_code(Role::Server);
 }
 
 // ----- close payloads (5.5.1, 7.4) -----
