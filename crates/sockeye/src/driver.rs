@@ -62,6 +62,11 @@ pub(crate) struct Inner {
     /// Application handles (WebSocket, its halves) alive; when it drops to zero the session
     /// is closed in the background.
     pub(crate) handles: usize,
+    /// A Close event waits for the reader to handle the messages received before it.
+    holding_close: bool,
+    /// Handles that receive (a WebSocket, a receiving half). With none, received messages
+    /// are dropped and nothing waits for a reader.
+    readers: usize,
     /// Close at once with 1006 and drop the transport (server shutdown deadline passed).
     abort: bool,
     /// The reader asked for a message and found none: it has handled every message it
@@ -95,7 +100,7 @@ impl Inner {
     /// Whether the application has handled every message received so far: it took them
     /// all and asked for the next one, or no handle is left to read.
     fn reader_caught_up(&self) -> bool {
-        self.handles == 0 || (self.incoming.is_empty() && self.reader_asked)
+        self.readers == 0 || (self.incoming.is_empty() && self.reader_asked)
     }
 
     pub(crate) fn incoming_over_high_water(&self) -> bool {
@@ -139,8 +144,11 @@ impl Shared {
                 failure_reported: false,
                 close_seen: false,
                 handles: 0,
+                readers: 0,
+                holding_close: false,
                 abort: false,
-                reader_asked: false,
+                // Nothing was handed to the reader yet, so it has handled everything.
+                reader_asked: true,
                 driver: None,
             }),
             wake_driver: Notify::new(),
@@ -225,17 +233,23 @@ impl Shared {
         .await
     }
 
-    pub(crate) fn add_handle(&self) {
-        self.lock().handles += 1;
+    pub(crate) fn add_handle(&self, reader: bool) {
+        let mut inner = self.lock();
+        inner.handles += 1;
+        inner.readers += usize::from(reader);
     }
 
-    pub(crate) fn drop_handle(&self) {
+    pub(crate) fn drop_handle(&self, reader: bool) {
         let mut inner = self.lock();
         inner.handles -= 1;
-        if inner.handles == 0 {
-            drop(inner);
-            self.wake_driver.notify_one();
+        inner.readers -= usize::from(reader);
+        if inner.readers == 0 {
+            // Nobody will take these: free them, and let a held Close go ahead.
+            inner.incoming.clear();
+            inner.incoming_bytes = 0;
         }
+        drop(inner);
+        self.wake_driver.notify_one();
     }
 }
 
@@ -532,19 +546,25 @@ where
 fn queue_events(inner: &mut Inner) -> bool {
     let mut held = false;
     loop {
-        if inner.conn.failure_pending()
+        if (inner.conn.failure_pending() || inner.conn.close_reply_pending())
             && matches!(inner.conn.peek_event(), Some(Event::Close(_)))
-            && !inner.reader_caught_up()
         {
-            held = true;
-            break;
+            // Messages received before the Close are still waiting for the reader: let it
+            // take and answer them first (bounded by the close timeout).
+            if !inner.incoming.is_empty() && inner.readers > 0 {
+                inner.holding_close = true;
+            }
+            if inner.holding_close && !inner.reader_caught_up() {
+                held = true;
+                break;
+            }
         }
         let Some(event) = inner.conn.poll_event() else {
             break;
         };
         match event {
             Event::Message(message) => {
-                if message.is_data() && inner.handles > 0 {
+                if message.is_data() && inner.readers > 0 {
                     inner.incoming_bytes += message.as_bytes().len();
                     inner.incoming.push_back(message);
                 }

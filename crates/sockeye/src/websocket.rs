@@ -56,7 +56,7 @@ impl fmt::Debug for WebSocket {
 
 impl WebSocket {
     pub(crate) fn new(shared: Arc<Shared>) -> WebSocket {
-        shared.add_handle();
+        shared.add_handle(true);
         WebSocket { shared }
     }
 
@@ -127,7 +127,7 @@ where
 
 impl Drop for WebSocket {
     fn drop(&mut self) {
-        self.shared.drop_handle();
+        self.shared.drop_handle(true);
     }
 }
 
@@ -255,7 +255,7 @@ impl fmt::Debug for WebSocketSender {
 
 impl WebSocketSender {
     fn new(shared: Arc<Shared>) -> Self {
-        shared.add_handle();
+        shared.add_handle(false);
         WebSocketSender { shared }
     }
 
@@ -278,7 +278,7 @@ impl WebSocketSender {
 
 impl Drop for WebSocketSender {
     fn drop(&mut self) {
-        self.shared.drop_handle();
+        self.shared.drop_handle(false);
     }
 }
 
@@ -297,7 +297,7 @@ impl fmt::Debug for WebSocketReceiver {
 
 impl WebSocketReceiver {
     fn new(shared: Arc<Shared>) -> Self {
-        shared.add_handle();
+        shared.add_handle(true);
         WebSocketReceiver { shared }
     }
 
@@ -315,7 +315,7 @@ impl WebSocketReceiver {
 
 impl Drop for WebSocketReceiver {
     fn drop(&mut self) {
-        self.shared.drop_handle();
+        self.shared.drop_handle(true);
     }
 }
 

@@ -34,3 +34,30 @@ async fn echo_round_trip_and_clean_close() {
     assert_eq!(info.code, CloseCode::NORMAL);
     assert!(ws.next().await.is_none());
 }
+
+#[tokio::test]
+async fn echo_of_a_message_sent_just_before_close_still_arrives() {
+    // The message and our Close leave in one write; the server's echo loop answers the
+    // message before it takes the Close (its reply waits, RFC 6455 5.5.1), and our
+    // client delivers the echo that arrived while it was closing (invariant 4).
+    let server = sockeye::Server::bind("127.0.0.1:0").await.unwrap();
+    let addr = server.local_addr().unwrap();
+    tokio::spawn(server.serve(|mut ws| async move {
+        while let Some(Ok(message)) = ws.next().await {
+            ws.send(message).await.unwrap();
+        }
+    }));
+    for round in 0..20 {
+        let (mut ws, _) = sockeye::connect(&format!("ws://{addr}/")).await.unwrap();
+        ws.send(Message::Text(format!("last words {round}")))
+            .await
+            .unwrap();
+        let info = ws.close(CloseCode::NORMAL, "").await.unwrap();
+        assert!(info.clean, "{info:?}");
+        assert_eq!(
+            ws.next().await.unwrap().unwrap(),
+            Message::Text(format!("last words {round}"))
+        );
+        assert!(ws.next().await.is_none());
+    }
+}

@@ -256,6 +256,9 @@ pub struct Connection {
     received_close: Option<CloseFrame>,
     initiator: Option<Initiator>,
     reply_pending: Option<CloseFrame>,
+    /// The peer's Close event was taken: the reply goes out at the next call into the
+    /// connection, i.e. after the application's `on_close` returned.
+    reply_due: bool,
     failing: Option<Failing>,
     close_info: Option<CloseInfo>,
 
@@ -302,6 +305,7 @@ impl Connection {
             received_close: None,
             initiator: None,
             reply_pending: None,
+            reply_due: false,
             failing: None,
             close_info: None,
             events: VecDeque::new(),
@@ -534,6 +538,10 @@ impl Connection {
         match self.state {
             State::New | State::Connecting => return Err(SendError::NotOpen),
             State::Connected | State::Open => {}
+            // 5.5.1: our reply to the peer's Close may wait for a message being sent.
+            State::Closing {
+                close_sent: false, ..
+            } if self.reply_pending.is_some() => {}
             State::Closing { .. } => return Err(SendError::Closing),
             State::Closed => return Err(SendError::Closed),
         }
@@ -630,6 +638,7 @@ impl Connection {
 
     /// The peer closed its side of the transport (read returned 0).
     pub fn receive_eof(&mut self, now: Instant) {
+        self.settle();
         if self.eof_received || self.state == State::Closed {
             return;
         }
@@ -656,6 +665,7 @@ impl Connection {
 
     /// Handles every deadline that has passed at `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.settle();
         if self.timers.handshake.is_some_and(|t| t <= now) {
             self.timers.handshake = None;
             if matches!(self.state, State::New | State::Connecting) {
@@ -699,24 +709,44 @@ impl Connection {
 
     /// The next thing the application must learn about.
     pub fn poll_event(&mut self) -> Option<Event> {
+        self.settle();
         let event = self.events.pop_front()?;
         if matches!(event, Event::Close(_)) {
-            if let Some(reply) = self.reply_pending.take() {
+            if self.reply_pending.is_some() {
                 // Seed 000, remotely initiated close: the reply goes out after the
-                // application was told. 5.5.1: "the endpoint MUST send a Close frame in
-                // response".
-                self.queue_close_frame(reply);
-                self.set_state(State::Closing {
-                    close_sent: true,
-                    close_received: true,
-                });
-                self.after_close_handshake();
+                // application was told, at the next call into the connection.
+                self.reply_due = true;
             }
             // A violation found in the input takes effect once everything received before
             // it was taken (and possibly answered).
             self.complete_failure();
         }
         Some(event)
+    }
+
+    /// Sends the reply to the peer's Close once its event was taken. 5.5.1: "the endpoint
+    /// MUST send a Close frame in response".
+    fn settle(&mut self) {
+        if !self.reply_due {
+            return;
+        }
+        self.reply_due = false;
+        if let Some(reply) = self.reply_pending.take() {
+            self.queue_close_frame(reply);
+            self.set_state(State::Closing {
+                close_sent: true,
+                close_received: true,
+            });
+            self.after_close_handshake();
+        }
+    }
+
+    /// Whether the peer's Close was received and our reply is still to come: it is sent
+    /// once the Close event was taken. Until then the session may still send (5.5.1: an
+    /// endpoint "MAY delay sending a Close frame until its current message is sent"), for
+    /// instance answers to the messages that arrived before the peer's Close.
+    pub fn close_reply_pending(&self) -> bool {
+        self.reply_pending.is_some()
     }
 
     /// The event [`poll_event`](Self::poll_event) would return next, without taking it.
@@ -734,6 +764,7 @@ impl Connection {
 
     /// The next thing to do with the transport.
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.settle();
         if let Some(bytes) = self.out_queue.pop_front() {
             self.buffered -= bytes.len();
             return Some(Transmit::Data(bytes));

@@ -314,8 +314,11 @@ fn apply(pair: &mut Pair, op: Op) {
         Op::Send(role, message) => {
             let (conn, _) = pair.side(role);
             let state = conn.state();
+            // Invariant 3: nothing after our Close; before our reply to the peer's Close,
+            // sending is still allowed (5.5.1).
+            let replying = !state.close_sent() && conn.close_reply_pending();
             let result = conn.send(message.clone());
-            let allowed = matches!(state, State::Connected | State::Open);
+            let allowed = matches!(state, State::Connected | State::Open) || replying;
             let too_long = !message.is_data() && message.as_bytes().len() > 125;
             assert_eq!(result.is_ok(), allowed && !too_long, "{state} {result:?}");
         }

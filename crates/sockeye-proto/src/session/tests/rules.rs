@@ -1110,3 +1110,67 @@ fn application_fail_sends_its_code_and_closes_at_once() {
         Err(CloseError::InvalidCode(1005))
     );
 }
+
+fn answers_message_received_before_the_peers_close(role: Role) {
+    // A message and the peer's Close in one read: the application takes the message,
+    // answers it, then takes the Close; the answer goes out before the reply Close.
+    let (mut conn, now) = open(role);
+    let mut bytes = peer_frame(role, true, OpCode::Text, b"last words");
+    bytes.extend(peer_frame(role, true, OpCode::Close, &[0x03, 0xe8]));
+    conn.receive_data(&bytes, now);
+    assert_eq!(
+        conn.poll_event(),
+        Some(Event::Message(Message::Text("last words".into())))
+    );
+    assert!(conn.close_reply_pending());
+    conn.send(Message::Text("echo: last words".into())).unwrap();
+    let Some(Event::Close(info)) = conn.poll_event() else {
+        panic!("expected the close notification")
+    };
+    assert!(info.clean);
+    // on_close runs now: still CLOSING{received}, the reply not yet queued.
+    assert_eq!(
+        conn.state(),
+        State::Closing {
+            close_sent: false,
+            close_received: true
+        }
+    );
+    let out = drain(&mut conn);
+    let masked = role == Role::Client;
+    assert_eq!(
+        out.frames,
+        [
+            (
+                true,
+                OpCode::Text,
+                Bytes::from_static(b"echo: last words"),
+                masked
+            ),
+            (
+                true,
+                OpCode::Close,
+                Bytes::from_static(&[0x03, 0xe8]),
+                masked
+            ),
+        ]
+    );
+    assert_eq!(
+        conn.send(Message::Text("late".into())),
+        Err(if role == Role::Server {
+            SendError::Closed
+        } else {
+            SendError::Closing
+        })
+    );
+}
+
+#[test]
+fn client_answers_message_received_before_the_peers_close() {
+    answers_message_received_before_the_peers_close(Role::Client);
+}
+
+#[test]
+fn server_answers_message_received_before_the_peers_close() {
+    answers_message_received_before_the_peers_close(Role::Server);
+}

@@ -142,10 +142,12 @@ fn remotely_initiated_close() {
     assert_eq!(info.reason, "remote close details");
     assert_eq!(info.initiator, Initiator::Remote);
     assert!(info.clean);
-    assert_eq!(pair.client.state(), CLOSING_BOTH);
+    // While on_close runs the session is still CLOSING{received}: the reply follows.
+    assert_eq!(pair.client.state(), CLOSING_RECEIVED);
     let Some(Transmit::Data(reply)) = pair.client.poll_transmit() else {
         panic!("expected the reply Close");
     };
+    assert_eq!(pair.client.state(), CLOSING_BOTH);
     pair.client_log.wrote.extend_from_slice(&reply);
     pair.client_log.events.push(Event::Close(info));
     pair.server.receive_data(&reply, now);
