@@ -180,8 +180,11 @@ impl ClientBuilder {
     /// handshake timeout.
     pub async fn connect(&self, url: &str) -> Result<(WebSocket, Response)> {
         let (shared, stream, response) = self.establish(url).await?;
-        tokio::spawn(driver::drive(shared.clone(), stream, Dispatch::Queue));
-        Ok((WebSocket::new(shared), response))
+        // Count the handle before the task starts: a task that sees no handle closes the
+        // session with 1001, and on a multi-thread runtime it may start at once.
+        let ws = WebSocket::new(shared.clone());
+        tokio::spawn(driver::drive(shared, stream, Dispatch::Queue));
+        Ok((ws, response))
     }
 
     /// Runs the opening handshake for `url` over a stream the caller connected (a proxy
@@ -197,8 +200,10 @@ impl ClientBuilder {
         driver::handshake(&mut conn, &mut stream, None).await?;
         let response = conn.response().cloned().ok_or(Error::HandshakeTimeout)?;
         let shared = Shared::new(conn, self.config.clone());
-        tokio::spawn(driver::drive(shared.clone(), stream, Dispatch::Queue));
-        Ok((WebSocket::new(shared), response))
+        // As in `connect`: the handle first, then the task.
+        let ws = WebSocket::new(shared.clone());
+        tokio::spawn(driver::drive(shared, stream, Dispatch::Queue));
+        Ok((ws, response))
     }
 
     /// Connects and runs `endpoint`'s callbacks on the session's task. If connecting

@@ -137,8 +137,11 @@ impl ServerBuilder {
         S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
     {
         let (shared, stream) = self.handshake(stream).await?;
-        tokio::spawn(driver::drive(shared.clone(), stream, Dispatch::Queue));
-        Ok(WebSocket::new(shared))
+        // Count the handle before the task starts: a task that sees no handle closes the
+        // session with 1001, and on a multi-thread runtime it may start at once.
+        let ws = WebSocket::new(shared.clone());
+        tokio::spawn(driver::drive(shared, stream, Dispatch::Queue));
+        Ok(ws)
     }
 
     /// Runs the opening handshake, then `endpoint`'s callbacks on the session's task.

@@ -457,3 +457,46 @@ async fn messages_that_arrive_while_closing_are_still_delivered() {
     );
     assert!(client.close_info().unwrap().clean);
 }
+
+/// A session made by `accept`, `connect` or `connect_on` must start OPEN even when its
+/// task starts on another thread before the call returns.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_start_open_on_a_multi_thread_runtime() {
+    let (listener, addr) = listener().await;
+    let url = url(addr);
+    for round in 0..100 {
+        let (client, server) = tokio::join!(
+            async {
+                if round % 2 == 0 {
+                    ClientBuilder::new().connect(&url).await
+                } else {
+                    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+                    ClientBuilder::new().connect_on(stream, &url).await
+                }
+            },
+            async {
+                let (stream, _) = listener.accept().await.unwrap();
+                sockeye::accept(stream).await
+            }
+        );
+        let (mut client, _) = client.unwrap();
+        let mut server = server.unwrap();
+        client.send("to server").await.unwrap();
+        server.send("to client").await.unwrap();
+        let received = within("a message", server.next()).await;
+        assert!(
+            matches!(received, Some(Ok(_))),
+            "round {round}: {received:?}"
+        );
+        let received = within("a message", client.next()).await;
+        assert!(
+            matches!(received, Some(Ok(_))),
+            "round {round}: {received:?}"
+        );
+        let info = within("the close", client.close(CloseCode::NORMAL, ""))
+            .await
+            .unwrap();
+        assert_eq!(info.initiator, Initiator::Local, "round {round}: {info:?}");
+        assert_eq!(info.code, CloseCode::NORMAL, "round {round}: {info:?}");
+    }
+}
