@@ -274,7 +274,9 @@ impl ShutdownHandle {
     /// Stops the server: it accepts no more connections, closes every open session with
     /// 1001 and returns from `serve` once they are closed or the shutdown timeout passed.
     pub fn shutdown(&self) {
-        let _ = self.shutdown.send(true);
+        // `send` drops the value while nobody is subscribed, which is the case until
+        // `serve` starts: store it regardless, so an early request is not lost.
+        self.shutdown.send_replace(true);
     }
 }
 

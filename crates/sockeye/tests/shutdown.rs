@@ -151,3 +151,19 @@ async fn shutdown_drops_a_client_that_never_answers_after_the_shutdown_timeout()
     );
     silent.expect_eof().await;
 }
+
+#[tokio::test]
+async fn shutdown_requested_before_serve_runs_still_stops_the_server() {
+    let server = sockeye::Server::bind("127.0.0.1:0").await.unwrap();
+    let shutdown = server.shutdown_handle();
+    // Spawned, not yet running: the request must not be lost.
+    let serving = tokio::spawn(server.serve(echo));
+    shutdown.shutdown();
+    within("serve() to return", serving).await.unwrap().unwrap();
+
+    let server = sockeye::Server::bind("127.0.0.1:0").await.unwrap();
+    server.shutdown_handle().shutdown();
+    within("serve() to return", server.serve(echo))
+        .await
+        .unwrap();
+}
