@@ -356,7 +356,12 @@ where
         if let Dispatch::Endpoint(endpoint) = &mut dispatch {
             for event in events {
                 match event {
-                    Event::Message(message) => endpoint.on_message(&session, message),
+                    Event::Message(message) if message.is_data() => {
+                        endpoint.on_message(&session, message);
+                    }
+                    // Ping and Pong were answered and tracked by the core; on_message is for
+                    // Text and Binary only, as in WebSocket mode.
+                    Event::Message(_) => {}
                     Event::Close(info) => {
                         if let Some(error) = &info.error {
                             endpoint.on_error(&session, error);

@@ -500,3 +500,41 @@ async fn sessions_start_open_on_a_multi_thread_runtime() {
         assert_eq!(info.code, CloseCode::NORMAL, "round {round}: {info:?}");
     }
 }
+
+#[tokio::test]
+async fn endpoint_on_message_is_not_called_for_ping_and_pong() {
+    let (listener, addr) = listener().await;
+    let (recorder, calls) = Recorder::new();
+    let (session, mut peer) = tokio::join!(
+        async {
+            let (stream, _) = listener.accept().await.unwrap();
+            ServerBuilder::new().accept_endpoint(stream, recorder).await
+        },
+        RawPeer::connect(addr),
+    );
+    let session = session.unwrap();
+
+    peer.send_frame(OpCode::Ping, b"are you there").await;
+    let pong = peer.expect_frame().await;
+    assert_eq!(
+        (pong.opcode, pong.payload.as_slice()),
+        (OpCode::Pong, &b"are you there"[..])
+    );
+    peer.send_frame(OpCode::Pong, b"unsolicited").await;
+    peer.send_frame(OpCode::Binary, b"data").await;
+    peer.send_close(CloseCode::NORMAL, "").await;
+    assert_eq!(peer.expect_close().await, (Some(1000), String::new()));
+    peer.expect_eof().await;
+    drop(peer);
+
+    let info = within("the outcome", session.closed()).await;
+    // Ping and Pong are the session's business (Endpoint docs): only data reaches on_message.
+    assert_eq!(
+        calls.all().await,
+        [
+            Call::Open(State::Connected),
+            Call::Message(Message::Binary("data".into())),
+            Call::Close(info, State::Closed),
+        ]
+    );
+}
