@@ -87,6 +87,15 @@ impl Inner {
         }
     }
 
+    /// Whether a message must wait for buffer space: the session can still send and the
+    /// queue is over its high-water mark. A session that is closing or closed refuses
+    /// messages at once instead (sending after close is an error, not a wait).
+    fn must_wait_for_room(&self) -> bool {
+        matches!(self.conn.state(), State::Connected | State::Open)
+            && !self.finished
+            && self.buffered() > self.config.write_buffer_high_water
+    }
+
     pub(crate) fn incoming_over_high_water(&self) -> bool {
         self.incoming_bytes > self.config.read_buffer_high_water
     }
@@ -139,9 +148,13 @@ impl Shared {
         self.lock().conn.close_info().cloned()
     }
 
-    /// Starts the closing handshake and wakes the driver.
+    /// Starts the closing handshake and wakes the driver, and the senders waiting for
+    /// buffer space: they can no longer send and must be told so now.
     pub(crate) fn close(&self, code: CloseCode, reason: &str) -> Result<()> {
-        self.lock().conn.close(code, reason, now())?;
+        let mut inner = self.lock();
+        inner.conn.close(code, reason, now())?;
+        inner.wake_all();
+        drop(inner);
         self.wake_driver.notify_one();
         Ok(())
     }
@@ -152,10 +165,11 @@ impl Shared {
         self.wake_driver.notify_one();
     }
 
-    /// Queues a message if the buffer has room; gives it back when it has not.
+    /// Queues a message if the buffer has room; gives it back when it has not. Once the
+    /// session is closing the core refuses the message, whatever the buffer holds.
     pub(crate) fn try_queue(&self, message: Message) -> Result<Option<Message>> {
         let mut inner = self.lock();
-        if !inner.finished && inner.buffered() > inner.config.write_buffer_high_water {
+        if inner.must_wait_for_room() {
             return Ok(Some(message));
         }
         inner.conn.send(message)?;
@@ -190,11 +204,12 @@ impl Shared {
         .await
     }
 
-    /// Waits until the queued bytes are below the high-water mark (or the session ended).
+    /// Waits until the queued bytes are below the high-water mark (or the session can no
+    /// longer send at all).
     pub(crate) async fn writable(&self) {
         std::future::poll_fn(|cx| {
             let mut inner = self.lock();
-            if inner.finished || inner.buffered() <= inner.config.write_buffer_high_water {
+            if !inner.must_wait_for_room() {
                 return std::task::Poll::Ready(());
             }
             inner.wait(cx.waker());
@@ -335,6 +350,11 @@ where
             let mut inner = shared.lock();
             let mut events = Vec::new();
             while let Some(event) = inner.conn.poll_event() {
+                if matches!(event, Event::Close(_)) {
+                    // The session can no longer send: senders waiting for buffer space
+                    // must fail now rather than wait for room.
+                    inner.wake_all();
+                }
                 match (&dispatch, event) {
                     (Dispatch::Queue, Event::Message(message)) => {
                         if message.is_data() && inner.handles > 0 {

@@ -564,3 +564,59 @@ async fn a_blocked_send_fails_when_the_peer_that_never_read_vanishes() {
     assert_eq!(info.code, CloseCode::ABNORMAL);
     assert!(info.error.is_some());
 }
+
+#[tokio::test]
+async fn send_after_close_fails_at_once_even_when_the_buffer_is_full() {
+    let config = Config {
+        write_buffer_high_water: 64 * 1024,
+        ..Config::default()
+    };
+    let (mut server, _peer) = server_with_a_client_that_never_reads(config).await;
+    let message = Message::Binary(vec![0xab; 8 * 1024].into());
+    tokio::time::pause();
+    fill(&mut server, &message, 1 << 20).await;
+    let session = server.session();
+    let mut blocked = {
+        let (session, message) = (session.clone(), message.clone());
+        tokio::spawn(async move { session.send(message).await })
+    };
+    assert!(stays_pending(Duration::from_secs(1), &mut blocked).await);
+
+    // The Close is stuck behind the full buffer, but no send may wait for room it could
+    // never use: the one already waiting and any later one fail now.
+    session.close(CloseCode::NORMAL, "").unwrap();
+    let start = Instant::now();
+    let result = within("the waiting send", blocked).await.unwrap();
+    assert!(is_send_error(&result), "{result:?}");
+    let result = within("a later send", session.send(message.clone())).await;
+    assert!(is_send_error(&result), "{result:?}");
+    let result = within("a later send", server.send(message.clone())).await;
+    assert!(is_send_error(&result), "{result:?}");
+    let result = session.try_send(message);
+    assert!(is_send_error(&result), "{result:?}");
+    assert_eq!(start.elapsed(), Duration::ZERO);
+}
+
+#[tokio::test]
+async fn a_waiting_send_fails_at_once_when_the_peer_closes() {
+    let config = Config {
+        write_buffer_high_water: 64 * 1024,
+        ..Config::default()
+    };
+    let (mut server, mut peer) = server_with_a_client_that_never_reads(config).await;
+    let message = Message::Binary(vec![0xab; 8 * 1024].into());
+    tokio::time::pause();
+    fill(&mut server, &message, 1 << 20).await;
+    let mut blocked = {
+        let (session, message) = (server.session(), message.clone());
+        tokio::spawn(async move { session.send(message).await })
+    };
+    assert!(stays_pending(Duration::from_secs(1), &mut blocked).await);
+
+    let start = Instant::now();
+    peer.send_close(CloseCode::NORMAL, "bye").await;
+    // The waiting send fails as soon as the peer's Close is read.
+    let result = within("the waiting send", blocked).await.unwrap();
+    assert!(is_send_error(&result), "{result:?}");
+    assert_eq!(start.elapsed(), Duration::ZERO);
+}
