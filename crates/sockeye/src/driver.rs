@@ -335,6 +335,7 @@ where
     let mut shutdown_done = false;
     let mut read_eof = false;
     let mut linger_until: Option<Instant> = None;
+    let mut flush_until: Option<Instant> = None;
     let session = Session::new(shared.clone());
 
     // Seed 000: on_open runs in CONNECTED; the session is OPEN once it returns, unless
@@ -430,15 +431,27 @@ where
             if closed && linger_until.is_none() && shutdown_done {
                 linger_until = Some(now + inner.config.linger);
             }
-            let deadline = if closed {
-                linger_until
-            } else {
-                inner.conn.poll_timeout()
+            if closed && flush_until.is_none() {
+                // The core's deadlines are over. What is left to write (data queued before
+                // our Close, the Close itself) gets one close timeout, so that a peer that
+                // never reads cannot keep the transport forever.
+                flush_until = Some(now + inner.config.protocol.close_timeout);
+            }
+            let flushed = pending.is_empty() && (shutdown_done || !shutdown_wanted);
+            let deadline = match (closed, flushed) {
+                (true, true) => linger_until,
+                (true, false) => flush_until,
+                (false, _) => inner.conn.poll_timeout(),
             };
             (want_read, deadline, closed)
         };
 
-        if closed && pending.is_empty() && (shutdown_done || !shutdown_wanted) {
+        let flushed = pending.is_empty() && (shutdown_done || !shutdown_wanted);
+        if closed && !flushed && flush_until.is_some_and(|t| t <= now()) {
+            debug!("output not written within the close timeout; dropping the transport");
+            break;
+        }
+        if closed && flushed {
             if read_eof || linger_until.is_some_and(|t| t <= now()) || inner_aborted(&shared) {
                 break;
             }

@@ -620,3 +620,54 @@ async fn a_waiting_send_fails_at_once_when_the_peer_closes() {
     assert!(is_send_error(&result), "{result:?}");
     assert_eq!(start.elapsed(), Duration::ZERO);
 }
+
+#[tokio::test]
+async fn a_peer_that_never_reads_cannot_keep_a_closed_session_alive() {
+    let mut config = Config {
+        write_buffer_high_water: 64 * 1024,
+        linger: Duration::from_secs(2),
+        ..Config::default()
+    };
+    config.protocol.close_timeout = Duration::from_secs(5);
+    let (mut server, mut peer) = server_with_a_client_that_never_reads(config).await;
+    let message = Message::Binary(vec![0xab; 8 * 1024].into());
+    tokio::time::pause();
+    fill(&mut server, &message, 1 << 20).await;
+
+    // The peer's Close makes the server CLOSED at once (it replies and closes TCP), but
+    // the reply sits behind data the peer never reads.
+    let start = Instant::now();
+    peer.send_close(CloseCode::NORMAL, "bye").await;
+    let info = within("the session's end", server.session().closed()).await;
+    assert_eq!(info.code, CloseCode::NORMAL);
+    assert_eq!(server.state(), State::Closed);
+    // Writing what is left gets one close timeout, then the transport is dropped.
+    let waited = start.elapsed();
+    assert!(waited >= Duration::from_secs(5), "{waited:?}");
+    assert!(waited <= Duration::from_secs(7), "{waited:?}");
+}
+
+#[tokio::test]
+async fn closing_in_front_of_a_peer_that_never_reads_ends_in_bounded_time() {
+    let mut config = Config {
+        write_buffer_high_water: 64 * 1024,
+        ..Config::default()
+    };
+    config.protocol.close_timeout = Duration::from_secs(3);
+    let (mut server, _peer) = server_with_a_client_that_never_reads(config).await;
+    let message = Message::Binary(vec![0xab; 8 * 1024].into());
+    tokio::time::pause();
+    fill(&mut server, &message, 1 << 20).await;
+
+    // Our Close cannot even be written: the close timeout fails the session, and what is
+    // left to write gets one more close timeout before the transport is dropped.
+    let start = Instant::now();
+    let info = within("the close", server.close(CloseCode::NORMAL, ""))
+        .await
+        .unwrap();
+    assert_eq!(info.error, Some(sockeye_proto::Error::CloseTimeout));
+    let waited = start.elapsed();
+    assert!(waited >= Duration::from_secs(3), "{waited:?}");
+    // Two close timeouts, give or take the timer's millisecond ticks.
+    assert!(waited <= Duration::from_millis(6_100), "{waited:?}");
+}
