@@ -180,12 +180,21 @@ async fn closing_the_receiver_half_makes_the_sender_half_fail() {
     assert!(is_send_error(&result), "{result:?}");
     let result = SinkExt::send(&mut sender, Message::Text("too late".into())).await;
     assert!(is_send_error(&result), "{result:?}");
+    // Nothing reached the server: its stream ends without a message.
     assert!(within("the server's end", server.next()).await.is_none());
     assert_eq!(server.close_info().unwrap().reason, "from the reader");
-    // Nothing after the Close reached the server.
-    let info = within("the outcome", sender.session().closed()).await;
-    assert!(info.clean);
-    drop(receiver);
+    // Closing the sending half as a Sink waits for the same, single close.
+    within("Sink::close", SinkExt::close(&mut sender))
+        .await
+        .unwrap();
+    assert_eq!(sender.session().state(), State::Closed);
+    assert!(sender.session().close_info().unwrap().clean);
+    let mut receiver = receiver;
+    assert!(
+        within("the receiving half's end", receiver.next())
+            .await
+            .is_none()
+    );
 }
 
 #[tokio::test]
