@@ -167,3 +167,118 @@ async fn shutdown_requested_before_serve_runs_still_stops_the_server() {
         .await
         .unwrap();
 }
+
+/// A server whose `on_request` reports each request and then waits, without holding up the
+/// runtime, until the test lets it accept.
+async fn server_with_a_held_decision(
+    shutdown_timeout: Duration,
+) -> (
+    std::net::SocketAddr,
+    sockeye::ShutdownHandle,
+    tokio::task::JoinHandle<sockeye::Result<()>>,
+    tokio::sync::mpsc::UnboundedReceiver<()>,
+    std::sync::mpsc::Sender<()>,
+) {
+    let (entered_tx, entered) = tokio::sync::mpsc::unbounded_channel();
+    let (release, release_rx) = std::sync::mpsc::channel::<()>();
+    let release_rx = Mutex::new(release_rx);
+    let server = ServerBuilder::new()
+        .shutdown_timeout(shutdown_timeout)
+        .on_request(move |_request| {
+            let _ = entered_tx.send(());
+            // Waits on this worker thread while the runtime goes on with the others.
+            let _ = tokio::task::block_in_place(|| release_rx.lock().unwrap().recv());
+            Ok(sockeye::Accept::default())
+        })
+        .bind("127.0.0.1:0")
+        .await
+        .unwrap();
+    let addr = server.local_addr().unwrap();
+    let shutdown = server.shutdown_handle();
+    let serving = tokio::spawn(server.serve(echo));
+    (addr, shutdown, serving, entered, release)
+}
+
+/// Opens a TCP connection and sends the first line of a handshake request only.
+async fn half_a_request(addr: std::net::SocketAddr) -> tokio::net::TcpStream {
+    use tokio::io::AsyncWriteExt;
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.write_all(b"GET / HTTP/1.1\r\n").await.unwrap();
+    stream
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn handshakes_in_progress_at_shutdown_are_finished_or_refused_before_serve_returns() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (addr, shutdown, mut serving, mut entered, release) =
+        server_with_a_held_decision(Duration::from_secs(5)).await;
+    // `late` connects first, so it is accepted before `decided`'s request is being decided.
+    let mut late = half_a_request(addr).await;
+    let url = url(addr);
+    let decided = tokio::spawn(async move { sockeye::connect(&url).await });
+    within("the decision to start", entered.recv())
+        .await
+        .unwrap();
+
+    shutdown.shutdown();
+    // The accepted request is still being decided: serve() must wait for it.
+    assert!(common::stays_pending(Duration::from_millis(200), &mut serving).await);
+    // A request completed after the shutdown began is refused.
+    late.write_all(
+        b"Host: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let mut response = Vec::new();
+    within("the refusal", late.read_to_end(&mut response))
+        .await
+        .unwrap();
+    let response = String::from_utf8(response).unwrap();
+    assert!(response.starts_with("HTTP/1.1 503 "), "{response}");
+
+    // The request decided before is accepted, then closed with 1001 like every session.
+    release.send(()).unwrap();
+    let (mut ws, _) = within("the held handshake", decided)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(within("the end of the stream", ws.next()).await.is_none());
+    let info = ws.close_info().unwrap();
+    assert_eq!(info.code, CloseCode::GOING_AWAY);
+    assert!(info.clean, "{info:?}");
+    within("serve() to return", serving).await.unwrap().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handshake_that_never_completes_is_dropped_at_the_shutdown_timeout() {
+    use tokio::io::AsyncReadExt;
+    let shutdown_timeout = Duration::from_millis(300);
+    let (addr, shutdown, serving, mut entered, release) =
+        server_with_a_held_decision(shutdown_timeout).await;
+    let mut stalled = half_a_request(addr).await;
+    let url = url(addr);
+    let decided = tokio::spawn(async move { sockeye::connect(&url).await });
+    within("the decision to start", entered.recv())
+        .await
+        .unwrap();
+
+    let start = Instant::now();
+    shutdown.shutdown();
+    release.send(()).unwrap();
+    let (mut ws, _) = within("the held handshake", decided)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(within("the end of the stream", ws.next()).await.is_none());
+    // The stalled request holds serve() up to the shutdown timeout, no longer.
+    within("serve() to return", serving).await.unwrap().unwrap();
+    let waited = start.elapsed();
+    assert!(waited >= shutdown_timeout, "{waited:?}");
+    assert!(waited < Duration::from_secs(5), "{waited:?}");
+    let mut rest = Vec::new();
+    within("the dropped connection", stalled.read_to_end(&mut rest))
+        .await
+        .unwrap();
+    assert!(rest.is_empty(), "{:?}", String::from_utf8_lossy(&rest));
+}
