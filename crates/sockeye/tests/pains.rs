@@ -101,7 +101,7 @@ async fn dropping_the_websocket_is_bounded_by_the_close_timeout_when_the_peer_ne
 async fn dropping_a_session_handle_does_not_close_the_session() {
     let (mut client, mut server) = ws_pair(ClientBuilder::new(), ServerBuilder::new()).await;
     drop(client.session());
-    drop(server.session().clone());
+    drop(server.session());
     client.send("ping").await.unwrap();
     let received = within("a message", server.next()).await.unwrap().unwrap();
     server.send(received).await.unwrap();
@@ -111,35 +111,32 @@ async fn dropping_a_session_handle_does_not_close_the_session() {
 }
 
 #[tokio::test]
-async fn dropping_an_endpoint_session_handle_does_not_close_the_session() {
-    let server = sockeye::Server::bind("127.0.0.1:0").await.unwrap();
-    let addr = server.local_addr().unwrap();
-    tokio::spawn(server.serve(|mut ws| async move {
-        while let Some(Ok(message)) = ws.next().await {
-            if ws.send(message).await.is_err() {
-                break;
-            }
-        }
-    }));
-    let (recorder, mut calls) = common::Recorder::new();
-    let session = within(
-        "connect",
-        ClientBuilder::new().connect_endpoint(&url(addr), recorder),
-    )
-    .await
-    .unwrap();
-    let keep = session.clone();
-    drop(session);
+async fn dropping_every_session_handle_of_an_endpoint_does_not_close_it() {
+    let (listener, addr) = listener().await;
+    let (mut recorder, mut calls) = common::Recorder::new();
+    recorder.echo = true;
+    let (client, url) = (ClientBuilder::new(), url(addr));
+    let (session, server) = tokio::join!(client.connect_endpoint(&url, recorder), async {
+        let (stream, _) = listener.accept().await.unwrap();
+        sockeye::accept(stream).await
+    });
+    // The endpoint owns the session; the application keeps no handle at all.
+    drop(session.unwrap());
+    let mut server = server.unwrap();
 
     assert_eq!(calls.next().await, common::Call::Open(State::Connected));
-    keep.send("still here").await.unwrap();
-    assert_eq!(
-        calls.next().await,
-        common::Call::Message(Message::Text("still here".into()))
+    server.send("still here").await.unwrap();
+    let echoed = within("the echo", server.next()).await.unwrap().unwrap();
+    assert_eq!(echoed, Message::Text("still here".into()));
+    let info = within("the close", server.close(CloseCode::NORMAL, ""))
+        .await
+        .unwrap();
+    assert!(info.clean, "{info:?}");
+    let rest = calls.all().await;
+    assert!(
+        matches!(rest.as_slice(), [common::Call::Message(_), common::Call::Close(i, _)] if i.clean),
+        "{rest:?}"
     );
-    assert_eq!(keep.state(), State::Open);
-    keep.close(CloseCode::NORMAL, "").unwrap();
-    assert!(within("the outcome", keep.closed()).await.clean);
 }
 
 // ----- split -----
@@ -383,7 +380,8 @@ async fn sending_after_the_connection_was_lost_is_an_error() {
     ));
 }
 
-/// A server session on `config` with a raw client that never reads.
+/// A server session on `config` with a raw client that never reads, both on small kernel
+/// buffers so that what the kernel absorbs is small next to what is measured.
 async fn server_with_a_client_that_never_reads(config: Config) -> (sockeye::WebSocket, RawPeer) {
     let (listener, addr) = small_buffer_listener(4096);
     let (server, peer) = tokio::join!(
@@ -397,7 +395,8 @@ async fn server_with_a_client_that_never_reads(config: Config) -> (sockeye::WebS
 }
 
 /// Sends `message` until the session holds it back: `try_send` says `Full` and `send`
-/// makes no progress while time passes. Returns the bytes it accepted.
+/// makes no progress while time passes (on paused time, a second passes as soon as
+/// nothing else can happen). Returns the bytes it accepted; fails past `bound`.
 async fn fill(ws: &mut sockeye::WebSocket, message: &Message, bound: usize) -> usize {
     let high_water = 64 * 1024;
     let mut accepted = 0;
