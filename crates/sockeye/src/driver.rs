@@ -103,6 +103,15 @@ impl Inner {
         self.readers == 0 || (self.incoming.is_empty() && self.reader_asked)
     }
 
+    /// Whether a message must wait for buffer space: the session can still send and the
+    /// queue is over its high-water mark. A session that can no longer send refuses
+    /// messages at once instead (sending after close is an error, not a wait).
+    fn must_wait_for_room(&self) -> bool {
+        self.conn.can_send()
+            && !self.finished
+            && self.buffered() > self.config.write_buffer_high_water
+    }
+
     pub(crate) fn incoming_over_high_water(&self) -> bool {
         self.incoming_bytes > self.config.read_buffer_high_water
     }
@@ -169,9 +178,13 @@ impl Shared {
         self.lock().conn.close_info().cloned()
     }
 
-    /// Starts the closing handshake and wakes the driver.
+    /// Starts the closing handshake and wakes the driver, and the senders waiting for
+    /// buffer space: they can no longer send and must be told so now.
     pub(crate) fn close(&self, code: CloseCode, reason: &str) -> Result<()> {
-        self.lock().conn.close(code, reason, now())?;
+        let mut inner = self.lock();
+        inner.conn.close(code, reason, now())?;
+        inner.wake_all();
+        drop(inner);
         self.wake_driver.notify_one();
         Ok(())
     }
@@ -185,7 +198,7 @@ impl Shared {
     /// Queues a message if the buffer has room; gives it back when it has not.
     pub(crate) fn try_queue(&self, message: Message) -> Result<Option<Message>> {
         let mut inner = self.lock();
-        if !inner.finished && inner.buffered() > inner.config.write_buffer_high_water {
+        if inner.must_wait_for_room() {
             return Ok(Some(message));
         }
         inner.conn.send(message)?;
@@ -224,7 +237,7 @@ impl Shared {
     pub(crate) async fn writable(&self) {
         std::future::poll_fn(|cx| {
             let mut inner = self.lock();
-            if inner.finished || inner.buffered() <= inner.config.write_buffer_high_water {
+            if !inner.must_wait_for_room() {
                 return std::task::Poll::Ready(());
             }
             inner.wait(cx.waker());
@@ -356,6 +369,7 @@ where
     let mut shutdown_done = false;
     let mut read_eof = false;
     let mut linger_until: Option<Instant> = None;
+    let mut flush_until: Option<Instant> = None;
     let session = Session::new(shared.clone());
 
     // Seed 000: on_open runs in CONNECTED; the session is OPEN once it returns, unless
@@ -379,8 +393,16 @@ where
                     break;
                 };
                 match event {
-                    Event::Message(message) => endpoint.on_message(&session, message),
+                    Event::Message(message) if message.is_data() => {
+                        endpoint.on_message(&session, message);
+                    }
+                    // Ping and Pong were answered and tracked by the core; on_message is for
+                    // Text and Binary only, as in WebSocket mode.
+                    Event::Message(_) => {}
                     Event::Close(info) => {
+                        // The session can no longer send: senders waiting for buffer space
+                        // must fail now rather than wait for room.
+                        shared.lock().wake_all();
                         if let Some(error) = &info.error {
                             endpoint.on_error(&session, error);
                         }
@@ -428,15 +450,27 @@ where
             if closed && linger_until.is_none() && shutdown_done {
                 linger_until = Some(now + inner.config.linger);
             }
-            let deadline = if closed {
-                linger_until
-            } else {
-                inner.conn.poll_timeout()
+            if closed && flush_until.is_none() {
+                // The core's deadlines are over. What is left to write (data queued before
+                // our Close, the Close itself) gets one close timeout, so that a peer that
+                // never reads cannot keep the transport forever.
+                flush_until = Some(now + inner.config.protocol.close_timeout);
+            }
+            let flushed = pending.is_empty() && (shutdown_done || !shutdown_wanted);
+            let deadline = match (closed, flushed) {
+                (true, true) => linger_until,
+                (true, false) => flush_until,
+                (false, _) => inner.conn.poll_timeout(),
             };
             (want_read, deadline, closed)
         };
 
-        if closed && pending.is_empty() && (shutdown_done || !shutdown_wanted) {
+        let flushed = pending.is_empty() && (shutdown_done || !shutdown_wanted);
+        if closed && !flushed && flush_until.is_some_and(|t| t <= now()) {
+            debug!("output not written within the close timeout; dropping the transport");
+            break;
+        }
+        if closed && flushed {
             if read_eof || linger_until.is_some_and(|t| t <= now()) || inner_aborted(&shared) {
                 break;
             }
@@ -569,7 +603,11 @@ fn queue_events(inner: &mut Inner) -> bool {
                     inner.incoming.push_back(message);
                 }
             }
-            Event::Close(_) => inner.close_seen = true,
+            Event::Close(_) => {
+                inner.close_seen = true;
+                // Senders waiting for buffer space must fail now rather than wait.
+                inner.wake_all();
+            }
             Event::Request | Event::Connected => {}
         }
     }

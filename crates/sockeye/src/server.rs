@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -133,14 +133,51 @@ impl ServerBuilder {
     where
         S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
     {
+        self.handshake_refusing(stream, || false).await
+    }
+
+    /// The handshake, refusing the request with 503 if `shutting_down()` says so when it
+    /// is to be decided.
+    async fn handshake_refusing<S>(
+        &self,
+        stream: S,
+        shutting_down: impl Fn() -> bool + Send + Sync,
+    ) -> Result<(Arc<Shared>, Transport<S>)>
+    where
+        S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+    {
         let mut conn = Connection::server(self.config.protocol.clone(), now());
         let mut stream = self.secure(&conn, stream).await?;
-        let mut decide = |request: &Request| match &self.decide {
-            Some(decide) => decide(request),
-            None => Ok(Accept::default()),
+        let mut decide = |request: &Request| {
+            if shutting_down() {
+                return Err(Reject::new(503, "server shutting down"));
+            }
+            match &self.decide {
+                Some(decide) => decide(request),
+                None => Ok(Accept::default()),
+            }
         };
         driver::handshake(&mut conn, &mut stream, Some(&mut decide)).await?;
         Ok((Shared::new(conn, self.config.clone()), stream))
+    }
+
+    /// A [`Server`]'s handshake: counted in the registry until the session is registered,
+    /// refused once the server is shutting down, abandoned when the shutdown timeout has
+    /// passed.
+    async fn server_handshake(
+        &self,
+        stream: tokio::net::TcpStream,
+        registry: &Registry,
+    ) -> Result<(Arc<Shared>, Transport<tokio::net::TcpStream>)> {
+        let shutting_down = || registry.closing.load(Ordering::SeqCst);
+        tokio::select! {
+            result = self.handshake_refusing(stream, shutting_down) => result,
+            () = registry.aborted() => Err(std::io::Error::new(
+                std::io::ErrorKind::ConnectionAborted,
+                "server shut down during the handshake",
+            )
+            .into()),
+        }
     }
 
     /// The TLS handshake, if TLS is set, within the opening handshake's deadline.
@@ -244,26 +281,67 @@ impl ServerBuilder {
     }
 }
 
-/// The live sessions of a server, for graceful shutdown.
+/// The live sessions of a server, and the connections still in their handshake, for
+/// graceful shutdown.
 #[derive(Debug, Default)]
 struct Registry {
     sessions: Mutex<HashMap<u64, Arc<Shared>>>,
     next_id: AtomicU64,
     emptied: Notify,
-    closing: std::sync::atomic::AtomicBool,
+    /// Connections accepted whose session is not registered yet.
+    handshakes: AtomicUsize,
+    closing: AtomicBool,
+    /// The shutdown timeout passed: handshakes still running are abandoned.
+    aborting: AtomicBool,
+    aborted: Notify,
+}
+
+/// Counts an accepted connection as handshaking until dropped (once its session is
+/// registered, or its handshake failed).
+struct Handshaking(Arc<Registry>);
+
+impl Handshaking {
+    fn start(registry: &Arc<Registry>) -> Handshaking {
+        registry.handshakes.fetch_add(1, Ordering::SeqCst);
+        Handshaking(registry.clone())
+    }
+}
+
+impl Drop for Handshaking {
+    fn drop(&mut self) {
+        if self.0.handshakes.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.0.emptied.notify_waiters();
+        }
+    }
 }
 
 impl Registry {
     fn insert(&self, shared: Arc<Shared>) -> u64 {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        if self.closing.load(Ordering::SeqCst) {
-            let _ = shared.close(CloseCode::GOING_AWAY, "server shutting down");
-        }
         self.sessions
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(id, shared);
+            .insert(id, shared.clone());
+        // After inserting: either the shutdown saw this session, or this sees the shutdown.
+        if self.closing.load(Ordering::SeqCst) {
+            let _ = shared.close(CloseCode::GOING_AWAY, "server shutting down");
+        }
         id
+    }
+
+    fn abort_handshakes(&self) {
+        self.aborting.store(true, Ordering::SeqCst);
+        self.aborted.notify_waiters();
+    }
+
+    async fn aborted(&self) {
+        loop {
+            let aborted = self.aborted.notified();
+            if self.aborting.load(Ordering::SeqCst) {
+                return;
+            }
+            aborted.await;
+        }
     }
 
     fn remove(&self, id: u64) {
@@ -286,10 +364,11 @@ impl Registry {
             .len()
     }
 
+    /// Waits until no session is live and no handshake is under way.
     async fn wait_empty(&self) {
         loop {
             let emptied = self.emptied.notified();
-            if self.len() == 0 {
+            if self.len() == 0 && self.handshakes.load(Ordering::SeqCst) == 0 {
                 return;
             }
             emptied.await;
@@ -347,7 +426,9 @@ impl ShutdownHandle {
     /// Stops the server: it accepts no more connections, closes every open session with
     /// 1001 and returns from `serve` once they are closed or the shutdown timeout passed.
     pub fn shutdown(&self) {
-        let _ = self.shutdown.send(true);
+        // `send` drops the value while nobody is subscribed, which is the case until
+        // `serve` starts: store it regardless, so an early request is not lost.
+        self.shutdown.send_replace(true);
     }
 }
 
@@ -384,9 +465,12 @@ impl Server {
         let handler = Arc::new(handler);
         self.run(move |builder, stream, registry| {
             let handler = handler.clone();
+            // Counted from the accept on, so a shutdown starting now waits for it.
+            let handshaking = Handshaking::start(&registry);
             async move {
-                let (shared, stream) = builder.handshake(stream).await?;
+                let (shared, stream) = builder.server_handshake(stream, &registry).await?;
                 let id = registry.insert(shared.clone());
+                drop(handshaking);
                 let ws = WebSocket::new(shared.clone());
                 tokio::spawn(async move {
                     driver::drive(shared, stream, Dispatch::Queue).await;
@@ -409,10 +493,13 @@ impl Server {
         let make = Arc::new(make);
         self.run(move |builder, stream, registry| {
             let make = make.clone();
+            // Counted from the accept on, so a shutdown starting now waits for it.
+            let handshaking = Handshaking::start(&registry);
             async move {
                 let peer = stream.peer_addr()?;
-                let (shared, stream) = builder.handshake(stream).await?;
+                let (shared, stream) = builder.server_handshake(stream, &registry).await?;
                 let id = registry.insert(shared.clone());
+                drop(handshaking);
                 let endpoint = make(peer);
                 driver::drive(shared, stream, Dispatch::Endpoint(Box::new(endpoint))).await;
                 registry.remove(id);
@@ -473,6 +560,7 @@ impl Server {
             for shared in left {
                 shared.abort();
             }
+            self.registry.abort_handshakes();
             self.registry.wait_empty().await;
         }
         Ok(())

@@ -535,15 +535,12 @@ impl Connection {
     /// Queues a message. Allowed in CONNECTED and OPEN; an error before the handshake
     /// completes and once our Close frame is sent (5.5.1: no data after Close).
     pub fn send(&mut self, message: Message) -> Result<(), SendError> {
-        match self.state {
-            State::New | State::Connecting => return Err(SendError::NotOpen),
-            State::Connected | State::Open => {}
-            // 5.5.1: our reply to the peer's Close may wait for a message being sent.
-            State::Closing {
-                close_sent: false, ..
-            } if self.reply_pending.is_some() => {}
-            State::Closing { .. } => return Err(SendError::Closing),
-            State::Closed => return Err(SendError::Closed),
+        if !self.can_send() {
+            return Err(match self.state {
+                State::New | State::Connecting => SendError::NotOpen,
+                State::Closed => SendError::Closed,
+                _ => SendError::Closing,
+            });
         }
         let (opcode, payload) = match message {
             Message::Text(text) => (OpCode::Text, Bytes::from(text)),
@@ -556,6 +553,19 @@ impl Connection {
         }
         self.queue_frame(opcode, payload);
         Ok(())
+    }
+
+    /// Whether [`send`](Self::send) accepts a message now: in CONNECTED and OPEN, and in
+    /// CLOSING while our reply to the peer's Close is still to come (5.5.1: an endpoint
+    /// "MAY delay sending a Close frame until its current message is sent").
+    pub fn can_send(&self) -> bool {
+        match self.state {
+            State::Connected | State::Open => true,
+            State::Closing {
+                close_sent: false, ..
+            } => self.reply_pending.is_some(),
+            _ => false,
+        }
     }
 
     /// Starts the closing handshake with `code` and `reason` (7.1.2).

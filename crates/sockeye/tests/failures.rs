@@ -1,0 +1,373 @@
+//! Sessions against misbehaving peers over real loopback TCP: a peer that drops the
+//! connection in the middle of a frame, one that never answers our Close, one that never
+//! answers our keepalive Pings, and handshakes the server refuses.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{CLOSING_SENT, RawPeer, listener, url, within};
+use futures_util::StreamExt;
+use sockeye::{
+    ClientBuilder, CloseCode, Config, Error, Initiator, Message, Reject, ServerBuilder, State,
+};
+use sockeye_proto::HandshakeError;
+use sockeye_proto::frame::OpCode;
+use tokio::time::Instant;
+
+fn lost() -> sockeye_proto::Error {
+    sockeye_proto::Error::ConnectionLost
+}
+
+#[tokio::test]
+async fn server_session_fails_with_1006_when_the_client_drops_tcp_mid_message() {
+    let (listener, addr) = listener().await;
+    let (server, mut peer) = tokio::join!(
+        async {
+            let (stream, _) = listener.accept().await.unwrap();
+            sockeye::accept(stream).await
+        },
+        RawPeer::connect(addr),
+    );
+    let mut server = server.unwrap();
+
+    // The header of a 1000-byte message and only part of its payload.
+    let frame = peer.encode(true, OpCode::Binary, &[7; 1000]);
+    peer.write_raw(&frame[..300]).await;
+    drop(peer);
+
+    let received = within("the failure", server.next()).await;
+    assert!(
+        matches!(received, Some(Err(Error::Failed(ref e))) if *e == lost()),
+        "{received:?}"
+    );
+    assert!(server.next().await.is_none());
+    let info = within("the outcome", server.session().closed()).await;
+    assert_eq!(info.code, CloseCode::ABNORMAL);
+    assert_eq!(info.initiator, Initiator::Abnormal);
+    assert_eq!((info.sent, info.received), (None, None));
+    assert!(!info.clean);
+    assert_eq!(info.error, Some(lost()));
+    assert_eq!(
+        server.session().state_history(),
+        [
+            State::New,
+            State::Connecting,
+            State::Connected,
+            State::Open,
+            State::Closed
+        ]
+    );
+}
+
+#[tokio::test]
+async fn client_session_fails_with_1006_when_the_server_drops_tcp_mid_message() {
+    let (listener, addr) = listener().await;
+    let url = url(addr);
+    let (client, peer) = tokio::join!(sockeye::connect(&url), RawPeer::accept(&listener, b""));
+    let (mut client, _) = client.unwrap();
+    let mut peer = peer;
+
+    client.send("before").await.unwrap();
+    let frame = peer.expect_frame().await;
+    assert!(frame.masked);
+    assert_eq!(frame.payload, b"before");
+    let frame = RawPeer::server_frame(OpCode::Text, "a message cut short".as_bytes());
+    peer.write_raw(&frame[..8]).await;
+    drop(peer);
+
+    let received = within("the failure", client.next()).await;
+    assert!(
+        matches!(received, Some(Err(Error::Failed(ref e))) if *e == lost()),
+        "{received:?}"
+    );
+    assert!(client.next().await.is_none());
+    let info = within("the outcome", client.session().closed()).await;
+    assert_eq!(info.code, CloseCode::ABNORMAL);
+    assert!(!info.clean);
+    assert_eq!(info.error, Some(lost()));
+}
+
+#[tokio::test]
+async fn server_drops_a_client_that_never_answers_close_after_the_close_timeout_with_1006() {
+    let (listener, addr) = listener().await;
+    let mut config = Config::default();
+    config.protocol.close_timeout = Duration::from_secs(3);
+    config.linger = Duration::from_secs(1);
+    let (server, mut peer) = tokio::join!(
+        async {
+            let (stream, _) = listener.accept().await.unwrap();
+            ServerBuilder::new().config(config).accept(stream).await
+        },
+        RawPeer::connect(addr),
+    );
+    let mut server = server.unwrap();
+    tokio::time::pause();
+
+    // The client reads nothing and answers nothing.
+    let start = Instant::now();
+    let info = within("the close timeout", server.close(CloseCode::NORMAL, "bye"))
+        .await
+        .unwrap();
+    let waited = start.elapsed();
+    assert!(waited >= Duration::from_secs(3), "{waited:?}");
+    assert!(waited <= Duration::from_secs(5), "{waited:?}");
+    assert_eq!(info.code, CloseCode::ABNORMAL);
+    assert_eq!(info.initiator, Initiator::Local);
+    assert!(!info.clean);
+    assert_eq!(info.error, Some(sockeye_proto::Error::CloseTimeout));
+    assert_eq!(
+        info.sent,
+        Some(sockeye::CloseFrame::new(CloseCode::NORMAL, "bye").unwrap())
+    );
+    assert_eq!(info.received, None);
+    // The stream reports the failure once, then ends.
+    let timed_out = sockeye_proto::Error::CloseTimeout;
+    assert!(matches!(server.next().await, Some(Err(Error::Failed(e))) if e == timed_out));
+    assert!(server.next().await.is_none());
+    assert_eq!(
+        server.session().state_history().last_chunk(),
+        Some(&[State::Open, CLOSING_SENT, State::Closed])
+    );
+    // What the client would have read: the Close, then the server's TCP close.
+    assert_eq!(peer.expect_close().await, (Some(1000), "bye".into()));
+    peer.expect_eof().await;
+}
+
+#[tokio::test]
+async fn client_gives_up_on_a_server_that_never_answers_close_after_the_close_timeout() {
+    let (listener, addr) = listener().await;
+    let client = ClientBuilder::new().close_timeout(Duration::from_secs(4));
+    let url = url(addr);
+    let (client, peer) = tokio::join!(client.connect(&url), RawPeer::accept(&listener, b""));
+    let (mut client, _) = client.unwrap();
+    let mut peer = peer;
+    tokio::time::pause();
+
+    let start = Instant::now();
+    let closing = client.session();
+    closing.close(CloseCode::NORMAL, "").unwrap();
+    assert_eq!(peer.expect_close().await, (Some(1000), String::new()));
+    // The server never answers: the client fails after the close timeout and closes TCP.
+    peer.expect_eof().await;
+    assert!(start.elapsed() >= Duration::from_secs(4));
+    drop(peer);
+    let info = within("the outcome", client.session().closed()).await;
+    assert_eq!(info.code, CloseCode::ABNORMAL);
+    assert_eq!(info.error, Some(sockeye_proto::Error::CloseTimeout));
+    assert!(!info.clean);
+    let timed_out = sockeye_proto::Error::CloseTimeout;
+    assert!(matches!(client.next().await, Some(Err(Error::Failed(e))) if e == timed_out));
+    assert!(client.next().await.is_none());
+}
+
+#[tokio::test]
+async fn client_keepalive_closes_with_1011_when_the_server_never_answers_pings() {
+    let (listener, addr) = listener().await;
+    let client = ClientBuilder::new().keepalive(Duration::from_secs(1), Duration::from_secs(2));
+    let url = url(addr);
+    let (client, peer) = tokio::join!(client.connect(&url), RawPeer::accept(&listener, b""));
+    let (mut client, _) = client.unwrap();
+    let mut peer = peer;
+    tokio::time::pause();
+    let start = Instant::now();
+
+    let ping = peer.expect_frame().await;
+    assert_eq!(ping.opcode, OpCode::Ping);
+    let pinged = start.elapsed();
+    assert!(pinged >= Duration::from_secs(1), "{pinged:?}");
+    // No Pong: after the pong timeout the client fails the connection with 1011.
+    let (code, _reason) = peer.expect_close().await;
+    assert_eq!(code, Some(1011));
+    assert!(start.elapsed() >= pinged + Duration::from_secs(2));
+    peer.expect_eof().await;
+    drop(peer);
+
+    let received = within("the failure", client.next()).await;
+    let timeout = sockeye_proto::Error::KeepaliveTimeout;
+    assert!(
+        matches!(received, Some(Err(Error::Failed(ref e))) if *e == timeout),
+        "{received:?}"
+    );
+    let info = within("the outcome", client.session().closed()).await;
+    assert_eq!(info.code, CloseCode::ABNORMAL);
+    assert_eq!(
+        info.sent.and_then(|f| f.code),
+        Some(CloseCode::INTERNAL_ERROR)
+    );
+    assert_eq!(info.error, Some(timeout));
+    assert!(!info.clean);
+}
+
+#[tokio::test]
+async fn server_keepalive_closes_with_1011_when_the_client_never_answers_pings() {
+    let (listener, addr) = listener().await;
+    let mut config = Config::default();
+    config.protocol.ping_interval = Some(Duration::from_secs(5));
+    config.protocol.pong_timeout = Duration::from_secs(1);
+    let (server, mut peer) = tokio::join!(
+        async {
+            let (stream, _) = listener.accept().await.unwrap();
+            ServerBuilder::new().config(config).accept(stream).await
+        },
+        RawPeer::connect(addr),
+    );
+    let server = server.unwrap();
+    tokio::time::pause();
+    let start = Instant::now();
+
+    let ping = peer.expect_frame().await;
+    assert_eq!((ping.opcode, ping.masked), (OpCode::Ping, false));
+    assert!(start.elapsed() >= Duration::from_secs(5));
+    let (code, _reason) = peer.expect_close().await;
+    assert_eq!(code, Some(1011));
+    assert!(start.elapsed() >= Duration::from_secs(6));
+    peer.expect_eof().await;
+    drop(peer);
+    let info = within("the outcome", server.session().closed()).await;
+    assert_eq!(info.error, Some(sockeye_proto::Error::KeepaliveTimeout));
+}
+
+#[tokio::test]
+async fn keepalive_pongs_keep_the_session_open() {
+    let (listener, addr) = listener().await;
+    let client = ClientBuilder::new().keepalive(Duration::from_millis(20), Duration::from_secs(5));
+    let url = url(addr);
+    let (client, peer) = tokio::join!(client.connect(&url), RawPeer::accept(&listener, b""));
+    let (mut client, _) = client.unwrap();
+    let mut peer = peer;
+
+    // Five pings, each answered: each carries a fresh payload and the session stays open.
+    let mut payloads = Vec::new();
+    for _ in 0..5 {
+        let ping = peer.expect_frame().await;
+        assert_eq!(ping.opcode, OpCode::Ping);
+        peer.write_raw(&RawPeer::server_frame(OpCode::Pong, &ping.payload))
+            .await;
+        payloads.push(ping.payload);
+    }
+    payloads.dedup();
+    assert_eq!(payloads.len(), 5, "{payloads:?}");
+    assert_eq!(client.state(), State::Open);
+    assert_eq!(client.close_info(), None);
+    // Pongs are not messages.
+    peer.write_raw(&RawPeer::server_frame(OpCode::Text, b"data"))
+        .await;
+    let received = within("a message", client.next()).await.unwrap().unwrap();
+    assert_eq!(received, Message::Text("data".into()));
+}
+
+#[tokio::test]
+async fn handshake_rejected_by_the_server_reaches_the_client_with_status_and_body() {
+    let (listener, addr) = listener().await;
+    let server = ServerBuilder::new().on_request(|request| {
+        assert_eq!(request.path, "/");
+        Err(Reject::new(403, "members only"))
+    });
+    let url = url(addr);
+    let (client, server) = tokio::join!(sockeye::connect(&url), async {
+        let (stream, _) = listener.accept().await.unwrap();
+        server.accept(stream).await
+    });
+
+    match client {
+        Err(Error::Handshake(HandshakeError::UnexpectedStatus { status, body })) => {
+            assert_eq!(status, 403);
+            assert_eq!(&body[..], b"members only");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(server, Err(Error::Rejected(403))), "{server:?}");
+}
+
+#[tokio::test]
+async fn handshake_rejection_is_an_http_response_then_the_tcp_close() {
+    let server = ServerBuilder::new()
+        .on_request(|_| Err(Reject::new(401, "who are you?").header("WWW-Authenticate", "Basic")))
+        .bind("127.0.0.1:0")
+        .await
+        .unwrap();
+    let addr = server.local_addr().unwrap();
+    let shutdown = server.shutdown_handle();
+    let serving = tokio::spawn(server.serve(|_ws| async {
+        panic!("a rejected handshake reached the handler");
+    }));
+
+    let response = RawPeer::refused(addr, "Sec-WebSocket-Version: 13\r\n").await;
+    assert!(
+        response.starts_with("HTTP/1.1 401 Unauthorized\r\n"),
+        "{response}"
+    );
+    assert!(
+        response.contains("WWW-Authenticate: Basic\r\n"),
+        "{response}"
+    );
+    assert!(response.ends_with("\r\n\r\nwho are you?"), "{response}");
+    // A request the server cannot accept at all is refused by the protocol, not the callback.
+    let response = RawPeer::refused(addr, "Sec-WebSocket-Version: 8\r\n").await;
+    assert!(response.starts_with("HTTP/1.1 426 "), "{response}");
+    assert!(
+        response.contains("Sec-WebSocket-Version: 13\r\n"),
+        "{response}"
+    );
+
+    shutdown.shutdown();
+    within("serve() to return", serving).await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn endpoint_client_is_told_on_error_then_on_close_when_the_handshake_is_refused() {
+    let (listener, addr) = listener().await;
+    let (recorder, calls) = common::Recorder::new();
+    let (client, url) = (ClientBuilder::new(), url(addr));
+    let (session, _) = tokio::join!(client.connect_endpoint(&url, recorder), async {
+        let (stream, _) = listener.accept().await.unwrap();
+        ServerBuilder::new()
+            .on_request(|_| Err(Reject::new(503, "later")))
+            .accept(stream)
+            .await
+    });
+    assert!(
+        matches!(
+            session,
+            Err(Error::Handshake(HandshakeError::UnexpectedStatus {
+                status: 503,
+                ..
+            }))
+        ),
+        "{session:?}"
+    );
+    let calls = calls.all().await;
+    assert_eq!(calls.len(), 2, "{calls:?}");
+    assert!(
+        matches!(
+            &calls[0],
+            common::Call::Error(sockeye_proto::Error::Handshake(_))
+        ),
+        "{calls:?}"
+    );
+    let common::Call::Close(info, _) = &calls[1] else {
+        panic!("{calls:?}");
+    };
+    assert_eq!(info.code, CloseCode::ABNORMAL);
+    assert!(!info.clean);
+}
+
+#[tokio::test]
+async fn client_handshake_times_out_when_the_server_never_answers() {
+    let (listener, addr) = listener().await;
+    let (stream, _accepted) = tokio::join!(tokio::net::TcpStream::connect(addr), async {
+        // Accept the TCP connection and say nothing.
+        listener.accept().await.unwrap()
+    });
+    tokio::time::pause();
+    let start = Instant::now();
+    let client = ClientBuilder::new().handshake_timeout(Duration::from_secs(3));
+    let result = within(
+        "the handshake timeout",
+        client.connect_on(stream.unwrap(), &url(addr)),
+    )
+    .await;
+    assert!(matches!(result, Err(Error::HandshakeTimeout)), "{result:?}");
+    assert!(start.elapsed() >= Duration::from_secs(3));
+}

@@ -1,0 +1,681 @@
+//! What users of other Rust WebSocket crates trip over, each with Sockeye's documented
+//! answer, over real loopback TCP: dropping a WebSocket or a Session without closing,
+//! closing after `split()`, cancel-safe reads in `tokio::select!`, sending after close,
+//! a peer that vanishes, and memory under backpressure.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{RawPeer, listener, small_buffer_listener, stays_pending, url, within, ws_pair};
+use futures_util::{SinkExt, StreamExt};
+use sockeye::{ClientBuilder, CloseCode, Config, Error, Initiator, Message, ServerBuilder, State};
+use sockeye_proto::SendError;
+use sockeye_proto::frame::OpCode;
+use tokio::io::AsyncWriteExt;
+use tokio::time::Instant;
+
+fn is_send_error(result: &sockeye::Result<()>) -> bool {
+    matches!(
+        result,
+        Err(Error::Send(SendError::Closing | SendError::Closed))
+    )
+}
+
+// ----- dropping without closing -----
+
+#[tokio::test]
+async fn dropping_the_websocket_sends_1001_and_the_peer_sees_a_clean_close() {
+    let (client, mut server) = ws_pair(ClientBuilder::new(), ServerBuilder::new()).await;
+    let client_session = client.session();
+    drop(client);
+
+    // The server sees a Close with 1001, not a lost connection.
+    assert!(
+        within("the end of the stream", server.next())
+            .await
+            .is_none()
+    );
+    let server_info = within("the server's outcome", server.session().closed()).await;
+    assert_eq!(server_info.code, CloseCode::GOING_AWAY);
+    assert_eq!(server_info.initiator, Initiator::Remote);
+    assert!(server_info.clean, "{server_info:?}");
+    assert_eq!(server_info.error, None);
+    // The handshake finished in the background; a Session handle sees its outcome.
+    let client_info = within("the client's outcome", client_session.closed()).await;
+    assert_eq!(client_info.initiator, Initiator::Local);
+    assert_eq!(
+        client_info.sent.as_ref().and_then(|f| f.code),
+        Some(CloseCode::GOING_AWAY)
+    );
+    assert!(client_info.clean, "{client_info:?}");
+    assert_eq!(client_session.state(), State::Closed);
+}
+
+#[tokio::test]
+async fn a_server_handler_that_returns_without_closing_sends_1001() {
+    let server = sockeye::Server::bind("127.0.0.1:0").await.unwrap();
+    let addr = server.local_addr().unwrap();
+    tokio::spawn(server.serve(|ws| async move {
+        // Forgets to close.
+        drop(ws);
+    }));
+    let (mut client, _) = within("connect", sockeye::connect(&url(addr)))
+        .await
+        .unwrap();
+    assert!(
+        within("the end of the stream", client.next())
+            .await
+            .is_none()
+    );
+    let info = within("the outcome", client.session().closed()).await;
+    assert_eq!(info.code, CloseCode::GOING_AWAY);
+    assert_eq!(info.initiator, Initiator::Remote);
+    assert!(info.clean, "{info:?}");
+}
+
+#[tokio::test]
+async fn dropping_the_websocket_is_bounded_by_the_close_timeout_when_the_peer_never_answers() {
+    let (listener, addr) = listener().await;
+    let client = ClientBuilder::new().close_timeout(Duration::from_secs(5));
+    let url = url(addr);
+    let (client, peer) = tokio::join!(client.connect(&url), RawPeer::accept(&listener, b""));
+    let (ws, _) = client.unwrap();
+    let session = ws.session();
+    let mut peer = peer;
+    tokio::time::pause();
+    let start = Instant::now();
+
+    drop(ws);
+    // 1001 goes out...
+    assert_eq!(peer.expect_close().await, (Some(1001), String::new()));
+    // ...and with no answer the session ends after the close timeout, not never.
+    let info = within("the close timeout", session.closed()).await;
+    assert!(start.elapsed() >= Duration::from_secs(5));
+    assert_eq!(info.error, Some(sockeye_proto::Error::CloseTimeout));
+    assert!(!info.clean);
+    peer.expect_eof().await;
+}
+
+#[tokio::test]
+async fn dropping_a_session_handle_does_not_close_the_session() {
+    let (mut client, mut server) = ws_pair(ClientBuilder::new(), ServerBuilder::new()).await;
+    drop(client.session());
+    drop(server.session());
+    client.send("ping").await.unwrap();
+    let received = within("a message", server.next()).await.unwrap().unwrap();
+    server.send(received).await.unwrap();
+    let echoed = within("the echo", client.next()).await.unwrap().unwrap();
+    assert_eq!(echoed, Message::Text("ping".into()));
+    assert_eq!((client.state(), server.state()), (State::Open, State::Open));
+}
+
+#[tokio::test]
+async fn dropping_every_session_handle_of_an_endpoint_does_not_close_it() {
+    let (listener, addr) = listener().await;
+    let (mut recorder, mut calls) = common::Recorder::new();
+    recorder.echo = true;
+    let (client, url) = (ClientBuilder::new(), url(addr));
+    let (session, server) = tokio::join!(client.connect_endpoint(&url, recorder), async {
+        let (stream, _) = listener.accept().await.unwrap();
+        sockeye::accept(stream).await
+    });
+    // The endpoint owns the session; the application keeps no handle at all.
+    drop(session.unwrap());
+    let mut server = server.unwrap();
+
+    assert_eq!(calls.next().await, common::Call::Open(State::Connected));
+    server.send("still here").await.unwrap();
+    let echoed = within("the echo", server.next()).await.unwrap().unwrap();
+    assert_eq!(echoed, Message::Text("still here".into()));
+    let info = within("the close", server.close(CloseCode::NORMAL, ""))
+        .await
+        .unwrap();
+    assert!(info.clean, "{info:?}");
+    let rest = calls.all().await;
+    assert!(
+        matches!(rest.as_slice(), [common::Call::Message(_), common::Call::Close(i, _)] if i.clean),
+        "{rest:?}"
+    );
+}
+
+// ----- split -----
+
+#[tokio::test]
+async fn closing_the_sender_half_ends_the_receiver_half() {
+    let (client, mut server) = ws_pair(ClientBuilder::new(), ServerBuilder::new()).await;
+    let (mut sender, mut receiver) = client.split();
+    let reading = tokio::spawn(async move {
+        let mut messages = Vec::new();
+        while let Some(message) = receiver.next().await {
+            messages.push(message.unwrap());
+        }
+        messages
+    });
+    server.send("before the close").await.unwrap();
+
+    let info = within("the close", sender.close(CloseCode::NORMAL, "done"))
+        .await
+        .unwrap();
+    assert!(info.clean, "{info:?}");
+    // The other half sees the end of the stream, after what arrived before the Close.
+    let messages = within("the receiving half to end", reading).await.unwrap();
+    assert_eq!(messages, [Message::Text("before the close".into())]);
+    assert!(within("the server's end", server.next()).await.is_none());
+}
+
+#[tokio::test]
+async fn closing_the_receiver_half_makes_the_sender_half_fail() {
+    let (client, mut server) = ws_pair(ClientBuilder::new(), ServerBuilder::new()).await;
+    let (mut sender, receiver) = client.split();
+    receiver
+        .session()
+        .close(CloseCode::NORMAL, "from the reader")
+        .unwrap();
+
+    let result = sender.send("too late").await;
+    assert!(is_send_error(&result), "{result:?}");
+    let result = SinkExt::send(&mut sender, Message::Text("too late".into())).await;
+    assert!(is_send_error(&result), "{result:?}");
+    // Nothing reached the server: its stream ends without a message.
+    assert!(within("the server's end", server.next()).await.is_none());
+    assert_eq!(server.close_info().unwrap().reason, "from the reader");
+    // Closing the sending half as a Sink waits for the same, single close.
+    within("Sink::close", SinkExt::close(&mut sender))
+        .await
+        .unwrap();
+    assert_eq!(sender.session().state(), State::Closed);
+    assert!(sender.session().close_info().unwrap().clean);
+    let mut receiver = receiver;
+    assert!(
+        within("the receiving half's end", receiver.next())
+            .await
+            .is_none()
+    );
+}
+
+#[tokio::test]
+async fn closing_both_halves_sends_one_close_frame() {
+    let (listener, addr) = listener().await;
+    let url = url(addr);
+    let (client, peer) = tokio::join!(sockeye::connect(&url), RawPeer::accept(&listener, b""));
+    let (mut sender, mut receiver) = client.unwrap().0.split();
+    let mut peer = peer;
+
+    sender.session().close(CloseCode::NORMAL, "sender").unwrap();
+    receiver
+        .session()
+        .close(CloseCode::GOING_AWAY, "receiver")
+        .unwrap();
+    assert_eq!(peer.expect_close().await, (Some(1000), "sender".into()));
+    peer.send_close(CloseCode::NORMAL, "").await;
+    peer.stream.shutdown().await.unwrap();
+    // The client closes its side next: no second Close frame before that.
+    peer.expect_eof().await;
+
+    let info = within("the close", sender.close(CloseCode::NORMAL, "again"))
+        .await
+        .unwrap();
+    assert!(info.clean, "{info:?}");
+    assert!(
+        within("the receiving half to end", receiver.next())
+            .await
+            .is_none()
+    );
+}
+
+#[tokio::test]
+async fn dropping_both_halves_sends_1001() {
+    let (client, mut server) = ws_pair(ClientBuilder::new(), ServerBuilder::new()).await;
+    let (sender, receiver) = client.split();
+    drop(receiver);
+    server.send("still open").await.unwrap();
+    let mut sender = sender;
+    sender.send("one half is enough").await.unwrap();
+    let received = within("a message", server.next()).await.unwrap().unwrap();
+    assert_eq!(received, Message::Text("one half is enough".into()));
+    drop(sender);
+
+    assert!(
+        within("the end of the stream", server.next())
+            .await
+            .is_none()
+    );
+    let info = server.close_info().unwrap();
+    assert_eq!(info.code, CloseCode::GOING_AWAY);
+    assert!(within("the outcome", server.session().closed()).await.clean);
+}
+
+// ----- cancel safety -----
+
+#[tokio::test]
+async fn next_futures_dropped_in_select_lose_no_message() {
+    const BATCH: u32 = 5;
+    const MESSAGES: u32 = 10_000;
+    let (mut client, mut server) = ws_pair(ClientBuilder::new(), ServerBuilder::new()).await;
+
+    // The server sends a numbered sequence in batches, waiting for an acknowledgement
+    // between batches, so that the client's queue runs empty thousands of times.
+    let sending = tokio::spawn(async move {
+        for batch in 0..MESSAGES / BATCH {
+            for i in batch * BATCH..(batch + 1) * BATCH {
+                // Some messages are long enough to arrive in several reads.
+                let padding = if i % 97 == 0 {
+                    40_000
+                } else {
+                    (i % 13) as usize
+                };
+                server
+                    .send(format!("{i} {}", "x".repeat(padding)))
+                    .await
+                    .unwrap();
+            }
+            let ack = server.next().await.unwrap().unwrap();
+            assert_eq!(ack, Message::Text("ack".into()));
+        }
+        server.close(CloseCode::NORMAL, "done").await.unwrap()
+    });
+
+    let mut expected = 0u32;
+    let mut cancelled = 0u32;
+    loop {
+        // Race the read against a future that is ready on its second poll, and now and
+        // then against a short timer: whenever the read is pending, it is dropped.
+        let received = if expected % 64 == 0 {
+            tokio::select! {
+                biased;
+                () = tokio::time::sleep(Duration::from_micros(100)) => continue,
+                received = client.next() => received,
+            }
+        } else {
+            tokio::select! {
+                biased;
+                () = tokio::task::yield_now() => { cancelled += 1; continue }
+                received = client.next() => received,
+            }
+        };
+        let Some(message) = received else { break };
+        let Message::Text(text) = message.unwrap() else {
+            panic!("not text");
+        };
+        let number: u32 = text.split(' ').next().unwrap().parse().unwrap();
+        assert_eq!(number, expected, "lost or reordered");
+        expected += 1;
+        if expected % BATCH == 0 {
+            client.send("ack").await.unwrap();
+        }
+    }
+    assert_eq!(expected, MESSAGES);
+    assert!(
+        cancelled >= MESSAGES / BATCH / 2,
+        "{cancelled} cancellations only"
+    );
+    let info = within("the server", sending).await.unwrap();
+    assert!(info.clean);
+    assert_eq!(client.close_info().unwrap().reason, "done");
+}
+
+// ----- sending after close -----
+
+#[tokio::test]
+async fn sending_after_close_is_an_error_never_ok() {
+    let (mut client, mut server) = ws_pair(ClientBuilder::new(), ServerBuilder::new()).await;
+    let session = client.session();
+
+    // CLOSING: our Close is queued.
+    session.close(CloseCode::NORMAL, "").unwrap();
+    assert!(matches!(
+        session.try_send("x"),
+        Err(Error::Send(SendError::Closing))
+    ));
+    assert!(matches!(
+        session.send("x").await,
+        Err(Error::Send(SendError::Closing))
+    ));
+    let result = client.send("x").await;
+    assert!(is_send_error(&result), "{result:?}");
+    let result = client.feed(Message::Text("x".into())).await;
+    assert!(is_send_error(&result), "{result:?}");
+
+    // CLOSED.
+    within("the close", client.close(CloseCode::NORMAL, ""))
+        .await
+        .unwrap();
+    assert!(matches!(
+        session.try_send("x"),
+        Err(Error::Send(SendError::Closed))
+    ));
+    assert!(matches!(
+        client.send("x").await,
+        Err(Error::Send(SendError::Closed))
+    ));
+    // And the server, closed by its peer, cannot send either.
+    assert!(server.next().await.is_none());
+    let result = server.send("x").await;
+    assert!(is_send_error(&result), "{result:?}");
+    let result = server.session().try_send("x");
+    assert!(is_send_error(&result), "{result:?}");
+}
+
+#[tokio::test]
+async fn sending_after_the_connection_was_lost_is_an_error() {
+    let (listener, addr) = listener().await;
+    let (server, peer) = tokio::join!(
+        async {
+            let (stream, _) = listener.accept().await.unwrap();
+            sockeye::accept(stream).await
+        },
+        RawPeer::connect(addr),
+    );
+    let mut server = server.unwrap();
+    drop(peer);
+    within("the outcome", server.session().closed()).await;
+    assert!(matches!(
+        server.send("x").await,
+        Err(Error::Send(SendError::Closed))
+    ));
+    assert!(matches!(
+        server.session().try_send("x"),
+        Err(Error::Send(SendError::Closed))
+    ));
+}
+
+/// A server session on `config` with a raw client that never reads, both on small kernel
+/// buffers so that what the kernel absorbs is small next to what is measured.
+async fn server_with_a_client_that_never_reads(config: Config) -> (sockeye::WebSocket, RawPeer) {
+    let (listener, addr) = small_buffer_listener(4096);
+    let (server, peer) = tokio::join!(
+        async {
+            let (stream, _) = listener.accept().await.unwrap();
+            ServerBuilder::new().config(config).accept(stream).await
+        },
+        RawPeer::connect_with_small_buffers(addr, 4096),
+    );
+    (server.unwrap(), peer)
+}
+
+/// Sends `message` until the session holds it back: `try_send` says `Full` and `send`
+/// makes no progress while time passes (on paused time, a second passes as soon as
+/// nothing else can happen). Returns the bytes it accepted; fails past `bound`.
+async fn fill(ws: &mut sockeye::WebSocket, message: &Message, bound: usize) -> usize {
+    let high_water = 64 * 1024;
+    let mut accepted = 0;
+    loop {
+        assert!(accepted < bound, "the writer accepted {accepted} bytes");
+        match ws.session().try_send(message.clone()) {
+            Ok(()) => accepted += message.as_bytes().len(),
+            Err(Error::Full(queued)) => {
+                // The queue never holds more than the high-water mark plus one message.
+                assert!(
+                    queued <= high_water + message.as_bytes().len() + 14,
+                    "{queued}"
+                );
+                let send = ws.send(message.clone());
+                match tokio::time::timeout(Duration::from_secs(1), send).await {
+                    Ok(result) => {
+                        result.unwrap();
+                        accepted += message.as_bytes().len();
+                    }
+                    Err(_) => return accepted,
+                }
+            }
+            Err(other) => panic!("{other}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn send_waits_and_memory_stays_bounded_when_the_peer_never_reads() {
+    let config = Config {
+        write_buffer_high_water: 64 * 1024,
+        ..Config::default()
+    };
+    let (mut server, mut peer) = server_with_a_client_that_never_reads(config).await;
+    let message = Message::Binary(vec![0xab; 8 * 1024].into());
+    tokio::time::pause();
+
+    let accepted = fill(&mut server, &message, 1 << 20).await;
+    // Whatever the kernel buffers hold, the session's own queue is bounded: repeated
+    // attempts keep failing with Full and a send stays pending.
+    for _ in 0..100 {
+        match server.session().try_send(message.clone()) {
+            Err(Error::Full(queued)) => assert!(queued <= 64 * 1024 + 8 * 1024 + 14),
+            other => panic!("{other:?}"),
+        }
+        tokio::task::yield_now().await;
+    }
+    let session = server.session();
+    let blocked = {
+        let message = message.clone();
+        tokio::spawn(async move { session.send(message).await })
+    };
+    let mut blocked = blocked;
+    assert!(stays_pending(Duration::from_secs(30), &mut blocked).await);
+
+    // Once the peer reads, the waiting send goes through, and everything arrives.
+    tokio::time::resume();
+    let count = accepted / message.as_bytes().len() + 1;
+    let reading = tokio::spawn(async move {
+        for _ in 0..count {
+            let frame = peer.read_frame().await.unwrap();
+            assert_eq!(
+                (frame.opcode, frame.payload.len()),
+                (OpCode::Binary, 8 * 1024)
+            );
+        }
+        peer
+    });
+    within("the blocked send", blocked).await.unwrap().unwrap();
+    let mut peer = within("the reader", reading).await.unwrap();
+    server.session().close(CloseCode::NORMAL, "").unwrap();
+    assert_eq!(peer.expect_close().await, (Some(1000), String::new()));
+}
+
+#[tokio::test]
+async fn an_application_that_does_not_read_stops_the_session_reading() {
+    let config = Config {
+        read_buffer_high_water: 64 * 1024,
+        ..Config::default()
+    };
+    let (listener, addr) = small_buffer_listener(4096);
+    let (server, peer) = tokio::join!(
+        async {
+            let (stream, _) = listener.accept().await.unwrap();
+            ServerBuilder::new().config(config).accept(stream).await
+        },
+        RawPeer::connect_with_small_buffers(addr, 4096),
+    );
+    let mut server = server.unwrap();
+    let mut peer = peer;
+    let frame = peer.encode(true, OpCode::Binary, &[1; 16 * 1024]);
+    tokio::time::pause();
+
+    // The peer writes until its writes block: the session stopped reading.
+    let mut written = 0usize;
+    loop {
+        assert!(
+            written < 1 << 20,
+            "the session kept reading: {written} bytes"
+        );
+        let write = peer.write_raw(&frame);
+        if stays_pending(Duration::from_secs(1), write).await {
+            break;
+        }
+        written += frame.len();
+    }
+    tokio::time::resume();
+    // Nothing was lost: every complete message is delivered in order.
+    let mut received = 0usize;
+    while received + frame.len() <= written {
+        let message = within("a message", server.next()).await.unwrap().unwrap();
+        assert_eq!(message.as_bytes().len(), 16 * 1024);
+        received += frame.len();
+    }
+    assert_eq!(server.state(), State::Open);
+}
+
+// ----- a peer that vanishes -----
+
+#[tokio::test]
+async fn server_session_is_closed_promptly_with_1006_when_the_peer_vanishes() {
+    let mut config = Config::default();
+    // Long timeouts: the session must end because the peer is gone, not because one
+    // passed.
+    config.protocol.close_timeout = Duration::from_secs(30);
+    config.linger = Duration::from_secs(30);
+    let (listener, addr) = listener().await;
+    let (server, peer) = tokio::join!(
+        async {
+            let (stream, _) = listener.accept().await.unwrap();
+            ServerBuilder::new().config(config).accept(stream).await
+        },
+        RawPeer::connect(addr),
+    );
+    let server = server.unwrap();
+    let session = server.session();
+    drop(peer);
+
+    let info = tokio::time::timeout(Duration::from_secs(2), session.closed())
+        .await
+        .expect("the session's task did not finish");
+    assert_eq!(info.code, CloseCode::ABNORMAL);
+    assert_eq!(info.error, Some(sockeye_proto::Error::ConnectionLost));
+    assert_eq!(session.state(), State::Closed);
+}
+
+#[tokio::test]
+async fn a_blocked_send_fails_when_the_peer_that_never_read_vanishes() {
+    let mut config = Config {
+        write_buffer_high_water: 64 * 1024,
+        linger: Duration::from_secs(30),
+        ..Config::default()
+    };
+    config.protocol.close_timeout = Duration::from_secs(30);
+    let (mut server, peer) = server_with_a_client_that_never_reads(config).await;
+    let message = Message::Binary(vec![0xab; 8 * 1024].into());
+    tokio::time::pause();
+    fill(&mut server, &message, 1 << 20).await;
+    tokio::time::resume();
+
+    let session = server.session();
+    let blocked = tokio::spawn(async move { session.send(message).await });
+    // The peer goes away with unread data: its kernel resets the connection.
+    drop(peer);
+    let result = tokio::time::timeout(Duration::from_secs(2), blocked)
+        .await
+        .expect("the blocked send did not end")
+        .unwrap();
+    assert!(is_send_error(&result), "{result:?}");
+    let info = tokio::time::timeout(Duration::from_secs(2), server.session().closed())
+        .await
+        .expect("the session's task did not finish");
+    assert_eq!(info.code, CloseCode::ABNORMAL);
+    assert!(info.error.is_some());
+}
+
+#[tokio::test]
+async fn send_after_close_fails_at_once_even_when_the_buffer_is_full() {
+    let config = Config {
+        write_buffer_high_water: 64 * 1024,
+        ..Config::default()
+    };
+    let (mut server, _peer) = server_with_a_client_that_never_reads(config).await;
+    let message = Message::Binary(vec![0xab; 8 * 1024].into());
+    tokio::time::pause();
+    fill(&mut server, &message, 1 << 20).await;
+    let session = server.session();
+    let mut blocked = {
+        let (session, message) = (session.clone(), message.clone());
+        tokio::spawn(async move { session.send(message).await })
+    };
+    assert!(stays_pending(Duration::from_secs(1), &mut blocked).await);
+
+    // The Close is stuck behind the full buffer, but no send may wait for room it could
+    // never use: the one already waiting and any later one fail now.
+    session.close(CloseCode::NORMAL, "").unwrap();
+    let start = Instant::now();
+    let result = within("the waiting send", blocked).await.unwrap();
+    assert!(is_send_error(&result), "{result:?}");
+    let result = within("a later send", session.send(message.clone())).await;
+    assert!(is_send_error(&result), "{result:?}");
+    let result = within("a later send", server.send(message.clone())).await;
+    assert!(is_send_error(&result), "{result:?}");
+    let result = session.try_send(message);
+    assert!(is_send_error(&result), "{result:?}");
+    assert_eq!(start.elapsed(), Duration::ZERO);
+}
+
+#[tokio::test]
+async fn a_waiting_send_fails_at_once_when_the_peer_closes() {
+    let config = Config {
+        write_buffer_high_water: 64 * 1024,
+        ..Config::default()
+    };
+    let (mut server, mut peer) = server_with_a_client_that_never_reads(config).await;
+    let message = Message::Binary(vec![0xab; 8 * 1024].into());
+    tokio::time::pause();
+    fill(&mut server, &message, 1 << 20).await;
+    let mut blocked = {
+        let (session, message) = (server.session(), message.clone());
+        tokio::spawn(async move { session.send(message).await })
+    };
+    assert!(stays_pending(Duration::from_secs(1), &mut blocked).await);
+
+    let start = Instant::now();
+    peer.send_close(CloseCode::NORMAL, "bye").await;
+    // The waiting send fails as soon as the peer's Close is read.
+    let result = within("the waiting send", blocked).await.unwrap();
+    assert!(is_send_error(&result), "{result:?}");
+    assert_eq!(start.elapsed(), Duration::ZERO);
+}
+
+#[tokio::test]
+async fn a_peer_that_never_reads_cannot_keep_a_closed_session_alive() {
+    let mut config = Config {
+        write_buffer_high_water: 64 * 1024,
+        linger: Duration::from_secs(2),
+        ..Config::default()
+    };
+    config.protocol.close_timeout = Duration::from_secs(5);
+    let (mut server, mut peer) = server_with_a_client_that_never_reads(config).await;
+    let message = Message::Binary(vec![0xab; 8 * 1024].into());
+    tokio::time::pause();
+    fill(&mut server, &message, 1 << 20).await;
+
+    // The peer's Close makes the server CLOSED at once (it replies and closes TCP), but
+    // the reply sits behind data the peer never reads.
+    let start = Instant::now();
+    peer.send_close(CloseCode::NORMAL, "bye").await;
+    let info = within("the session's end", server.session().closed()).await;
+    assert_eq!(info.code, CloseCode::NORMAL);
+    assert_eq!(server.state(), State::Closed);
+    // Writing what is left gets one close timeout, then the transport is dropped.
+    let waited = start.elapsed();
+    assert!(waited >= Duration::from_secs(5), "{waited:?}");
+    assert!(waited <= Duration::from_secs(7), "{waited:?}");
+}
+
+#[tokio::test]
+async fn closing_in_front_of_a_peer_that_never_reads_ends_in_bounded_time() {
+    let mut config = Config {
+        write_buffer_high_water: 64 * 1024,
+        ..Config::default()
+    };
+    config.protocol.close_timeout = Duration::from_secs(3);
+    let (mut server, _peer) = server_with_a_client_that_never_reads(config).await;
+    let message = Message::Binary(vec![0xab; 8 * 1024].into());
+    tokio::time::pause();
+    fill(&mut server, &message, 1 << 20).await;
+
+    // Our Close cannot even be written: the close timeout fails the session, and what is
+    // left to write gets one more close timeout before the transport is dropped.
+    let start = Instant::now();
+    let info = within("the close", server.close(CloseCode::NORMAL, ""))
+        .await
+        .unwrap();
+    assert_eq!(info.error, Some(sockeye_proto::Error::CloseTimeout));
+    let waited = start.elapsed();
+    assert!(waited >= Duration::from_secs(3), "{waited:?}");
+    // Two close timeouts, give or take the timer's millisecond ticks.
+    assert!(waited <= Duration::from_millis(6_100), "{waited:?}");
+}
