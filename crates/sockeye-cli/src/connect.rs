@@ -40,7 +40,7 @@ const LINE_QUEUE: usize = 16;
 // The arguments of `sockeye connect`; the subcommand's help is in main.rs.
 #[derive(Debug, clap::Args)]
 pub(crate) struct ConnectArgs {
-    /// The server's URL: ws://HOST[:PORT][/PATH][?QUERY]
+    /// The server's URL: ws://HOST[:PORT][/PATH][?QUERY], or wss:// for TLS
     #[arg(value_name = "URL")]
     url: String,
 
@@ -61,6 +61,11 @@ pub(crate) struct ConnectArgs {
     /// Send an Origin header, as a browser would
     #[arg(long, value_name = "ORIGIN")]
     origin: Option<String>,
+
+    /// For wss://: trust only the CA certificates in this PEM file (e.g. a private CA or a
+    /// self-signed server certificate) instead of the built-in root store
+    #[arg(long, value_name = "FILE")]
+    ca: Option<std::path::PathBuf>,
 }
 
 /// A `Name: value` header from the command line.
@@ -94,6 +99,15 @@ pub(crate) async fn run(args: ConnectArgs) -> ExitCode {
     }
     if let Some(origin) = args.origin {
         builder = builder.origin(origin);
+    }
+    if let Some(ca) = &args.ca {
+        builder = match builder.tls_root_pem(ca) {
+            Ok(builder) => builder,
+            Err(error) => {
+                eprintln!("sockeye: {error}");
+                return ExitCode::from(EXIT_CONNECT_FAILED);
+            }
+        };
     }
     let (ws, response) = match builder.connect(&args.url).await {
         Ok(connected) => connected,

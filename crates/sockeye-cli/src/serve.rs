@@ -47,6 +47,14 @@ pub(crate) struct ServeArgs {
     /// buffer full) is closed with 1008.
     #[arg(long)]
     broadcast: bool,
+
+    /// Serve wss:// with this certificate chain (PEM); needs --key
+    #[arg(long, value_name = "FILE", requires = "key")]
+    cert: Option<std::path::PathBuf>,
+
+    /// The private key (PEM: PKCS#8, PKCS#1 or SEC1) of --cert; needs --cert
+    #[arg(long, value_name = "FILE", requires = "cert")]
+    key: Option<std::path::PathBuf>,
 }
 
 pub(crate) async fn run(args: ServeArgs) -> ExitCode {
@@ -58,7 +66,16 @@ pub(crate) async fn run(args: ServeArgs) -> ExitCode {
             return ExitCode::from(EXIT_CANNOT_SERVE);
         }
     };
-    let builder = ServerBuilder::new().shutdown_timeout(SHUTDOWN_TIMEOUT);
+    let mut builder = ServerBuilder::new().shutdown_timeout(SHUTDOWN_TIMEOUT);
+    if let (Some(cert), Some(key)) = (&args.cert, &args.key) {
+        builder = match builder.tls_pem(cert, key) {
+            Ok(builder) => builder,
+            Err(error) => {
+                eprintln!("sockeye: {error}");
+                return ExitCode::from(EXIT_CANNOT_SERVE);
+            }
+        };
+    }
     let server = match builder.bind(args.addr.as_str()).await {
         Ok(server) => server,
         Err(error) => {
