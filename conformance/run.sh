@@ -10,8 +10,11 @@
 # role could not run or any case is not OK/INFORMATIONAL. Needs `wstest`
 # (conformance/install-wstest.sh), cargo and python3; runs unattended.
 #
+# The two roles run at the same time (they share nothing but the machine).
+#
 # Environment: AUTOBAHN_ROLE_TIMEOUT (seconds one role may take, default 1800),
-# AUTOBAHN_SKIP_DOCS=1 to leave docs/conformance.md untouched.
+# AUTOBAHN_SKIP_DOCS=1 to leave docs/conformance.md untouched, AUTOBAHN_SEQUENTIAL=1 to run
+# the client role after the server role instead of alongside it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -59,20 +62,6 @@ stop() {
     kill -TERM "$1" 2>/dev/null || true
     wait "$1" 2>/dev/null || true
     forget "$1"
-}
-
-# Runs a command for at most ROLE_TIMEOUT seconds, in the background so that a signal
-# to this script is handled at once (bash runs traps only between foreground commands).
-# Usage: bounded LOG COMMAND...; returns the command's status.
-bounded() {
-    local log=$1 pid status=0
-    shift
-    timeout --signal=TERM --kill-after=10 "$ROLE_TIMEOUT" "$@" </dev/null >"$log" 2>&1 &
-    pid=$!
-    PIDS+=("$pid")
-    wait "$pid" || status=$?
-    forget "$pid"
-    return "$status"
 }
 
 forget() {
@@ -133,15 +122,67 @@ require_free "$SERVER_PORT"
 require_free "$FUZZINGSERVER_PORT"
 failed=0
 
-# ----- server role: wstest's fuzzing client against our server -----
+# ----- both roles, side by side -----
+# The two roles use different ports and processes, and each is mostly a ping-pong between
+# a single-threaded wstest and our harness, so they run at the same time: sections 12 and
+# 13 (permessage-deflate, 1000 messages per case) take most of the time, nearly all of it
+# in wstest. AUTOBAHN_SEQUENTIAL=1 runs the client role only after the server role.
 log "server role: sockeye-autobahn server + wstest -m fuzzingclient"
-start=$(now)
+log "client role: wstest -m fuzzingserver + sockeye-autobahn client"
+client_failed=0
 "$HARNESS" server "127.0.0.1:$SERVER_PORT" </dev/null >"$LOGS/server-harness.log" 2>&1 &
 server_pid=$!
 PIDS+=("$server_pid")
-if wait_port "$SERVER_PORT" "$server_pid"; then
-    if ! bounded "$LOGS/fuzzingclient.log" \
-        "$WSTEST" -m fuzzingclient -s conformance/config/fuzzingclient.json; then
+"$WSTEST" -m fuzzingserver -s conformance/config/fuzzingserver.json \
+    </dev/null >"$LOGS/fuzzingserver.log" 2>&1 &
+fuzzingserver_pid=$!
+PIDS+=("$fuzzingserver_pid")
+wait_port "$SERVER_PORT" "$server_pid" || failed=1
+wait_port "$FUZZINGSERVER_PORT" "$fuzzingserver_pid" || client_failed=1
+
+# Starts a driver (bounded by ROLE_TIMEOUT) in the background; its pid is in DRIVER_PID.
+start_driver() {
+    local log=$1
+    shift
+    timeout --signal=TERM --kill-after=10 "$ROLE_TIMEOUT" "$@" </dev/null >"$log" 2>&1 &
+    DRIVER_PID=$!
+    PIDS+=("$DRIVER_PID")
+}
+
+# Waits (polling, so that signals are handled at once) until the driver `pid` exits;
+# sets DRIVER_END to the time it ended and DRIVER_STATUS to its exit status.
+wait_driver() {
+    local pid=$1
+    DRIVER_STATUS=0
+    while kill -0 "$pid" 2>/dev/null; do
+        sleep 0.5
+    done
+    DRIVER_END=$(now)
+    wait "$pid" || DRIVER_STATUS=$?
+    forget "$pid"
+}
+
+start=$(now)
+server_driver='' client_driver=''
+if ((!failed)); then
+    start_driver "$LOGS/fuzzingclient.log" \
+        "$WSTEST" -m fuzzingclient -s conformance/config/fuzzingclient.json
+    server_driver=$DRIVER_PID
+fi
+start_client_driver() {
+    if ((!client_failed)); then
+        start_driver "$LOGS/client-harness.log" \
+            "$HARNESS" client "ws://127.0.0.1:$FUZZINGSERVER_PORT" sockeye
+        client_driver=$DRIVER_PID
+    fi
+}
+[[ "${AUTOBAHN_SEQUENTIAL:-}" == 1 ]] || start_client_driver
+
+SERVER_TIME=0
+if [[ -n "$server_driver" ]]; then
+    wait_driver "$server_driver"
+    SERVER_TIME=$(elapsed "$start" "$DRIVER_END")
+    if ((DRIVER_STATUS != 0)); then
         log "wstest -m fuzzingclient failed or timed out (${ROLE_TIMEOUT}s)"
         failed=1
     fi
@@ -149,36 +190,31 @@ if wait_port "$SERVER_PORT" "$server_pid"; then
         log "the test server exited during the run"
         failed=1
     fi
-else
-    failed=1
 fi
 stop "$server_pid"
-SERVER_TIME=$(elapsed "$start" "$(now)")
 ((failed)) && show_logs "$LOGS/server-harness.log" "$LOGS/fuzzingclient.log"
 log "server role: ${SERVER_TIME} s"
 
-# ----- client role: our client against wstest's fuzzing server -----
-log "client role: wstest -m fuzzingserver + sockeye-autobahn client"
-client_failed=0
-start=$(now)
-"$WSTEST" -m fuzzingserver -s conformance/config/fuzzingserver.json \
-    </dev/null >"$LOGS/fuzzingserver.log" 2>&1 &
-fuzzingserver_pid=$!
-PIDS+=("$fuzzingserver_pid")
-if wait_port "$FUZZINGSERVER_PORT" "$fuzzingserver_pid"; then
-    if ! bounded "$LOGS/client-harness.log" \
-        "$HARNESS" client "ws://127.0.0.1:$FUZZINGSERVER_PORT" sockeye; then
+if [[ "${AUTOBAHN_SEQUENTIAL:-}" == 1 ]]; then
+    client_start=$(now)
+    start_client_driver
+else
+    client_start=$start
+fi
+CLIENT_TIME=0
+if [[ -n "$client_driver" ]]; then
+    wait_driver "$client_driver"
+    CLIENT_TIME=$(elapsed "$client_start" "$DRIVER_END")
+    if ((DRIVER_STATUS != 0)); then
         log "the test client failed or timed out (${ROLE_TIMEOUT}s)"
         client_failed=1
     fi
-else
-    client_failed=1
 fi
 stop "$fuzzingserver_pid"
-CLIENT_TIME=$(elapsed "$start" "$(now)")
 ((client_failed)) && show_logs "$LOGS/fuzzingserver.log" "$LOGS/client-harness.log"
 log "client role: ${CLIENT_TIME} s"
 ((client_failed)) && failed=1
+TOTAL_TIME=$(elapsed "$start" "$(now)")
 
 # ----- results -----
 summary=$(mktemp)
@@ -197,14 +233,15 @@ fi
 if [[ "${AUTOBAHN_SKIP_DOCS:-}" != 1 ]]; then
     WSTEST_VERSION=$("$WSTEST" -a 2>/dev/null | sed -n 's/.*AutobahnTestSuite \([0-9.]*\).*/\1/p' | head -n 1)
     COMMIT=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+    MODE=$([[ "${AUTOBAHN_SEQUENTIAL:-}" == 1 ]] && echo "one after the other" || echo "side by side")
     python3 - "$DOC" "$summary" "$SERVER_TIME" "$CLIENT_TIME" "${WSTEST_VERSION:-unknown}" \
-        "$COMMIT" "$REPORTS" <<'PY'
+        "$COMMIT" "$REPORTS" "$TOTAL_TIME" "$MODE" <<'PY'
 import json
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
-doc, summary, server_time, client_time, wstest, commit, reports = sys.argv[1:]
+doc, summary, server_time, client_time, wstest, commit, reports, total_time, mode = sys.argv[1:]
 begin, end = "<!-- RESULTS:BEGIN (written by conformance/run.sh) -->", "<!-- RESULTS:END -->"
 text = Path(doc).read_text(encoding="utf-8")
 if begin not in text or end not in text:
@@ -227,6 +264,7 @@ generated = [
     "|---|---|---|",
     "| server | `wstest -m fuzzingclient` | {} s |".format(server_time),
     "| client | `wstest -m fuzzingserver` | {} s |".format(client_time),
+    "| both ({}) | | {} s |".format(mode, total_time),
     "",
 ]
 slowest = []
@@ -249,7 +287,7 @@ PY
     log "results written to $DOC"
 fi
 
-log "wall time: server role ${SERVER_TIME} s, client role ${CLIENT_TIME} s"
+log "wall time: server role ${SERVER_TIME} s, client role ${CLIENT_TIME} s, both ${TOTAL_TIME} s"
 if ((failed)); then
     log "FAILED (see the tables above and the logs in $LOGS)"
     exit 1

@@ -27,6 +27,7 @@ Examples:
   sockeye connect ws://127.0.0.1:9001
   sockeye connect ws://127.0.0.1:9001/chat --subprotocol chat.v2 --subprotocol chat.v1
   sockeye connect ws://example.com/feed --header 'Authorization: Bearer 0123'
+  sockeye connect ws://127.0.0.1:9001 --deflate
 
 Exit status:
   0  the connection closed cleanly (both Close frames exchanged, any code)
@@ -66,6 +67,13 @@ pub(crate) struct ConnectArgs {
     /// self-signed server certificate) instead of the built-in root store
     #[arg(long, value_name = "FILE")]
     ca: Option<std::path::PathBuf>,
+
+    /// Offer permessage-deflate compression (RFC 7692)
+    ///
+    /// If the server accepts, messages of 64 bytes or more are sent compressed and the
+    /// extension is named on the "connected to" line on stderr.
+    #[arg(long)]
+    deflate: bool,
 }
 
 /// A `Name: value` header from the command line.
@@ -90,7 +98,7 @@ fn parse_header(arg: &str) -> Result<Header, String> {
 }
 
 pub(crate) async fn run(args: ConnectArgs) -> ExitCode {
-    let mut builder = ClientBuilder::new();
+    let mut builder = ClientBuilder::new().deflate(args.deflate);
     for subprotocol in args.subprotocols {
         builder = builder.subprotocol(subprotocol);
     }
@@ -116,9 +124,15 @@ pub(crate) async fn run(args: ConnectArgs) -> ExitCode {
             return ExitCode::from(EXIT_CONNECT_FAILED);
         }
     };
-    match &response.subprotocol {
-        Some(subprotocol) => eprintln!("connected to {} (subprotocol {subprotocol})", args.url),
-        None => eprintln!("connected to {}", args.url),
+    let mut agreed = Vec::new();
+    if let Some(subprotocol) = &response.subprotocol {
+        agreed.push(format!("subprotocol {subprotocol}"));
+    }
+    agreed.extend(response.extensions.iter().cloned());
+    if agreed.is_empty() {
+        eprintln!("connected to {}", args.url);
+    } else {
+        eprintln!("connected to {} ({})", args.url, agreed.join(", "));
     }
 
     let (mut sender, receiver) = ws.split();

@@ -23,6 +23,7 @@ pub(crate) const AFTER_HELP: &str = "\
 Examples:
   sockeye serve                          echo server on 127.0.0.1:9001
   sockeye serve --addr 0.0.0.0:9001 --broadcast
+  sockeye serve --deflate                compress messages for clients that offer it
   RUST_LOG=debug sockeye serve --addr 127.0.0.1:0
 
 Exit status:
@@ -55,6 +56,13 @@ pub(crate) struct ServeArgs {
     /// The private key (PEM: PKCS#8, PKCS#1 or SEC1) of --cert; needs --cert
     #[arg(long, value_name = "FILE", requires = "cert")]
     key: Option<std::path::PathBuf>,
+
+    /// Accept permessage-deflate compression (RFC 7692) when a client offers it
+    ///
+    /// The first valid offer is accepted with the parameters it asks for; messages of 64
+    /// bytes or more are then sent compressed. Without this flag offers are declined.
+    #[arg(long)]
+    deflate: bool,
 }
 
 pub(crate) async fn run(args: ServeArgs) -> ExitCode {
@@ -66,7 +74,9 @@ pub(crate) async fn run(args: ServeArgs) -> ExitCode {
             return ExitCode::from(EXIT_CANNOT_SERVE);
         }
     };
-    let mut builder = ServerBuilder::new().shutdown_timeout(SHUTDOWN_TIMEOUT);
+    let mut builder = ServerBuilder::new()
+        .shutdown_timeout(SHUTDOWN_TIMEOUT)
+        .deflate(args.deflate);
     if let (Some(cert), Some(key)) = (&args.cert, &args.key) {
         builder = match builder.tls_pem(cert, key) {
             Ok(builder) => builder,
@@ -93,7 +103,7 @@ pub(crate) async fn run(args: ServeArgs) -> ExitCode {
     // A plain line, whatever RUST_LOG says: scripts and tests wait for it.
     eprintln!("listening on {addr}");
     let mode = if args.broadcast { "broadcast" } else { "echo" };
-    info!(%addr, mode, "serving; Ctrl-C or SIGTERM to stop");
+    info!(%addr, mode, deflate = args.deflate, "serving; Ctrl-C or SIGTERM to stop");
 
     let shutdown = server.shutdown_handle();
     tokio::spawn(async move {

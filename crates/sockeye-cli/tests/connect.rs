@@ -213,6 +213,38 @@ async fn connect_offers_subprotocols_headers_and_origin() {
 }
 
 #[tokio::test]
+async fn connect_deflate_offers_compression_and_names_it() {
+    let (requests_tx, mut requests) = mpsc::unbounded_channel();
+    let builder = ServerBuilder::new()
+        .deflate(true)
+        .on_request(move |request| {
+            let _ = requests_tx.send(request.clone());
+            Ok(Accept::default())
+        });
+    let (addr, mut seen) = reply_server(builder).await;
+    let url = format!("ws://{addr}/");
+    let mut connect = Connect::spawn(&[&url, "--deflate"]);
+    let request = timeout(LIMIT, requests.recv()).await.unwrap().unwrap();
+    assert_eq!(
+        request.extensions,
+        ["permessage-deflate; client_max_window_bits"]
+    );
+    let line = "{\"compressible\":true}".repeat(50);
+    connect.write(format!("{line}\n").as_bytes()).await;
+    assert_eq!(
+        next_seen(&mut seen).await,
+        Seen::Message(Message::Text(line.clone()))
+    );
+    assert_eq!(connect.line().await, format!("echo: {line}"));
+    let (status, _, stderr) = connect.finish(false).await;
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains(&format!("connected to {url} (permessage-deflate)")),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
 async fn connect_exits_zero_when_the_server_closes_cleanly_while_stdin_is_open() {
     let server = sockeye::Server::bind("127.0.0.1:0").await.unwrap();
     let addr = server.local_addr().unwrap();

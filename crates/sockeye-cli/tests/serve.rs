@@ -431,3 +431,25 @@ async fn serve_exits_one_when_the_address_is_taken() {
         "{stderr}"
     );
 }
+
+#[tokio::test]
+async fn deflate_flag_accepts_compression_offers() {
+    let text = "{\"compressible\":true}".repeat(100);
+    for (flag, expected) in [(true, &["permessage-deflate"][..]), (false, &[][..])] {
+        let extra: &[&str] = if flag { &["--deflate"] } else { &[] };
+        let serve = Serve::start(extra).await;
+        let (mut ws, response) = timeout(
+            LIMIT,
+            sockeye::ClientBuilder::new()
+                .deflate(true)
+                .connect(&serve.url("/")),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+        assert_eq!(response.extensions, expected, "--deflate {flag}");
+        ws.send(Message::Text(text.clone())).await.unwrap();
+        let echoed = timeout(LIMIT, ws.next()).await.unwrap().unwrap().unwrap();
+        assert_eq!(echoed, Message::Text(text.clone()));
+    }
+}

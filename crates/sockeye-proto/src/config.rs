@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use crate::extension::DeflateConfig;
 use crate::handshake::HandshakeLimits;
 
 /// Limits and timeouts of one session. The defaults suit a public server: every limit is
@@ -39,6 +40,9 @@ pub struct Config {
     pub pong_timeout: Duration,
     /// Limits on the handshake's HTTP head.
     pub handshake_limits: HandshakeLimits,
+    /// permessage-deflate (RFC 7692): whether to negotiate it and how to compress.
+    /// Default off.
+    pub deflate: DeflateConfig,
 }
 
 impl Default for Config {
@@ -51,6 +55,7 @@ impl Default for Config {
             ping_interval: None,
             pong_timeout: Duration::from_secs(20),
             handshake_limits: HandshakeLimits::default(),
+            deflate: DeflateConfig::default(),
         }
     }
 }

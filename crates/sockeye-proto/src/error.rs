@@ -49,6 +49,18 @@ pub enum ProtocolError {
     /// A text message that is not valid UTF-8 (8.1). Close code 1007.
     #[error("text message is not valid UTF-8")]
     InvalidUtf8,
+    /// RSV1 set on a control frame while permessage-deflate is in use: control frames are
+    /// never compressed (RFC 7692 6.1). Close code 1002.
+    #[error("RSV1 (compressed) set on a control frame")]
+    CompressedControlFrame,
+    /// RSV1 set on a continuation frame while permessage-deflate is in use: only the first
+    /// frame of a message says it is compressed (RFC 7692 6.1). Close code 1002.
+    #[error("RSV1 (compressed) set on a continuation frame")]
+    CompressedContinuation,
+    /// A compressed message whose payload is not valid DEFLATE data (RFC 7692 7.2.2).
+    /// Close code 1002.
+    #[error("compressed message is not valid DEFLATE data")]
+    InvalidCompressedData,
     /// A frame whose declared length exceeds the configured maximum, refused from the
     /// header before its payload is read. Close code 1009.
     #[error("frame of {size} bytes exceeds the limit of {max} bytes")]
@@ -59,7 +71,8 @@ pub enum ProtocolError {
         max: u64,
     },
     /// A message that would exceed the configured maximum, refused as soon as the frame
-    /// header that crosses the limit is seen. Close code 1009.
+    /// header that crosses the limit is seen, or, for a compressed message, as soon as its
+    /// inflated size passes the limit. Close code 1009.
     #[error("message of at least {size} bytes exceeds the limit of {max} bytes")]
     MessageTooLarge {
         /// The message size once this frame is added.
@@ -85,7 +98,10 @@ impl From<&ProtocolError> for CloseCode {
             | UnexpectedContinuation
             | ExpectedContinuation
             | CloseFrameTooShort
-            | InvalidCloseCode(_) => CloseCode::PROTOCOL_ERROR,
+            | InvalidCloseCode(_)
+            | CompressedControlFrame
+            | CompressedContinuation
+            | InvalidCompressedData => CloseCode::PROTOCOL_ERROR,
             InvalidCloseReason | InvalidUtf8 => CloseCode::INVALID_PAYLOAD,
             FrameTooLarge { .. } | MessageTooLarge { .. } => CloseCode::MESSAGE_TOO_BIG,
         }

@@ -4,6 +4,7 @@
 pub mod close;
 pub mod config;
 pub mod error;
+pub mod extension;
 pub mod handshake;
 pub mod mask;
 pub mod reconnect;

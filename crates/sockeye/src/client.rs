@@ -4,6 +4,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use sockeye_proto::extension::DeflateConfig;
 use sockeye_proto::handshake::{ClientRequest, Response};
 use sockeye_proto::{CloseCode, CloseInfo, Connection, Initiator};
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -57,6 +58,7 @@ pub struct ClientBuilder {
     config: Config,
     origin: Option<String>,
     subprotocols: Vec<String>,
+    extensions: Vec<String>,
     headers: Vec<(String, String)>,
     #[cfg(feature = "tls")]
     tls: ClientTls,
@@ -135,6 +137,45 @@ impl ClientBuilder {
         self
     }
 
+    /// Offers permessage-deflate (RFC 7692) with the default parameters: messages of 64
+    /// bytes or more are compressed if the server accepts. `false` offers nothing (the
+    /// default). The server's answer is in `Response::extensions`.
+    ///
+    /// ```no_run
+    /// # async fn run() -> sockeye::Result<()> {
+    /// let (ws, response) = sockeye::ClientBuilder::new()
+    ///     .deflate(true)
+    ///     .connect("ws://127.0.0.1:9001/")
+    ///     .await?;
+    /// let compressed = response
+    ///     .extensions
+    ///     .iter()
+    ///     .any(|e| e.starts_with("permessage-deflate"));
+    /// # drop((ws, compressed));
+    /// # Ok(()) }
+    /// ```
+    pub fn deflate(mut self, enabled: bool) -> Self {
+        self.config.protocol.deflate.enabled = enabled;
+        self
+    }
+
+    /// Offers permessage-deflate with these parameters (what to ask of the server, our own
+    /// window and context takeover, the threshold and the compression level).
+    pub fn deflate_config(mut self, deflate: DeflateConfig) -> Self {
+        self.config.protocol.deflate = deflate;
+        self
+    }
+
+    /// Adds an extension offer to `Sec-WebSocket-Extensions`, parameters included, after
+    /// those already added. Offers of `permessage-deflate` written here replace the one
+    /// [`deflate`](Self::deflate) would make, in this order of preference, and the session
+    /// compresses as the server's answer to them says; the response to any other
+    /// extension is the application's business (its reserved bits stay refused).
+    pub fn extension(mut self, offer: impl Into<String>) -> Self {
+        self.extensions.push(offer.into());
+        self
+    }
+
     /// Adds a header to the handshake request, e.g. `Authorization`.
     pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.headers.push((name.into(), value.into()));
@@ -185,7 +226,7 @@ impl ClientBuilder {
             path: target.path.clone(),
             origin: self.origin.clone(),
             subprotocols: self.subprotocols.clone(),
-            extensions: Vec::new(),
+            extensions: self.extensions.clone(),
             headers: self.headers.clone(),
         };
         request.validate()?;

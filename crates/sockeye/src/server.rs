@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use sockeye_proto::extension::DeflateConfig;
 use sockeye_proto::handshake::{Accept, Reject, Request};
 use sockeye_proto::{CloseCode, Connection};
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -119,6 +120,23 @@ impl ServerBuilder {
         F: Fn(&Request) -> std::result::Result<Accept, Reject> + Send + Sync + 'static,
     {
         self.decide = Some(Arc::new(decide));
+        self
+    }
+
+    /// Accepts permessage-deflate (RFC 7692) when a client offers it, with the default
+    /// parameters: the first offer that is valid is accepted, with whatever window and
+    /// context takeover it asks for, and messages of 64 bytes or more are compressed.
+    /// `false` accepts none (the default). An `on_request` callback that puts a
+    /// `permessage-deflate` response in its `Accept` decides instead.
+    pub fn deflate(mut self, enabled: bool) -> Self {
+        self.config.protocol.deflate.enabled = enabled;
+        self
+    }
+
+    /// Accepts permessage-deflate with these parameters (what to ask of the client, our
+    /// own window and context takeover, the threshold and the compression level).
+    pub fn deflate_config(mut self, deflate: DeflateConfig) -> Self {
+        self.config.protocol.deflate = deflate;
         self
     }
 

@@ -5,6 +5,9 @@
 //! fragmented ones included), then closes once from each side; both sides' view of the
 //! close is checked, and every message one side sent is shown to have reached the other.
 //!
+//! With permessage-deflate (RFC 7692) negotiated, each direction echoes compressible
+//! messages, and the parameters `websockets` agreed are checked against ours.
+//!
 //! The interpreter is `$SOCKEYE_INTEROP_PYTHON`, or else `target/interop-venv/bin/python`
 //! in the workspace, which `bash scripts/test-deps.sh` creates. Without it these tests fail
 //! and say so.
@@ -22,7 +25,8 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use json::Json;
 use ours::{EchoServer, assert_clean_close, binary, bounded, close_frame, pattern, text};
-use sockeye::{CloseCode, CloseFrame, Initiator, Message};
+use sockeye::{ClientBuilder, CloseCode, CloseFrame, Initiator, Message, ServerBuilder};
+use sockeye_proto::extension::DeflateConfig;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 use tokio::task::JoinHandle;
@@ -155,7 +159,12 @@ struct PythonServer {
 
 impl PythonServer {
     async fn start() -> PythonServer {
-        let mut script = Script::spawn("echo_server.py", &[]);
+        PythonServer::start_with(&[]).await
+    }
+
+    /// The server with these command-line options (`--compression none`, say).
+    async fn start_with(options: &[&str]) -> PythonServer {
+        let mut script = Script::spawn("echo_server.py", options);
         let line = script.line().await;
         let Some(addr) = line.strip_prefix("listening on ") else {
             script.fail(&format!("printed {line:?} first")).await
@@ -175,18 +184,27 @@ impl PythonServer {
 /// What `interop/client.py` printed, to its end.
 #[derive(Debug)]
 struct ClientRun {
+    /// The "open" event.
+    open: Json,
     messages: Vec<Seen>,
     pongs: usize,
     closed: Json,
 }
 
 async fn run_python_client(url: &str, actions: &[&str]) -> ClientRun {
-    let mut args = vec![url];
+    run_python_client_with(url, &[], actions).await
+}
+
+/// The client with these command-line options (`--compression none`, say).
+async fn run_python_client_with(url: &str, options: &[&str], actions: &[&str]) -> ClientRun {
+    let mut args = options.to_vec();
+    args.push(url);
     args.extend_from_slice(actions);
     let mut script = Script::spawn("client.py", &args);
     let open = script.event().await;
     assert_eq!(open.get("event").as_str(), Some("open"), "{open}");
     let mut run = ClientRun {
+        open,
         messages: Vec::new(),
         pongs: 0,
         closed: Json::Null,
@@ -526,6 +544,202 @@ async fn our_server_closes_first_with_python_client() {
         Some(false),
         "the server closes TCP first"
     );
+}
+
+// ----- permessage-deflate -----
+
+/// A JSON-like text of about `len` bytes, the kind of message compression is for.
+fn json_text(len: usize) -> String {
+    let mut out = String::from("[");
+    let mut i = 0;
+    while out.len() < len {
+        out.push_str(&format!(
+            "{{\"id\":{i},\"user\":\"user-{}\",\"score\":{},\"tags\":[\"a\",\"b\"]}},",
+            i % 13,
+            i * 37 % 1000
+        ));
+        i += 1;
+    }
+    out.push(']');
+    out
+}
+
+/// Messages that exercise compression: small ones under the threshold, compressible
+/// text and binary of several sizes, and the same message twice (context takeover).
+fn compressible() -> Vec<Message> {
+    let mut messages = assorted();
+    messages.extend([
+        text(&json_text(100)),
+        text(&json_text(60_000)),
+        // The scripts send only the test pattern as binary; it repeats every 251 bytes.
+        binary(pattern(30_000)),
+        text(&json_text(100)),
+    ]);
+    messages
+}
+
+/// What `websockets` agreed for permessage-deflate, from its side: (local
+/// no_context_takeover, remote no_context_takeover, local window bits, remote window bits).
+fn python_deflate(extensions: &Json) -> (bool, bool, u64, u64) {
+    let list = extensions
+        .as_array()
+        .unwrap_or_else(|| panic!("no extensions: {extensions}"));
+    assert_eq!(list.len(), 1, "{extensions}");
+    let deflate = &list[0];
+    assert_eq!(
+        deflate.get("name").as_str(),
+        Some("permessage-deflate"),
+        "{extensions}"
+    );
+    let flag = |name| deflate.get(name).as_bool().expect(name);
+    let bits = |name| deflate.get(name).as_u64().expect(name);
+    (
+        flag("local_no_context_takeover"),
+        flag("remote_no_context_takeover"),
+        bits("local_max_window_bits"),
+        bits("remote_max_window_bits"),
+    )
+}
+
+#[tokio::test]
+async fn our_client_with_deflate_against_python_server() {
+    let mut server = PythonServer::start_with(&["--compression", "deflate"]).await;
+    let (mut ws, response) = bounded(
+        "connect",
+        ClientBuilder::new().deflate(true).connect(&server.url),
+    )
+    .await
+    .expect("our handshake with their server");
+    // Our offer leaves the window to the server; websockets sets 12 bits both ways.
+    assert_eq!(
+        response.extensions,
+        ["permessage-deflate; server_max_window_bits=12; client_max_window_bits=12"]
+    );
+    let messages = compressible();
+    for message in &messages {
+        ws.send(message.clone()).await.expect("send");
+        assert_eq!(&next(&mut ws).await, message);
+    }
+    let info = bounded("our close", ws.close(CloseCode::NORMAL, "done"))
+        .await
+        .expect("close");
+    assert_clean_close(
+        &info,
+        Initiator::Local,
+        close_frame(1000, "done"),
+        close_frame(1000, "done"),
+    );
+
+    let theirs = server.report().await;
+    assert_eq!(Seen::list(theirs.get("received")), Seen::all(&messages));
+    assert_eq!(
+        Seen::list(theirs.get("sent_messages")),
+        Seen::all(&messages)
+    );
+    assert_eq!(
+        python_deflate(theirs.get("extensions")),
+        (false, false, 12, 12)
+    );
+}
+
+#[tokio::test]
+async fn our_client_with_deflate_asks_python_server_for_no_context_takeover() {
+    let mut server = PythonServer::start().await;
+    let deflate = DeflateConfig {
+        server_no_context_takeover: true,
+        client_no_context_takeover: true,
+        server_max_window_bits: Some(10),
+        client_max_window_bits: Some(9),
+        ..DeflateConfig::enabled()
+    };
+    let (mut ws, response) = bounded(
+        "connect",
+        ClientBuilder::new()
+            .deflate_config(deflate)
+            .connect(&server.url),
+    )
+    .await
+    .expect("our handshake with their server");
+    // websockets grants every request: no context takeover both ways, at most 10 bits
+    // for itself, and the 9 bits we announced for us.
+    assert_eq!(
+        response.extensions,
+        [
+            "permessage-deflate; server_no_context_takeover; client_no_context_takeover; \
+             server_max_window_bits=10; client_max_window_bits=9"
+        ]
+    );
+    let messages = compressible();
+    for message in &messages {
+        ws.send(message.clone()).await.expect("send");
+        assert_eq!(&next(&mut ws).await, message);
+    }
+    bounded("our close", ws.close(CloseCode::NORMAL, ""))
+        .await
+        .expect("close");
+    let theirs = server.report().await;
+    assert_eq!(Seen::list(theirs.get("received")), Seen::all(&messages));
+    assert_eq!(
+        python_deflate(theirs.get("extensions")),
+        (true, true, 10, 9)
+    );
+}
+
+#[tokio::test]
+async fn python_client_with_deflate_against_our_server() {
+    let configs = [
+        // Defaults: we accept their offer as it is.
+        (DeflateConfig::enabled(), (false, false, 15, 15)),
+        // Every parameter set by our server, unasked except client_max_window_bits,
+        // which their offer allows.
+        (
+            DeflateConfig {
+                server_no_context_takeover: true,
+                client_no_context_takeover: true,
+                server_max_window_bits: Some(10),
+                client_max_window_bits: Some(11),
+                ..DeflateConfig::enabled()
+            },
+            (true, true, 11, 10),
+        ),
+    ];
+    for (config, agreed) in configs {
+        let mut server = EchoServer::start_with(ServerBuilder::new().deflate_config(config)).await;
+        let messages = compressible();
+        let mut actions: Vec<String> = messages.iter().map(action).collect();
+        actions.push(format!("recv:{}", messages.len()));
+        actions.push("close:1000:bye".into());
+        let actions: Vec<&str> = actions.iter().map(String::as_str).collect();
+        let theirs =
+            run_python_client_with(&server.url, &["--compression", "deflate"], &actions).await;
+        assert_eq!(python_deflate(theirs.open.get("extensions")), agreed);
+        assert_eq!(theirs.messages, Seen::all(&messages));
+
+        let ours = server.report().await;
+        assert_eq!(ours.received, messages);
+        assert_eq!(ours.sent, messages);
+        assert_clean_close(
+            &ours.info,
+            Initiator::Remote,
+            close_frame(1000, ""),
+            close_frame(1000, "bye"),
+        );
+    }
+}
+
+#[tokio::test]
+async fn python_client_without_compression_gets_none_from_our_server() {
+    let mut server = EchoServer::start_with(ServerBuilder::new().deflate(true)).await;
+    let message = text(&json_text(5_000));
+    let theirs = run_python_client_with(
+        &server.url,
+        &["--compression", "none"],
+        &[&action(&message), "recv:1", "close:1000:"],
+    )
+    .await;
+    assert_eq!(theirs.open.get("extensions").as_array(), Some(&[][..]));
+    assert_eq!(theirs.messages, Seen::all(std::slice::from_ref(&message)));
+    assert_eq!(server.report().await.received, [message]);
 }
 
 #[test]

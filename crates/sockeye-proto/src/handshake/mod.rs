@@ -155,6 +155,18 @@ pub enum HandshakeError {
     /// Status 500.
     #[error("extension {0:?} was not offered by the client")]
     UnofferedExtension(String),
+    /// An extension response is invalid or cannot be accepted for the offers made (RFC 7692
+    /// 5): malformed, an unknown or repeated parameter, an invalid value, a parameter the
+    /// offer did not allow, or a request of the offer not granted. A client that receives
+    /// it in a 101 fails the connection with Close 1010; a server application that writes
+    /// it in its `Accept` is refused by `Connection::accept`. Status 500.
+    #[error("extension response {response:?} refused: {error}")]
+    ExtensionResponse {
+        /// The response element.
+        response: String,
+        /// What is wrong with it.
+        error: crate::extension::NegotiationError,
+    },
     /// An extension given by the application does not start with a token or does not fit
     /// on one header line. Status 500.
     #[error("extension {0:?} is not a valid extension offer or response")]
@@ -187,7 +199,7 @@ impl HandshakeError {
     /// | 426 Upgrade Required | `UnsupportedVersion` (4.4) |
     /// | 431 Request Header Fields Too Large | `HeadTooLarge`, `TooManyHeaders` |
     /// | 505 HTTP Version Not Supported | `UnsupportedHttpVersion` (HTTP/1.0 or an unknown version) |
-    /// | 500 Internal Server Error | mistakes of the server application (`InvalidHeader`, `InvalidExtension`, `UnofferedSubprotocol`, `UnofferedExtension`) and errors only a client raises (`UnexpectedStatus`, `MissingAccept`, `BadAccept`, `MultipleSubprotocols`, `InvalidPath`), which are never sent |
+    /// | 500 Internal Server Error | mistakes of the server application (`InvalidHeader`, `InvalidExtension`, `UnofferedSubprotocol`, `UnofferedExtension`, `ExtensionResponse`) and errors only a client raises (`UnexpectedStatus`, `MissingAccept`, `BadAccept`, `MultipleSubprotocols`, `InvalidPath`), which are never sent |
     pub fn status(&self) -> u16 {
         use HandshakeError::*;
         match self {
@@ -210,6 +222,7 @@ impl HandshakeError {
             | InvalidExtension(_)
             | UnofferedSubprotocol(_)
             | UnofferedExtension(_)
+            | ExtensionResponse { .. }
             | UnexpectedStatus { .. }
             | MissingAccept
             | BadAccept(_)

@@ -3,6 +3,7 @@
 //!
 //! See [`Connection`] for the API and the order in which to call it.
 
+mod extensions;
 mod state;
 
 use std::collections::VecDeque;
@@ -18,6 +19,7 @@ use crate::Role;
 use crate::close::{CloseCode, CloseFrame, CloseInfo, Initiator, MAX_REASON_LEN};
 use crate::config::Config;
 use crate::error::{CloseError, Error, HandshakeError, ProtocolError, SendError};
+use crate::extension::deflate::PerMessageDeflate;
 use crate::frame::{FrameHeader, MAX_CONTROL_PAYLOAD, OpCode};
 use crate::handshake::{self, Accept, ClientRequest, Reject, Request, Response};
 use crate::mask::apply_mask;
@@ -164,6 +166,10 @@ struct Partial {
     text: bool,
     buf: BytesMut,
     utf8: Utf8Validator,
+    /// permessage-deflate: the message is compressed (RSV1 on its first frame); its
+    /// payload is inflated into `inflated` as it arrives, and `buf` stays empty.
+    compressed: bool,
+    inflated: Vec<u8>,
 }
 
 /// One WebSocket session, without I/O (the role of `quinn_proto::Connection` or the
@@ -231,6 +237,8 @@ pub struct Connection {
     rng: StdRng,
     /// Reserved bits an extension has claimed.
     allowed_rsv: u8,
+    /// permessage-deflate, when negotiated.
+    deflate: Option<PerMessageDeflate>,
 
     client_request: Option<ClientRequest>,
     key: String,
@@ -285,6 +293,7 @@ impl Connection {
             state: State::New,
             rng,
             allowed_rsv: 0,
+            deflate: None,
             client_request: None,
             key: String::new(),
             request: None,
@@ -475,6 +484,7 @@ impl Connection {
         if self.role != Role::Client || self.state != State::New {
             return;
         }
+        self.offer_extensions();
         let Some(request) = self.client_request.as_ref() else {
             return;
         };
@@ -498,8 +508,11 @@ impl Connection {
         let Some(request) = self.request.as_ref() else {
             return Err(HandshakeError::Http("no handshake request".into()));
         };
+        let mut accept = accept;
+        let deflate = self.agree_as_server(request, &mut accept)?;
         let mut out = Vec::new();
         handshake::encode_accept(request, &accept, &mut out)?;
+        self.start_deflate(deflate);
         self.accepted_subprotocol = accept.subprotocol;
         self.push_bytes(Bytes::from(out));
         self.handshake = HandshakePhase::Done;
@@ -551,7 +564,8 @@ impl Connection {
         if opcode.is_control() && payload.len() > MAX_CONTROL_PAYLOAD {
             return Err(SendError::ControlFrameTooLong(payload.len()));
         }
-        self.queue_frame(opcode, payload);
+        let (rsv, payload) = self.encode_payload(opcode, payload);
+        self.queue_frame_rsv(opcode, rsv, payload);
         Ok(())
     }
 
@@ -866,6 +880,13 @@ impl Connection {
                         self.response = Some(response);
                         match verdict {
                             Ok(()) => {
+                                match self.agree_as_client() {
+                                    Ok(deflate) => self.start_deflate(deflate),
+                                    Err(error) => {
+                                        self.refuse_extensions(error, now);
+                                        return false;
+                                    }
+                                }
                                 self.handshake = HandshakePhase::Done;
                                 self.enter_connected(now);
                                 true
@@ -990,10 +1011,13 @@ impl Connection {
 
     /// Checks a frame header against the message in progress (5.4) and the message limit.
     fn start_frame(&mut self, header: &FrameHeader) -> Result<(), ProtocolError> {
+        let compressed = self.starts_compressed(header)?;
         let so_far = match (header.opcode, &self.message) {
             (op, _) if op.is_control() => return Ok(()),
             // 5.4: a continuation needs a message in progress.
             (OpCode::Continuation, None) => return Err(ProtocolError::UnexpectedContinuation),
+            // The inflated size is checked as it is produced.
+            (OpCode::Continuation, Some(partial)) if partial.compressed => return Ok(()),
             (OpCode::Continuation, Some(partial)) => partial.buf.len() as u64,
             // 5.4: a new message may not start inside a fragmented one.
             (_, Some(_)) => return Err(ProtocolError::ExpectedContinuation),
@@ -1002,6 +1026,7 @@ impl Connection {
         let size = so_far.saturating_add(header.len);
         if let Some(max) = self.config.max_message_size
             && size > max
+            && !compressed
         {
             return Err(ProtocolError::MessageTooLarge { size, max });
         }
@@ -1010,6 +1035,8 @@ impl Connection {
                 text: header.opcode == OpCode::Text,
                 buf: BytesMut::new(),
                 utf8: Utf8Validator::new(),
+                compressed,
+                inflated: Vec::new(),
             });
         }
         Ok(())
@@ -1028,6 +1055,16 @@ impl Connection {
         let Some(partial) = self.message.as_mut() else {
             return Ok(());
         };
+        if partial.compressed {
+            let max = self.config.max_message_size;
+            return extensions::inflate(
+                &mut self.deflate,
+                partial,
+                &chunk,
+                max,
+                frame_done && header.fin,
+            );
+        }
         let whole_message = frame_done && header.fin && partial.buf.is_empty();
         // 8.1: text is checked as it arrives, so an invalid sequence fails the connection
         // at once, even in the middle of a fragment. A message that arrives whole is
@@ -1076,7 +1113,10 @@ impl Connection {
                 if header.fin
                     && let Some(partial) = self.message.take()
                 {
-                    let payload = partial.buf.freeze();
+                    let payload = match partial.compressed {
+                        true => Bytes::from(partial.inflated),
+                        false => partial.buf.freeze(),
+                    };
                     let message = if partial.text {
                         let text = String::from_utf8(Vec::from(payload))
                             .map_err(|_| ProtocolError::InvalidUtf8)?;
@@ -1259,6 +1299,10 @@ impl Connection {
     }
 
     fn queue_frame(&mut self, opcode: OpCode, payload: Bytes) {
+        self.queue_frame_rsv(opcode, 0, payload);
+    }
+
+    fn queue_frame_rsv(&mut self, opcode: OpCode, rsv: u8, payload: Bytes) {
         debug_assert!(
             self.sent_close.is_none(),
             "invariant 3: a frame queued after our Close"
@@ -1274,7 +1318,7 @@ impl Connection {
         };
         let header = FrameHeader {
             fin: true,
-            rsv: 0,
+            rsv,
             opcode,
             mask,
             len: payload.len() as u64,

@@ -2,7 +2,9 @@
 
     client.py URL ACTION...
 
-It connects to URL, prints {"event": "open", ...}, then runs the actions in order:
+It connects to URL (offering permessage-deflate unless --compression none, as `websockets`
+does by default), prints {"event": "open", "extensions": [...], ...}, then runs the
+actions in order:
 
     text:STRING                 send a text message
     binary:N                    send N bytes of the test pattern (byte i is i % 251)
@@ -22,7 +24,18 @@ import asyncio
 
 from websockets.asyncio.client import connect
 
-from peer import MAX_SIZE, ConnectionClosed, closed_event, describe, emit, pattern, run_bounded
+from peer import (
+    MAX_SIZE,
+    ConnectionClosed,
+    add_compression_option,
+    closed_event,
+    compression,
+    describe,
+    emit,
+    extensions,
+    pattern,
+    run_bounded,
+)
 
 
 def chunks(data, count):
@@ -70,12 +83,13 @@ async def main(args):
             max_queue=None,
             ping_interval=None,
             proxy=None,
+            compression=compression(args.compression),
         )
         emit(
             {
                 "event": "open",
                 "subprotocol": connection.subprotocol,
-                "extensions": [ext.name for ext in connection.protocol.extensions],
+                "extensions": extensions(connection),
             }
         )
         try:
@@ -94,4 +108,5 @@ if __name__ == "__main__":
     parser.add_argument("url")
     parser.add_argument("actions", nargs="*")
     parser.add_argument("--lifetime", type=float, default=30.0)
+    add_compression_option(parser)
     asyncio.run(main(parser.parse_args()))

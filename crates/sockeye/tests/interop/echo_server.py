@@ -14,6 +14,9 @@ When a connection ends it prints one JSON line (see peer.py):
 where "received" lists every message it received and "sent_messages" every message it
 sent (each once `send` returned), in order.
 
+With --compression none it declines permessage-deflate; by default it accepts it, as
+`websockets` does (server_max_window_bits=12, client_max_window_bits=12 when offered).
+
 It stops when stdin closes, or after --lifetime seconds.
 """
 
@@ -22,7 +25,16 @@ import asyncio
 
 from websockets.asyncio.server import serve
 
-from peer import MAX_SIZE, ConnectionClosed, closed_event, describe, emit, run_bounded
+from peer import (
+    MAX_SIZE,
+    ConnectionClosed,
+    add_compression_option,
+    closed_event,
+    compression,
+    describe,
+    emit,
+    run_bounded,
+)
 
 
 async def steer(connection, text, send):
@@ -79,6 +91,7 @@ async def main(args):
             # handshake that arrives behind them would wait for the close timeout.
             max_queue=None,
             ping_interval=None,
+            compression=compression(args.compression),
         ) as server:
             host, port = server.sockets[0].getsockname()[:2]
             print(f"listening on {host}:{port}", flush=True)
@@ -90,4 +103,5 @@ async def main(args):
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lifetime", type=float, default=60.0)
+    add_compression_option(parser)
     asyncio.run(main(parser.parse_args()))

@@ -85,7 +85,12 @@ pub(crate) struct EchoServer {
 
 impl EchoServer {
     pub(crate) async fn start() -> EchoServer {
-        let server = sockeye::Server::bind("127.0.0.1:0").await.expect("bind");
+        EchoServer::start_with(sockeye::ServerBuilder::new()).await
+    }
+
+    /// The same server with `builder`'s settings (permessage-deflate, say).
+    pub(crate) async fn start_with(builder: sockeye::ServerBuilder) -> EchoServer {
+        let server = builder.bind("127.0.0.1:0").await.expect("bind");
         let url = format!("ws://{}/", server.local_addr().expect("local address"));
         let shutdown = server.shutdown_handle();
         let (tx, reports) = mpsc::unbounded_channel();

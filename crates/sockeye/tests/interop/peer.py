@@ -36,9 +36,42 @@ def close_frame(frame):
     return {"code": frame.code, "reason": frame.reason}
 
 
+def extensions(connection):
+    """The extensions in use, as JSON: each one's name, and for permessage-deflate the
+    parameters `websockets` agreed, from its own point of view (local is this script)."""
+    described = []
+    for extension in connection.protocol.extensions:
+        entry = {"name": extension.name}
+        for attribute in (
+            "local_no_context_takeover",
+            "remote_no_context_takeover",
+            "local_max_window_bits",
+            "remote_max_window_bits",
+        ):
+            if hasattr(extension, attribute):
+                entry[attribute] = getattr(extension, attribute)
+        described.append(entry)
+    return described
+
+
+def compression(name):
+    """The `compression` argument of `websockets` for a --compression option."""
+    return None if name == "none" else name
+
+
+def add_compression_option(parser):
+    parser.add_argument(
+        "--compression",
+        choices=["deflate", "none"],
+        default="deflate",
+        help="permessage-deflate: offer/accept it (the default of websockets) or not",
+    )
+
+
 def closed_event(connection, exc, **extra):
-    """The "closed" line: the Close frames received and sent, in which order, and the
-    close code and reason the library reports (RFC 6455 7.1.5 and 7.1.6)."""
+    """The "closed" line: the Close frames received and sent, in which order, the close
+    code and reason the library reports (RFC 6455 7.1.5 and 7.1.6), and the extensions
+    that were in use."""
     event = {
         "event": "closed",
         "exception": type(exc).__name__,
@@ -47,6 +80,7 @@ def closed_event(connection, exc, **extra):
         "rcvd_then_sent": exc.rcvd_then_sent,
         "close_code": connection.close_code,
         "close_reason": connection.close_reason,
+        "extensions": extensions(connection),
     }
     event.update(extra)
     return event
@@ -92,9 +126,12 @@ async def run_bounded(main, lifetime):
 __all__ = [
     "ConnectionClosed",
     "MAX_SIZE",
+    "add_compression_option",
     "closed_event",
+    "compression",
     "describe",
     "emit",
+    "extensions",
     "pattern",
     "run_bounded",
 ]
