@@ -39,6 +39,25 @@ pub struct Config {
     pub pong_timeout: Duration,
     /// Limits on the handshake's HTTP head.
     pub handshake_limits: HandshakeLimits,
+    /// Hard bound on this session's output not yet written: the bytes queued in the
+    /// connection plus those the I/O layer took and reported as unwritten
+    /// ([`Connection::set_unwritten`](crate::Connection::set_unwritten)). Nothing queued
+    /// passes it except the one Close frame:
+    ///
+    /// - [`send`](crate::Connection::send) refuses a message that would pass it with
+    ///   [`SendError::WriteBufferFull`](crate::SendError::WriteBufferFull) (the
+    ///   connection stays open);
+    /// - an automatic frame that would pass it (the Pong answering a Ping, a keepalive
+    ///   Ping) fails the connection with
+    ///   [`Error::WriteBufferFull`](crate::Error::WriteBufferFull) and close code 1008
+    ///   Policy Violation: the peer makes us answer but does not read the answers.
+    ///
+    /// Default 65 MiB: one message of the default `max_message_size` (64 MiB, what a peer
+    /// with default settings accepts) plus 1 MiB for the frames queued around it, so an
+    /// echo of any message accepted by default fits. A runtime's soft high-water mark
+    /// keeps the queue far below this in normal operation; this is the ceiling when the
+    /// peer stops reading.
+    pub max_write_buffer: usize,
 }
 
 impl Default for Config {
@@ -51,6 +70,7 @@ impl Default for Config {
             ping_interval: None,
             pong_timeout: Duration::from_secs(20),
             handshake_limits: HandshakeLimits::default(),
+            max_write_buffer: 65 << 20,
         }
     }
 }

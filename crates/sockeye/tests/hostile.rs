@@ -1,0 +1,149 @@
+//! Hostile peers over real loopback sockets, each next to a well-behaved client that keeps
+//! echoing throughout: what the server does about the attacker, and that the others do
+//! not notice. Resets (RST) mid-handshake, mid-frame and mid-close; a slowloris
+//! handshake; a frame header claiming a huge length; a Ping flood and a sender that never
+//! read; connection floods beyond `max_connections`; idle peers; a server that answers
+//! our Close but never closes TCP; many sessions closing at once at shutdown.
+
+mod common;
+
+use common::{Bystander, RawPeer, serve_echo, small_buffer_listener, within};
+use sockeye::{CloseCode, Config, Error, Message, ServerBuilder, State};
+use sockeye_proto::SendError;
+use sockeye_proto::frame::OpCode;
+
+// ----- the hard bound on output -----
+
+#[tokio::test]
+async fn a_ping_flood_from_a_peer_that_never_reads_is_failed_with_1008_at_the_output_bound() {
+    let max = 256 * 1024;
+    let mut config = Config::default();
+    config.protocol.max_write_buffer = max;
+    // Small kernel buffers on both ends, so that what the kernel absorbs is small next to
+    // the bound.
+    let (listener, addr) = small_buffer_listener(4096);
+    let (_server, mut ended) = serve_echo(listener, ServerBuilder::new().config(config));
+    let mut bystander = Bystander::connect(addr).await;
+    bystander.round_trip().await;
+    let mut bystander = bystander.keep_echoing();
+    bystander.wait_for(3).await;
+
+    // The attacker sends Pings as fast as it can and reads nothing.
+    let mut peer = RawPeer::connect_with_small_buffers(addr, 4096).await;
+    let mut batch = Vec::new();
+    for _ in 0..64 {
+        batch.extend(peer.encode(true, OpCode::Ping, &[0x5a; 125]));
+    }
+    let mut flooded = 0usize;
+    let ended_flood = loop {
+        assert!(
+            flooded < 64 << 20,
+            "no limit after {flooded} bytes of Pings"
+        );
+        tokio::select! {
+            biased;
+            ended = ended.recv() => break ended.unwrap(),
+            () = peer.write_raw(&batch) => flooded += batch.len(),
+        }
+    };
+
+    // The attacker's session failed with 1008 once its Pongs reached the bound.
+    let Some(Error::Failed(sockeye_proto::Error::WriteBufferFull { queued, max: limit })) =
+        ended_flood.error
+    else {
+        panic!("{:?}", ended_flood.error);
+    };
+    assert_eq!(limit, max);
+    assert!(queued <= max && queued + 127 > max, "{queued}");
+    let info = within("the attacker's outcome", async {
+        // Reading lets the server flush what it holds; it then closes TCP.
+        let mut pong_bytes = 0usize;
+        loop {
+            let frame = peer.expect_frame().await;
+            if frame.opcode == OpCode::Close {
+                let (code, reason) = frame.close_code_and_reason();
+                assert_eq!(code, Some(1008));
+                assert!(reason.contains("limit"), "{reason}");
+                break;
+            }
+            assert_eq!(frame.opcode, OpCode::Pong);
+            pong_bytes += 2 + frame.payload.len();
+        }
+        // Everything the server held for this peer, the kernel's share included, stayed
+        // near the bound: it stopped answering instead of growing.
+        assert!(pong_bytes + 127 > max, "{pong_bytes}");
+        assert!(pong_bytes <= max + 64 * 1024, "{pong_bytes}");
+        peer.expect_eof().await;
+        drop(peer);
+        ended_flood.session.closed().await
+    })
+    .await;
+    assert_eq!(info.code, CloseCode::ABNORMAL);
+    assert_eq!(
+        info.sent.and_then(|f| f.code),
+        Some(CloseCode::POLICY_VIOLATION)
+    );
+    assert!(!info.clean);
+
+    // The bystander echoed throughout and still does.
+    let before = bystander.round_trips();
+    bystander.wait_for(before + 3).await;
+    bystander.stop().await.finish().await;
+}
+
+#[tokio::test]
+async fn a_send_that_would_pass_the_hard_bound_fails_and_the_session_stays_open() {
+    let mut config = Config {
+        write_buffer_high_water: 64 * 1024,
+        ..Config::default()
+    };
+    config.protocol.max_write_buffer = 256 * 1024;
+    let (listener, addr) = small_buffer_listener(4096);
+    let (server, peer) = tokio::join!(
+        async {
+            let (stream, _) = listener.accept().await.unwrap();
+            ServerBuilder::new().config(config).accept(stream).await
+        },
+        RawPeer::connect_with_small_buffers(addr, 4096),
+    );
+    let mut server = server.unwrap();
+    let mut peer = peer;
+
+    // Over the hard bound even with nothing queued: refused at once, not queued.
+    let too_big = Message::Binary(vec![1; 300 * 1024].into());
+    match server.send(too_big.clone()).await {
+        Err(Error::Send(SendError::WriteBufferFull { size, queued, max })) => {
+            assert_eq!((size, queued, max), (300 * 1024 + 10, 0, 256 * 1024));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        server.session().try_send(too_big),
+        Err(Error::Send(SendError::WriteBufferFull { .. }))
+    ));
+    // Over the soft mark but under the hard bound: sent.
+    let big = Message::Binary(vec![2; 200 * 1024].into());
+    within("a send under the bound", server.send(big))
+        .await
+        .unwrap();
+    assert_eq!(server.state(), State::Open);
+    let frame = peer.expect_frame().await;
+    assert_eq!(
+        (frame.opcode, frame.payload.len()),
+        (OpCode::Binary, 200 * 1024)
+    );
+    peer.send_frame(OpCode::Text, b"still here").await;
+    let received = within("a message", server.recv()).await.unwrap().unwrap();
+    assert_eq!(received, Message::Text("still here".into()));
+    let info = within("the close", async {
+        let closing = server.close(CloseCode::NORMAL, "");
+        let answering = async {
+            assert_eq!(peer.expect_close().await, (Some(1000), String::new()));
+            peer.send_close(CloseCode::NORMAL, "").await;
+        };
+        tokio::join!(closing, answering).0
+    })
+    .await
+    .unwrap();
+    assert!(info.clean, "{info:?}");
+}
