@@ -7,10 +7,14 @@
 
 mod common;
 
-use common::{Bystander, RawPeer, serve_echo, small_buffer_listener, within};
+use common::{
+    Bystander, EchoServer, RawPeer, serve_echo, small_buffer_listener, until, url, within,
+};
 use sockeye::{CloseCode, Config, Error, Message, ServerBuilder, State};
-use sockeye_proto::SendError;
 use sockeye_proto::frame::OpCode;
+use sockeye_proto::{HandshakeError, SendError};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
 
 // ----- the hard bound on output -----
 
@@ -146,4 +150,63 @@ async fn a_send_that_would_pass_the_hard_bound_fails_and_the_session_stays_open(
     .await
     .unwrap();
     assert!(info.clean, "{info:?}");
+}
+
+// ----- max_connections -----
+
+#[tokio::test]
+async fn connections_beyond_max_connections_get_503_and_the_others_are_served() {
+    let server = EchoServer::start(ServerBuilder::new().max_connections(3)).await;
+    let (addr, handle) = (server.addr, server.handle.clone());
+    let mut first = Bystander::connect(addr).await;
+    first.round_trip().await;
+    let mut second = Bystander::connect(addr).await;
+    second.round_trip().await;
+    // A connection still in its opening handshake holds a socket: it counts.
+    let mut stalled = TcpStream::connect(addr).await.unwrap();
+    stalled.write_all(b"GET / HTTP/1.1\r\n").await.unwrap();
+    until("the stalled handshake to count", || {
+        handle.handshakes() == 1
+    })
+    .await;
+    assert_eq!(handle.sessions(), 2);
+
+    // Full: further connections are answered 503 and closed.
+    for _ in 0..5 {
+        let response = RawPeer::refused(addr, "Sec-WebSocket-Version: 13\r\n").await;
+        assert!(
+            response.starts_with("HTTP/1.1 503 Service Unavailable\r\n"),
+            "{response}"
+        );
+        assert!(
+            response.ends_with("\r\n\r\ntoo many connections"),
+            "{response}"
+        );
+    }
+    // Our client reports the refusal as the handshake's status and body.
+    match within("a refused connect", sockeye::connect(&url(addr))).await {
+        Err(Error::Handshake(HandshakeError::UnexpectedStatus { status, body })) => {
+            assert_eq!(status, 503);
+            assert_eq!(&body[..], b"too many connections");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(handle.refused(), 6);
+    assert_eq!(handle.accepted(), 3 + 6);
+    assert_eq!((handle.sessions(), handle.handshakes()), (2, 1));
+    // The sessions open were served throughout.
+    first.round_trip().await;
+    second.round_trip().await;
+
+    // The stalled handshake goes away: there is room for one more.
+    drop(stalled);
+    until("the stalled handshake to end", || handle.handshakes() == 0).await;
+    let mut third = Bystander::connect(addr).await;
+    third.round_trip().await;
+    assert_eq!(handle.sessions(), 3);
+    assert_eq!(handle.refused(), 6);
+    for bystander in [first, second, third] {
+        bystander.finish().await;
+    }
+    server.shut_down().await;
 }

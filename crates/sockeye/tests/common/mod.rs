@@ -410,6 +410,59 @@ pub(crate) fn serve_echo(
     (task, rx)
 }
 
+/// A [`sockeye::Server`] on an ephemeral loopback port whose handler echoes, reporting
+/// each session's end.
+#[derive(Debug)]
+pub(crate) struct EchoServer {
+    pub(crate) addr: SocketAddr,
+    pub(crate) handle: sockeye::ShutdownHandle,
+    pub(crate) serving: JoinHandle<sockeye::Result<()>>,
+    pub(crate) ended: mpsc::UnboundedReceiver<Ended>,
+}
+
+impl EchoServer {
+    pub(crate) async fn start(builder: ServerBuilder) -> EchoServer {
+        let server = builder.bind("127.0.0.1:0").await.unwrap();
+        let addr = server.local_addr().unwrap();
+        let handle = server.shutdown_handle();
+        let (tx, ended) = mpsc::unbounded_channel();
+        let serving = tokio::spawn(server.serve(move |ws| echo_and_report(ws, tx.clone())));
+        EchoServer {
+            addr,
+            handle,
+            serving,
+            ended,
+        }
+    }
+
+    /// The next session whose handler ended.
+    pub(crate) async fn next_ended(&mut self) -> Ended {
+        within("a session's end", self.ended.recv())
+            .await
+            .expect("the server is gone")
+    }
+
+    /// Shuts the server down; `serve()` must return.
+    pub(crate) async fn shut_down(self) {
+        self.handle.shutdown();
+        within("serve() to return", self.serving)
+            .await
+            .unwrap()
+            .unwrap();
+    }
+}
+
+/// Waits, within [`WAIT`], until `condition` holds: for counts that change on the
+/// server's own tasks, with no event to wait on.
+pub(crate) async fn until(what: &str, mut condition: impl FnMut() -> bool) {
+    within(what, async {
+        while !condition() {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+}
+
 // ----- a well-behaved client -----
 
 /// A client of ours that behaves: it sends numbered messages and checks each echo while
