@@ -39,6 +39,18 @@ pub struct Config {
     pub pong_timeout: Duration,
     /// Limits on the handshake's HTTP head.
     pub handshake_limits: HandshakeLimits,
+    /// Close the session after this long without a complete frame from the peer (data or
+    /// control: a Ping or Pong keeps it alive), in CONNECTED and OPEN. The session then
+    /// starts a normal closing handshake with 1001 Going Away and the reason
+    /// `idle timeout`, bounded by `close_timeout`. Bytes of a frame that does not
+    /// complete in time do not count: a peer trickling a frame in is idle.
+    ///
+    /// 1001 because the peer broke no rule (RFC 6455 allows idle connections): this
+    /// endpoint is going away from an unused connection, and a reconnecting client may
+    /// come back (1008 would read as a refusal not to retry). To keep a quiet but live
+    /// session open, set `ping_interval` below it on either side: the peer's Pings, or
+    /// its Pongs to ours, are frames. Default `None`: idle sessions stay open.
+    pub idle_timeout: Option<Duration>,
     /// Hard bound on this session's output not yet written: the bytes queued in the
     /// connection plus those the I/O layer took and reported as unwritten
     /// ([`Connection::set_unwritten`](crate::Connection::set_unwritten)). Nothing queued
@@ -70,6 +82,7 @@ impl Default for Config {
             ping_interval: None,
             pong_timeout: Duration::from_secs(20),
             handshake_limits: HandshakeLimits::default(),
+            idle_timeout: None,
             max_write_buffer: 65 << 20,
         }
     }

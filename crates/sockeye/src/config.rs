@@ -16,8 +16,9 @@ use std::time::Duration;
 pub struct Config {
     /// Limits and timeouts decided by the protocol core: maximum frame and message size
     /// (default 16 MiB and 64 MiB), handshake timeout and close timeout (10 s each),
-    /// keepalive ping interval (off) and pong timeout, the hard bound on unwritten output
-    /// (`max_write_buffer`, default 65 MiB). See `docs/robustness.md` for the table.
+    /// keepalive ping interval (off) and pong timeout, the idle timeout (off), the hard
+    /// bound on unwritten output (`max_write_buffer`, default 65 MiB). See
+    /// `docs/robustness.md` for the table.
     pub protocol: sockeye_proto::Config,
     /// Sending waits while more than this many bytes are queued for the socket
     /// (backpressure): the soft bound. A single message may exceed it; the queue never

@@ -7,14 +7,17 @@
 
 mod common;
 
+use std::time::Duration;
+
 use common::{
     Bystander, EchoServer, RawPeer, serve_echo, small_buffer_listener, until, url, within,
 };
-use sockeye::{CloseCode, Config, Error, Message, ServerBuilder, State};
+use sockeye::{CloseCode, Config, Error, Initiator, Message, ServerBuilder, State};
 use sockeye_proto::frame::OpCode;
 use sockeye_proto::{HandshakeError, SendError};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
+use tokio::time::Instant;
 
 // ----- the hard bound on output -----
 
@@ -208,5 +211,45 @@ async fn connections_beyond_max_connections_get_503_and_the_others_are_served() 
     for bystander in [first, second, third] {
         bystander.finish().await;
     }
+    server.shut_down().await;
+}
+
+// ----- idle peers -----
+
+#[tokio::test]
+async fn an_idle_peer_is_closed_with_1001_and_an_active_one_is_not() {
+    let mut config = Config::default();
+    config.protocol.idle_timeout = Some(Duration::from_secs(5));
+    let mut server = EchoServer::start(ServerBuilder::new().config(config)).await;
+    let mut bystander = Bystander::connect(server.addr).await;
+    let mut idle = RawPeer::connect(server.addr).await;
+    tokio::time::pause();
+    let start = Instant::now();
+
+    // The idle peer says nothing; it answers the server's Close and waits for its EOF.
+    let idle = tokio::spawn(async move {
+        let close = idle.expect_close().await;
+        let at = start.elapsed();
+        idle.send_close(CloseCode::GOING_AWAY, "").await;
+        idle.expect_eof().await;
+        (close, at)
+    });
+    // The bystander talks every two seconds, for ten.
+    for _ in 0..5 {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        bystander.round_trip().await;
+    }
+    let (close, at) = within("the idle peer's close", idle).await.unwrap();
+    assert_eq!(close, (Some(1001), "idle timeout".into()));
+    assert!(at >= Duration::from_secs(5), "{at:?}");
+    assert!(at < Duration::from_secs(6), "{at:?}");
+    let ended = server.next_ended().await;
+    assert!(ended.error.is_none(), "{:?}", ended.error);
+    let info = within("the idle session's end", ended.session.closed()).await;
+    assert_eq!(info.initiator, Initiator::Local);
+    assert_eq!(info.code, CloseCode::GOING_AWAY);
+    assert!(info.clean, "{info:?}");
+    assert_eq!(server.handle.sessions(), 1);
+    bystander.finish().await;
     server.shut_down().await;
 }

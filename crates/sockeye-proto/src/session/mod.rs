@@ -109,6 +109,8 @@ struct Timers {
     pong: Option<Instant>,
     /// The latest time a protocol violation found in the input takes effect.
     failure: Option<Instant>,
+    /// When the session is idle: no complete frame received since `idle_timeout`.
+    idle: Option<Instant>,
 }
 
 impl Timers {
@@ -119,6 +121,7 @@ impl Timers {
             self.ping,
             self.pong,
             self.failure,
+            self.idle,
         ]
         .into_iter()
         .flatten()
@@ -274,6 +277,9 @@ pub struct Connection {
     /// our shutdown.
     peer_closed_first: Option<bool>,
 }
+
+/// The reason of the Close frame sent when `idle_timeout` passes.
+pub const IDLE_TIMEOUT_REASON: &str = "idle timeout";
 
 /// Server payloads at least this long are queued as their own `Bytes` instead of being
 /// copied next to their header.
@@ -717,6 +723,7 @@ impl Connection {
             self.timers.ping = None;
             self.send_keepalive_ping(now);
         }
+        self.handle_idle_timeout(now);
     }
 
     // ----- outputs -----
@@ -926,6 +933,7 @@ impl Connection {
 
     fn enter_connected(&mut self, now: Instant) {
         self.timers.handshake = None;
+        self.restart_idle_timer(now);
         if let Some(interval) = self.config.ping_interval {
             self.timers.ping = Some(now + interval);
         }
@@ -1051,6 +1059,7 @@ impl Connection {
     }
 
     fn finish_frame(&mut self, header: &FrameHeader, now: Instant) -> Result<(), ProtocolError> {
+        self.restart_idle_timer(now);
         match header.opcode {
             OpCode::Ping => {
                 let payload = self.control.split().freeze();
@@ -1304,6 +1313,29 @@ impl Connection {
     fn push_bytes(&mut self, bytes: Bytes) {
         self.buffered += bytes.len();
         self.out_buf.extend_from_slice(&bytes);
+    }
+
+    // ----- the idle timeout (`Config::idle_timeout`) -----
+
+    /// A frame arrived (or the session just opened): the idle timeout starts over.
+    fn restart_idle_timer(&mut self, now: Instant) {
+        if let Some(idle) = self.config.idle_timeout {
+            self.timers.idle = Some(now + idle);
+        }
+    }
+
+    /// No frame for `idle_timeout`: close with 1001. Only an OPEN (or CONNECTED) session
+    /// with no failure pending is closed; in any other state its own deadlines rule.
+    fn handle_idle_timeout(&mut self, now: Instant) {
+        if self.timers.idle.is_none_or(|t| t > now) {
+            return;
+        }
+        self.timers.idle = None;
+        if matches!(self.state, State::Connected | State::Open) && self.failing.is_none() {
+            debug!(role = ?self.role, "idle timeout: closing with 1001");
+            // 1001 and a short reason are always valid.
+            let _ = self.close(CloseCode::GOING_AWAY, IDLE_TIMEOUT_REASON, now);
+        }
     }
 
     // ----- the bound on output (`Config::max_write_buffer`) -----

@@ -1,5 +1,6 @@
 //! Resource bounds against hostile peers, in mirrored client/server pairs: the hard bound
-//! on queued output (`Config::max_write_buffer`).
+//! on queued output (`Config::max_write_buffer`) and the idle timeout
+//! (`Config::idle_timeout`), the latter on the pair's virtual clock.
 
 use std::time::{Duration, Instant};
 
@@ -7,11 +8,11 @@ use bytes::Bytes;
 
 use super::pair::{Pair, decode_frames, frame_from};
 use crate::Role;
-use crate::close::CloseCode;
+use crate::close::{CloseCode, CloseFrame, Initiator};
 use crate::config::Config;
 use crate::error::{Error, SendError};
 use crate::frame::OpCode;
-use crate::session::{Connection, Event, Message, State, Transmit};
+use crate::session::{Connection, Event, IDLE_TIMEOUT_REASON, Message, State, Transmit};
 
 /// One side of an open pair on `config`, alone, with its pending output drained.
 fn open_with(role: Role, config: Config) -> (Connection, Instant) {
@@ -296,4 +297,205 @@ fn the_default_bound_fits_an_echo_of_the_largest_message_accepted_by_default() {
     // The largest frame header (14 bytes) and a soft high-water mark of 128 KiB besides.
     assert!(config.max_write_buffer >= largest + 14 + 128 * 1024);
     assert_eq!(config.max_write_buffer, 65 << 20);
+}
+
+// ----- the idle timeout -----
+
+fn idle_config() -> Config {
+    Config {
+        idle_timeout: Some(Duration::from_secs(30)),
+        ..Config::default()
+    }
+}
+
+/// An open pair where only `role` has the idle timeout.
+fn pair_with_idle_timeout(role: Role, config: Config) -> Pair {
+    let mut pair = match role {
+        Role::Client => Pair::with(config, Config::default()),
+        Role::Server => Pair::with(Config::default(), config),
+    };
+    let now = pair.now;
+    pair.client.connect(now);
+    pair.run();
+    assert_eq!(pair.client.state(), State::Open);
+    assert_eq!(pair.server.state(), State::Open);
+    pair
+}
+
+fn idle_close_frame() -> CloseFrame {
+    CloseFrame::new(CloseCode::GOING_AWAY, IDLE_TIMEOUT_REASON).unwrap()
+}
+
+/// Nothing received for the idle timeout: a normal closing handshake with 1001, started
+/// exactly when the timeout passes; the peer answers and both end cleanly.
+fn idle_peer_is_closed_with_1001_after_the_idle_timeout(role: Role) {
+    let mut pair = pair_with_idle_timeout(role, idle_config());
+    let start = pair.now;
+    assert_eq!(
+        pair.side(role).0.poll_timeout(),
+        Some(start + Duration::from_secs(30))
+    );
+    pair.advance(Duration::from_millis(29_999));
+    assert_eq!(pair.side(role).0.state(), State::Open);
+    pair.advance(Duration::from_millis(1));
+    let (conn, log) = pair.side(role);
+    assert_eq!(conn.state(), State::Closed);
+    let info = conn.close_info().unwrap().clone();
+    assert_eq!(info.sent, Some(idle_close_frame()));
+    // The peer echoed the code (5.5.1).
+    assert_eq!(
+        info.received,
+        Some(CloseFrame::new(CloseCode::GOING_AWAY, "").unwrap())
+    );
+    assert_eq!(info.initiator, Initiator::Local);
+    assert_eq!(info.code, CloseCode::GOING_AWAY);
+    assert!(info.clean);
+    assert_eq!(info.error, None);
+    assert_eq!(log.close_events().len(), 1);
+    let peer_info = pair.side(peer_of(role)).0.close_info().unwrap().clone();
+    assert_eq!(peer_info.code, CloseCode::GOING_AWAY);
+    assert_eq!(peer_info.reason, IDLE_TIMEOUT_REASON);
+    assert_eq!(peer_info.initiator, Initiator::Remote);
+}
+
+#[test]
+fn client_closes_an_idle_peer_with_1001_after_the_idle_timeout() {
+    idle_peer_is_closed_with_1001_after_the_idle_timeout(Role::Client);
+}
+
+#[test]
+fn server_closes_an_idle_peer_with_1001_after_the_idle_timeout() {
+    idle_peer_is_closed_with_1001_after_the_idle_timeout(Role::Server);
+}
+
+/// Every frame received starts the timeout over, control frames included; the session
+/// closes one idle timeout after the last one.
+fn frames_received_restart_the_idle_timeout(role: Role) {
+    let mut pair = pair_with_idle_timeout(role, idle_config());
+    let peer = peer_of(role);
+    for i in 0..10 {
+        pair.advance(Duration::from_secs(20));
+        let message = if i % 2 == 0 {
+            Message::Text(format!("still here {i}"))
+        } else {
+            Message::Ping(Bytes::from_static(b"still here"))
+        };
+        pair.side(peer).0.send(message).unwrap();
+        pair.run();
+        assert_eq!(pair.side(role).0.state(), State::Open, "after {i}");
+    }
+    let last = pair.now;
+    pair.advance(Duration::from_millis(29_999));
+    assert_eq!(pair.side(role).0.state(), State::Open);
+    pair.advance(Duration::from_millis(1));
+    assert_eq!(pair.side(role).0.state(), State::Closed);
+    assert_eq!(pair.now, last + Duration::from_secs(30));
+    assert_eq!(
+        pair.side(role).0.close_info().unwrap().sent,
+        Some(idle_close_frame())
+    );
+}
+
+#[test]
+fn client_frames_received_restart_the_idle_timeout() {
+    frames_received_restart_the_idle_timeout(Role::Client);
+}
+
+#[test]
+fn server_frames_received_restart_the_idle_timeout() {
+    frames_received_restart_the_idle_timeout(Role::Server);
+}
+
+/// Our own keepalive Pings keep a quiet session open: the peer's Pongs are frames.
+fn keepalive_pongs_keep_a_quiet_session_open(role: Role) {
+    let config = Config {
+        ping_interval: Some(Duration::from_secs(10)),
+        ..idle_config()
+    };
+    let mut pair = pair_with_idle_timeout(role, config);
+    pair.advance(Duration::from_secs(600));
+    assert_eq!(pair.side(role).0.state(), State::Open);
+    assert_eq!(pair.side(peer_of(role)).0.state(), State::Open);
+}
+
+#[test]
+fn client_keepalive_pongs_keep_a_quiet_session_open() {
+    keepalive_pongs_keep_a_quiet_session_open(Role::Client);
+}
+
+#[test]
+fn server_keepalive_pongs_keep_a_quiet_session_open() {
+    keepalive_pongs_keep_a_quiet_session_open(Role::Server);
+}
+
+/// A peer that trickles a frame in, a byte at a time, is idle: bytes of a frame that
+/// does not complete do not count.
+fn a_frame_trickling_in_does_not_keep_the_session_open(role: Role) {
+    let (mut conn, start) = open_with(role, idle_config());
+    let frame = frame_from(peer_of(role), true, OpCode::Binary, &[9; 100]);
+    let mut now = start;
+    // 35 s: past the idle timeout, short of the close timeout that follows it.
+    for byte in &frame[..35] {
+        now += Duration::from_secs(1);
+        conn.handle_timeout(now);
+        conn.receive_data(std::slice::from_ref(byte), now);
+    }
+    assert!(now >= start + Duration::from_secs(30));
+    let (events, frames, _) = drain(&mut conn);
+    assert!(events.is_empty(), "{events:?}");
+    assert_eq!(
+        frames,
+        [(OpCode::Close, idle_close_frame().payload())],
+        "the Close went out at 30 s"
+    );
+    assert!(matches!(
+        conn.state(),
+        State::Closing {
+            close_sent: true,
+            close_received: false
+        }
+    ));
+}
+
+#[test]
+fn client_frame_trickling_in_does_not_keep_the_session_open() {
+    a_frame_trickling_in_does_not_keep_the_session_open(Role::Client);
+}
+
+#[test]
+fn server_frame_trickling_in_does_not_keep_the_session_open() {
+    a_frame_trickling_in_does_not_keep_the_session_open(Role::Server);
+}
+
+#[test]
+fn without_an_idle_timeout_a_quiet_session_stays_open() {
+    assert_eq!(Config::default().idle_timeout, None);
+    let mut pair = Pair::open();
+    assert_eq!(pair.client.poll_timeout(), None);
+    assert_eq!(pair.server.poll_timeout(), None);
+    pair.advance(Duration::from_secs(24 * 3600));
+    assert_eq!(pair.client.state(), State::Open);
+    assert_eq!(pair.server.state(), State::Open);
+}
+
+/// A violation of the peer waiting for its events to be taken is not cut short by the
+/// idle timeout: the failure keeps its own code.
+#[test]
+fn an_idle_timeout_does_not_override_a_pending_failure() {
+    // An idle timeout shorter than the close timeout that bounds the pending failure.
+    let config = Config {
+        idle_timeout: Some(Duration::from_secs(5)),
+        ..Config::default()
+    };
+    let (mut conn, now) = open_with(Role::Server, config);
+    let mut wire = frame_from(Role::Client, true, OpCode::Text, b"hello");
+    wire.extend(frame_from(Role::Client, true, OpCode::Continuation, b"x"));
+    conn.receive_data(&wire, now);
+    assert!(conn.failure_pending());
+    conn.handle_timeout(now + Duration::from_secs(5));
+    assert!(conn.failure_pending());
+    let (events, frames, _) = drain(&mut conn);
+    assert_eq!(events.len(), 2);
+    assert_eq!(frames.len(), 1);
+    assert_eq!(&frames[0].1[..2], &1002u16.to_be_bytes());
 }
