@@ -575,6 +575,11 @@ where
         }
     }
 
+    // The transport is closed before anyone waiting for the end is woken: `finished`
+    // means the socket is gone, so a caller of `closed()` that counts its file
+    // descriptors, or is at its limit, never sees it still open.
+    drop(rd);
+    drop(wr);
     let mut inner = shared.lock();
     inner.finished = true;
     inner.incoming_bytes = inner.incoming.iter().map(|m| m.as_bytes().len()).sum();
