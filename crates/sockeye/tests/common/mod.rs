@@ -368,12 +368,21 @@ pub(crate) struct Ended {
     pub(crate) error: Option<sockeye::Error>,
 }
 
-/// Echoes every message back until the stream ends, then reports how it ended.
+/// The message that asks [`echo_and_report`] to close the session with 1000 and
+/// [`AS_ASKED`] instead of echoing.
+pub(crate) const PLEASE_CLOSE: &str = "please close";
+pub(crate) const AS_ASKED: &str = "as asked";
+
+/// Echoes every message back until the stream ends, then reports how it ended. Closes
+/// the session when asked to ([`PLEASE_CLOSE`]).
 pub(crate) async fn echo_and_report(mut ws: WebSocket, ended: mpsc::UnboundedSender<Ended>) {
     let session = ws.session();
     let mut error = None;
     while let Some(received) = ws.recv().await {
         match received {
+            Ok(Message::Text(text)) if text == PLEASE_CLOSE => {
+                session.close(CloseCode::NORMAL, AS_ASKED).unwrap();
+            }
             Ok(message) => {
                 if ws.send(message).await.is_err() {
                     // The session is closing: the stream tells why next.
