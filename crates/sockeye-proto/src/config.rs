@@ -43,6 +43,37 @@ pub struct Config {
     /// permessage-deflate (RFC 7692): whether to negotiate it and how to compress.
     /// Default off.
     pub deflate: DeflateConfig,
+    /// Close the session after this long without a complete frame from the peer (data or
+    /// control: a Ping or Pong keeps it alive), in CONNECTED and OPEN. The session then
+    /// starts a normal closing handshake with 1001 Going Away and the reason
+    /// `idle timeout`, bounded by `close_timeout`. Bytes of a frame that does not
+    /// complete in time do not count: a peer trickling a frame in is idle.
+    ///
+    /// 1001 because the peer broke no rule (RFC 6455 allows idle connections): this
+    /// endpoint is going away from an unused connection, and a reconnecting client may
+    /// come back (1008 would read as a refusal not to retry). To keep a quiet but live
+    /// session open, set `ping_interval` below it on either side: the peer's Pings, or
+    /// its Pongs to ours, are frames. Default `None`: idle sessions stay open.
+    pub idle_timeout: Option<Duration>,
+    /// Hard bound on this session's output not yet written: the bytes queued in the
+    /// connection plus those the I/O layer took and reported as unwritten
+    /// ([`Connection::set_unwritten`](crate::Connection::set_unwritten)). Nothing queued
+    /// passes it except the one Close frame:
+    ///
+    /// - [`send`](crate::Connection::send) refuses a message that would pass it with
+    ///   [`SendError::WriteBufferFull`](crate::SendError::WriteBufferFull) (the
+    ///   connection stays open);
+    /// - an automatic frame that would pass it (the Pong answering a Ping, a keepalive
+    ///   Ping) fails the connection with
+    ///   [`Error::WriteBufferFull`](crate::Error::WriteBufferFull) and close code 1008
+    ///   Policy Violation: the peer makes us answer but does not read the answers.
+    ///
+    /// Default 65 MiB: one message of the default `max_message_size` (64 MiB, what a peer
+    /// with default settings accepts) plus 1 MiB for the frames queued around it, so an
+    /// echo of any message accepted by default fits. A runtime's soft high-water mark
+    /// keeps the queue far below this in normal operation; this is the ceiling when the
+    /// peer stops reading.
+    pub max_write_buffer: usize,
 }
 
 impl Default for Config {
@@ -56,6 +87,8 @@ impl Default for Config {
             pong_timeout: Duration::from_secs(20),
             handshake_limits: HandshakeLimits::default(),
             deflate: DeflateConfig::default(),
+            idle_timeout: None,
+            max_write_buffer: 65 << 20,
         }
     }
 }

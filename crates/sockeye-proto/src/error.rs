@@ -133,6 +133,16 @@ pub enum Error {
     /// No Pong arrived before the keepalive deadline; we sent Close 1011.
     #[error("keepalive ping timed out")]
     KeepaliveTimeout,
+    /// An automatic answer (the Pong to a Ping, a keepalive Ping) would have taken the
+    /// queued output past [`Config::max_write_buffer`](crate::Config::max_write_buffer):
+    /// the peer makes us write but does not read. We sent Close 1008 Policy Violation.
+    #[error("output of {queued} bytes not taken by the peer reached the limit of {max} bytes")]
+    WriteBufferFull {
+        /// Bytes of output queued and not yet written when the limit was reached.
+        queued: usize,
+        /// The configured limit.
+        max: usize,
+    },
     /// The transport ended without a Close frame from the peer (7.2.1).
     #[error("connection lost without a close frame")]
     ConnectionLost,
@@ -156,6 +166,7 @@ impl Error {
         match self {
             Error::Protocol(e) => Some(CloseCode::from(e)),
             Error::KeepaliveTimeout => Some(CloseCode::INTERNAL_ERROR),
+            Error::WriteBufferFull { .. } => Some(CloseCode::POLICY_VIOLATION),
             Error::Application { code, .. } => Some(*code),
             Error::Handshake(_)
             | Error::Rejected { .. }
@@ -195,4 +206,18 @@ pub enum SendError {
     /// A Ping or Pong payload over 125 bytes (5.5).
     #[error("control frame payload of {0} bytes exceeds 125")]
     ControlFrameTooLong(usize),
+    /// Queuing this message would take the output not yet written past
+    /// [`Config::max_write_buffer`](crate::Config::max_write_buffer). Nothing was queued
+    /// and the connection stays open: retry once the peer has read more, or send less.
+    #[error(
+        "a frame of {size} bytes does not fit the output buffer ({queued} of {max} bytes queued)"
+    )]
+    WriteBufferFull {
+        /// Bytes the message takes on the wire, header included.
+        size: usize,
+        /// Bytes of output queued and not yet written.
+        queued: usize,
+        /// The configured limit.
+        max: usize,
+    },
 }

@@ -16,11 +16,17 @@ use std::time::Duration;
 pub struct Config {
     /// Limits and timeouts decided by the protocol core: maximum frame and message size
     /// (default 16 MiB and 64 MiB), handshake timeout and close timeout (10 s each),
-    /// keepalive ping interval (off) and pong timeout.
+    /// keepalive ping interval (off) and pong timeout, the idle timeout (off), the hard
+    /// bound on unwritten output (`max_write_buffer`, default 65 MiB). See
+    /// `docs/robustness.md` for the table.
     pub protocol: sockeye_proto::Config,
     /// Sending waits while more than this many bytes are queued for the socket
-    /// (backpressure). A single message may exceed it; the queue never holds more than
-    /// this plus one message. Default 128 KiB.
+    /// (backpressure): the soft bound. A single message may exceed it; the queue never
+    /// holds more than this plus one message from the application. The hard bound,
+    /// `protocol.max_write_buffer`, counts everything not yet written (the driver's write
+    /// buffer included): a send that would pass it fails with
+    /// [`SendError::WriteBufferFull`](sockeye_proto::SendError::WriteBufferFull), and
+    /// Pongs the peer makes us queue beyond it fail the session with 1008. Default 128 KiB.
     pub write_buffer_high_water: usize,
     /// The session stops reading from the socket while more than this many bytes of
     /// received messages wait for the application. Default 1 MiB.

@@ -46,7 +46,8 @@ pub(crate) struct Inner {
     /// Received messages not yet taken by the application (WebSocket mode).
     pub(crate) incoming: VecDeque<Message>,
     incoming_bytes: usize,
-    /// Bytes the driver took from the core and has not written yet.
+    /// Bytes the driver took from the core and has not written yet. The core counts them
+    /// against its hard bound (`max_write_buffer`): change it with `set_inflight` only.
     inflight: usize,
     /// The task reading messages, waiting for one.
     pub(crate) reader: Option<Waker>,
@@ -80,6 +81,13 @@ impl Inner {
     /// Bytes queued for the socket, in the core and in the driver's hands.
     pub(crate) fn buffered(&self) -> usize {
         self.conn.buffered_amount() + self.inflight
+    }
+
+    /// Records the bytes taken from the core and not written yet, and tells the core, so
+    /// that its hard bound on output covers the driver's write buffer too.
+    fn set_inflight(&mut self, bytes: usize) {
+        self.inflight = bytes;
+        self.conn.set_unwritten(bytes);
     }
 
     pub(crate) fn wait(&mut self, waker: &Waker) {
@@ -422,7 +430,7 @@ where
                     .conn
                     .transport_error("aborted by server shutdown", now);
                 pending.clear();
-                inner.inflight = 0;
+                inner.set_inflight(0);
             }
             if inner.handles == 0
                 && matches!(dispatch, Dispatch::Queue)
@@ -436,7 +444,8 @@ where
             while let Some(transmit) = inner.conn.poll_transmit() {
                 match transmit {
                     Transmit::Data(bytes) => {
-                        inner.inflight += bytes.len();
+                        let inflight = inner.inflight + bytes.len();
+                        inner.set_inflight(inflight);
                         pending.push_back(bytes);
                     }
                     Transmit::Shutdown => shutdown_wanted = true,
@@ -510,7 +519,11 @@ where
 
         match outcome {
             Outcome::Wrote(Ok(mut n)) => {
-                shared.lock().inflight -= n;
+                {
+                    let mut inner = shared.lock();
+                    let inflight = inner.inflight - n;
+                    inner.set_inflight(inflight);
+                }
                 while n > 0 {
                     let Some(front) = pending.front_mut() else {
                         break;
@@ -532,7 +545,7 @@ where
                 trace!(%error, "write failed");
                 let mut inner = shared.lock();
                 inner.conn.transport_error(error.to_string(), now());
-                inner.inflight = 0;
+                inner.set_inflight(0);
                 pending.clear();
                 shutdown_done = true;
                 read_eof = true;
@@ -562,6 +575,11 @@ where
         }
     }
 
+    // The transport is closed before anyone waiting for the end is woken: `finished`
+    // means the socket is gone, so a caller of `closed()` that counts its file
+    // descriptors, or is at its limit, never sees it still open.
+    drop(rd);
+    drop(wr);
     let mut inner = shared.lock();
     inner.finished = true;
     inner.incoming_bytes = inner.incoming.iter().map(|m| m.as_bytes().len()).sum();

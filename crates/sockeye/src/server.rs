@@ -9,10 +9,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use sockeye_proto::extension::DeflateConfig;
-use sockeye_proto::handshake::{Accept, Reject, Request};
+use sockeye_proto::handshake::{Accept, Reject, Request, encode_reject};
 use sockeye_proto::{CloseCode, Connection};
-use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::{TcpListener, ToSocketAddrs};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, ToSocketAddrs};
 use tokio::sync::{Notify, watch};
 use tracing::{debug, info};
 
@@ -72,6 +72,7 @@ pub struct ServerBuilder {
     config: Config,
     decide: Option<Arc<DecideFn>>,
     shutdown_timeout: Duration,
+    max_connections: usize,
     #[cfg(feature = "tls")]
     tls: Option<Arc<rustls::ServerConfig>>,
 }
@@ -81,7 +82,8 @@ impl fmt::Debug for ServerBuilder {
         let mut f = f.debug_struct("ServerBuilder");
         f.field("config", &self.config)
             .field("on_request", &self.decide.is_some())
-            .field("shutdown_timeout", &self.shutdown_timeout);
+            .field("shutdown_timeout", &self.shutdown_timeout)
+            .field("max_connections", &self.max_connections);
         #[cfg(feature = "tls")]
         f.field("tls", &self.tls.is_some());
         f.finish()
@@ -94,6 +96,7 @@ impl Default for ServerBuilder {
             config: Config::default(),
             decide: None,
             shutdown_timeout: Duration::from_secs(10),
+            max_connections: DEFAULT_MAX_CONNECTIONS,
             #[cfg(feature = "tls")]
             tls: None,
         }
@@ -147,6 +150,24 @@ impl ServerBuilder {
         self
     }
 
+    /// The most connections a [`Server`] holds at once: open sessions plus connections
+    /// still in their opening handshake (each holds a socket, and a handshake is bounded
+    /// by the handshake timeout). A connection accepted beyond it is answered
+    /// `503 Service Unavailable` with the body `too many connections` and closed; the
+    /// others are served as usual. Default 10,000; `usize::MAX` for no limit but the
+    /// process's file descriptors. Applies to [`Server`] only, not to `accept`.
+    ///
+    /// Refusing takes no session: the response is written, the write side shut, and
+    /// what the client sends is read and dropped until it closes, for one second at
+    /// most (closing with its request unread would reset the connection and could lose
+    /// the response). At most 256 refusals run at once; beyond that, connections are
+    /// closed without a response. A `wss://` server closes them without a response too:
+    /// answering would take a TLS handshake.
+    pub fn max_connections(mut self, max: usize) -> Self {
+        self.max_connections = max;
+        self
+    }
+
     async fn handshake<S>(&self, stream: S) -> Result<(Arc<Shared>, Transport<S>)>
     where
         S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
@@ -196,6 +217,15 @@ impl ServerBuilder {
             )
             .into()),
         }
+    }
+
+    /// Whether connections over `max_connections` get an HTTP response: not over TLS,
+    /// where it would take a TLS handshake.
+    fn answers_refusals(&self) -> bool {
+        #[cfg(feature = "tls")]
+        return self.tls.is_none();
+        #[cfg(not(feature = "tls"))]
+        return true;
     }
 
     /// The TLS handshake, if TLS is set, within the opening handshake's deadline.
@@ -300,9 +330,15 @@ impl ServerBuilder {
 }
 
 /// The live sessions of a server, and the connections still in their handshake, for
-/// graceful shutdown.
+/// graceful shutdown, the connection limit and the counts of [`ShutdownHandle`].
 #[derive(Debug, Default)]
 struct Registry {
+    /// Connections taken from the listener, in all.
+    accepted: AtomicU64,
+    /// Connections answered 503 for `max_connections`, in all.
+    refused: AtomicU64,
+    /// Refusals still writing their response or waiting for the client to close.
+    refusing: AtomicUsize,
     sessions: Mutex<HashMap<u64, Arc<Shared>>>,
     next_id: AtomicU64,
     emptied: Notify,
@@ -382,6 +418,11 @@ impl Registry {
             .len()
     }
 
+    /// Connections held: open sessions and handshakes under way.
+    fn connections(&self) -> usize {
+        self.len() + self.handshakes.load(Ordering::SeqCst)
+    }
+
     /// Waits until no session is live and no handshake is under way.
     async fn wait_empty(&self) {
         loop {
@@ -434,10 +475,35 @@ pub struct Server {
     shutdown: watch::Sender<bool>,
 }
 
-/// Starts a graceful shutdown of a [`Server`]; cloneable, usable from any task.
-#[derive(Clone, Debug)]
+/// A handle on a running [`Server`]: starts its graceful shutdown, and reads its live
+/// counts (sessions, handshakes, accepted and refused connections); cloneable, usable
+/// from any task, while the server serves and after.
+///
+/// ```no_run
+/// # async fn run() -> sockeye::Result<()> {
+/// let server = sockeye::Server::bind("127.0.0.1:9001").await?;
+/// let handle = server.shutdown_handle();
+/// tokio::spawn(server.serve(|_ws| async {}));
+/// println!("{} open, {} refused", handle.sessions(), handle.refused());
+/// handle.shutdown();
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
 pub struct ShutdownHandle {
     shutdown: watch::Sender<bool>,
+    registry: Arc<Registry>,
+}
+
+impl fmt::Debug for ShutdownHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ShutdownHandle")
+            .field("shutting_down", &*self.shutdown.borrow())
+            .field("sessions", &self.sessions())
+            .field("handshakes", &self.handshakes())
+            .field("accepted", &self.accepted())
+            .field("refused", &self.refused())
+            .finish()
+    }
 }
 
 impl ShutdownHandle {
@@ -447,6 +513,39 @@ impl ShutdownHandle {
         // `send` drops the value while nobody is subscribed, which is the case until
         // `serve` starts: store it regardless, so an early request is not lost.
         self.shutdown.send_replace(true);
+    }
+
+    /// Sessions open: the handshake completed and the transport is not dropped yet.
+    pub fn sessions(&self) -> usize {
+        self.registry.len()
+    }
+
+    /// Connections accepted and still in their opening handshake.
+    pub fn handshakes(&self) -> usize {
+        self.registry.handshakes.load(Ordering::SeqCst)
+    }
+
+    /// TCP connections taken from the listener since the server started, refused ones
+    /// included.
+    pub fn accepted(&self) -> u64 {
+        self.registry.accepted.load(Ordering::Relaxed)
+    }
+
+    /// Connections refused because [`ServerBuilder::max_connections`] was reached
+    /// (answered 503, or closed without a response, see there).
+    pub fn refused(&self) -> u64 {
+        self.registry.refused.load(Ordering::Relaxed)
+    }
+
+    /// Bytes of output not yet written of each open session (queued in the core and in
+    /// the driver's hands), for tests of the output bounds.
+    #[doc(hidden)]
+    pub fn write_buffers(&self) -> Vec<usize> {
+        self.registry
+            .all()
+            .iter()
+            .map(|shared| shared.lock().buffered())
+            .collect()
     }
 }
 
@@ -461,10 +560,11 @@ impl Server {
         Ok(self.listener.local_addr()?)
     }
 
-    /// A handle to shut the server down gracefully.
+    /// A handle to shut the server down gracefully and read its live counts.
     pub fn shutdown_handle(&self) -> ShutdownHandle {
         ShutdownHandle {
             shutdown: self.shutdown.clone(),
+            registry: self.registry.clone(),
         }
     }
 
@@ -490,6 +590,8 @@ impl Server {
                 let id = registry.insert(shared.clone());
                 drop(handshaking);
                 let ws = WebSocket::new(shared.clone());
+                // This mode has no on_open: the session is OPEN as soon as the handle exists.
+                shared.lock().conn.open();
                 tokio::spawn(async move {
                     driver::drive(shared, stream, Dispatch::Queue).await;
                     registry.remove(id);
@@ -547,6 +649,12 @@ impl Server {
                             continue;
                         }
                     };
+                    self.registry.accepted.fetch_add(1, Ordering::Relaxed);
+                    if self.registry.connections() >= self.builder.max_connections {
+                        debug!(%peer, max = self.builder.max_connections, "too many connections: refusing");
+                        refuse(stream, &self.registry, self.builder.answers_refusals());
+                        continue;
+                    }
                     let _ = stream.set_nodelay(true);
                     let task = on_connection(self.builder.clone(), stream, self.registry.clone());
                     tokio::spawn(async move {
@@ -583,4 +691,41 @@ impl Server {
         }
         Ok(())
     }
+}
+
+/// Default of [`ServerBuilder::max_connections`].
+const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+/// Refusals (503 for `max_connections`) running at once, at most.
+const MAX_REFUSING: usize = 256;
+/// How long a refusal waits for the client to close after the response.
+const REFUSAL_LINGER: Duration = Duration::from_secs(1);
+
+/// Answers a connection over `max_connections` with 503 and closes it, on a task of its
+/// own that lives one [`REFUSAL_LINGER`] at most.
+fn refuse(mut stream: TcpStream, registry: &Arc<Registry>, answer: bool) {
+    registry.refused.fetch_add(1, Ordering::Relaxed);
+    if !answer {
+        return;
+    }
+    if registry.refusing.fetch_add(1, Ordering::SeqCst) >= MAX_REFUSING {
+        registry.refusing.fetch_sub(1, Ordering::SeqCst);
+        return;
+    }
+    let registry = registry.clone();
+    tokio::spawn(async move {
+        let mut response = Vec::new();
+        encode_reject(&Reject::new(503, "too many connections"), &mut response);
+        let answer = async {
+            stream.write_all(&response).await?;
+            stream.shutdown().await?;
+            // Read until the client closes: closing with its request unread would reset
+            // the connection, and the client could lose the response.
+            let mut sink = [0u8; 1024];
+            while stream.read(&mut sink).await? > 0 {}
+            Ok::<_, std::io::Error>(())
+        };
+        let _ = tokio::time::timeout(REFUSAL_LINGER, answer).await;
+        drop(stream);
+        registry.refusing.fetch_sub(1, Ordering::SeqCst);
+    });
 }

@@ -117,6 +117,8 @@ where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
 {
     let ws = WebSocket::new(shared.clone());
+    // This mode has no on_open: the session is OPEN as soon as the handle exists.
+    shared.lock().conn.open();
     tokio::spawn(crate::driver::drive(
         shared,
         stream,

@@ -111,6 +111,8 @@ struct Timers {
     pong: Option<Instant>,
     /// The latest time a protocol violation found in the input takes effect.
     failure: Option<Instant>,
+    /// When the session is idle: no complete frame received since `idle_timeout`.
+    idle: Option<Instant>,
 }
 
 impl Timers {
@@ -121,6 +123,7 @@ impl Timers {
             self.ping,
             self.pong,
             self.failure,
+            self.idle,
         ]
         .into_iter()
         .flatten()
@@ -258,6 +261,8 @@ pub struct Connection {
     out_queue: VecDeque<Bytes>,
     out_buf: BytesMut,
     buffered: usize,
+    /// Bytes the I/O layer took and has not written yet (`set_unwritten`).
+    unwritten: usize,
     shutdown_pending: bool,
 
     sent_close: Option<CloseFrame>,
@@ -280,6 +285,9 @@ pub struct Connection {
     /// our shutdown.
     peer_closed_first: Option<bool>,
 }
+
+/// The reason of the Close frame sent when `idle_timeout` passes.
+pub const IDLE_TIMEOUT_REASON: &str = "idle timeout";
 
 /// Server payloads at least this long are queued as their own `Bytes` instead of being
 /// copied next to their header.
@@ -309,6 +317,7 @@ impl Connection {
             out_queue: VecDeque::new(),
             out_buf: BytesMut::new(),
             buffered: 0,
+            unwritten: 0,
             shutdown_pending: false,
             sent_close: None,
             received_close: None,
@@ -564,6 +573,7 @@ impl Connection {
         if opcode.is_control() && payload.len() > MAX_CONTROL_PAYLOAD {
             return Err(SendError::ControlFrameTooLong(payload.len()));
         }
+        self.check_output_room(payload.len())?;
         let (rsv, payload) = self.encode_payload(opcode, payload);
         self.queue_frame_rsv(opcode, rsv, payload);
         Ok(())
@@ -727,6 +737,7 @@ impl Connection {
             self.timers.ping = None;
             self.send_keepalive_ping(now);
         }
+        self.handle_idle_timeout(now);
     }
 
     // ----- outputs -----
@@ -943,6 +954,7 @@ impl Connection {
 
     fn enter_connected(&mut self, now: Instant) {
         self.timers.handshake = None;
+        self.restart_idle_timer(now);
         if let Some(interval) = self.config.ping_interval {
             self.timers.ping = Some(now + interval);
         }
@@ -1084,16 +1096,17 @@ impl Connection {
     }
 
     fn finish_frame(&mut self, header: &FrameHeader, now: Instant) -> Result<(), ProtocolError> {
+        self.restart_idle_timer(now);
         match header.opcode {
             OpCode::Ping => {
                 let payload = self.control.split().freeze();
+                self.events
+                    .push_back(Event::Message(Message::Ping(payload.clone())));
                 // 5.5.2: "Upon receipt of a Ping frame, an endpoint MUST send a Pong frame
                 // in response", with the same payload (5.5.3), unless it already sent Close.
                 if !self.state.close_sent() {
-                    self.queue_frame(OpCode::Pong, payload.clone());
+                    self.queue_automatic(OpCode::Pong, payload, now);
                 }
-                self.events
-                    .push_back(Event::Message(Message::Ping(payload)));
             }
             OpCode::Pong => {
                 let payload = self.control.split().freeze();
@@ -1346,6 +1359,90 @@ impl Connection {
         self.out_buf.extend_from_slice(&bytes);
     }
 
+    // ----- the idle timeout (`Config::idle_timeout`) -----
+
+    /// A frame arrived (or the session just opened): the idle timeout starts over.
+    fn restart_idle_timer(&mut self, now: Instant) {
+        if let Some(idle) = self.config.idle_timeout {
+            self.timers.idle = Some(now + idle);
+        }
+    }
+
+    /// No frame for `idle_timeout`: close with 1001. Only an OPEN (or CONNECTED) session
+    /// with no failure pending is closed; in any other state its own deadlines rule.
+    fn handle_idle_timeout(&mut self, now: Instant) {
+        if self.timers.idle.is_none_or(|t| t > now) {
+            return;
+        }
+        self.timers.idle = None;
+        if matches!(self.state, State::Connected | State::Open) && self.failing.is_none() {
+            debug!(role = ?self.role, "idle timeout: closing with 1001");
+            // 1001 and a short reason are always valid.
+            let _ = self.close(CloseCode::GOING_AWAY, IDLE_TIMEOUT_REASON, now);
+        }
+    }
+
+    // ----- the bound on output (`Config::max_write_buffer`) -----
+
+    /// Bytes of output not written yet: queued here, or taken by the I/O layer and
+    /// reported unwritten.
+    fn output_held(&self) -> usize {
+        self.buffered + self.unwritten
+    }
+
+    /// Whether a frame with `payload_len` bytes of payload may be queued without taking
+    /// the output past `max_write_buffer`; `size` is its length on the wire.
+    fn output_room(&self, payload_len: usize) -> Result<(), SendError> {
+        let header = FrameHeader {
+            fin: true,
+            rsv: 0,
+            opcode: OpCode::Binary,
+            mask: (self.role == Role::Client).then_some([0; 4]),
+            len: payload_len as u64,
+        };
+        let size = header.encoded_len().saturating_add(payload_len);
+        let queued = self.output_held();
+        let max = self.config.max_write_buffer;
+        if queued.saturating_add(size) > max {
+            return Err(SendError::WriteBufferFull { size, queued, max });
+        }
+        Ok(())
+    }
+
+    /// The application's messages: refused, with the connection left open, when they do
+    /// not fit.
+    fn check_output_room(&self, payload_len: usize) -> Result<(), SendError> {
+        self.output_room(payload_len).inspect_err(|error| {
+            debug!(role = ?self.role, %error, "message refused: output buffer full");
+        })
+    }
+
+    /// Queues a frame the protocol sends on its own (a Pong, a keepalive Ping). One that
+    /// does not fit fails the connection with 1008 instead of growing the output: the
+    /// peer makes us answer faster than it reads. The failure takes its place after the
+    /// events already queued, like a violation found in the input.
+    fn queue_automatic(&mut self, opcode: OpCode, payload: Bytes, now: Instant) {
+        match self.output_room(payload.len()) {
+            Ok(()) => self.queue_frame(opcode, payload),
+            Err(_) => {
+                let error = Error::WriteBufferFull {
+                    queued: self.output_held(),
+                    max: self.config.max_write_buffer,
+                };
+                self.fail_in_order(error, now);
+            }
+        }
+    }
+
+    /// Tells the connection how many bytes the I/O layer took with
+    /// [`poll_transmit`](Self::poll_transmit) and has not written yet (its write
+    /// buffer), so that [`Config::max_write_buffer`] bounds them too. Call it whenever
+    /// that number changes; an I/O layer that writes each transmit before taking the
+    /// next need not call it.
+    pub fn set_unwritten(&mut self, bytes: usize) {
+        self.unwritten = bytes;
+    }
+
     fn send_keepalive_ping(&mut self, now: Instant) {
         if !matches!(self.state, State::Connected | State::Open) {
             return;
@@ -1358,7 +1455,7 @@ impl Connection {
             let payload = self.ping_counter.to_be_bytes();
             self.awaiting_pong = Some(payload);
             self.timers.pong = Some(now + self.config.pong_timeout);
-            self.queue_frame(OpCode::Ping, Bytes::copy_from_slice(&payload));
+            self.queue_automatic(OpCode::Ping, Bytes::copy_from_slice(&payload), now);
         }
     }
 }

@@ -1,12 +1,15 @@
 //! Helpers shared by the integration tests: a client and a server of ours joined over
 //! loopback TCP, raw TCP peers that speak WebSocket by hand (to misbehave on purpose),
-//! and an [`Endpoint`] that records its callbacks.
+//! an [`Endpoint`] that records its callbacks, and a well-behaved client that keeps
+//! echoing while others misbehave.
 
 // Each test file uses its own subset of these helpers.
 #![allow(dead_code)]
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
@@ -18,7 +21,8 @@ use sockeye_proto::frame::{FrameHeader, OpCode};
 use sockeye_proto::mask::apply_mask;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
 
 /// Upper bound for waiting on something that happens over loopback: far above what any
 /// step takes, so reaching it means the step hangs.
@@ -164,10 +168,7 @@ impl RawPeer {
     }
 
     async fn client_handshake(mut stream: TcpStream, addr: SocketAddr) -> RawPeer {
-        let request = format!(
-            "GET / HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-             Sec-WebSocket-Key: {KEY}\r\nSec-WebSocket-Version: 13\r\n\r\n"
-        );
+        let request = handshake_request(addr);
         stream.write_all(request.as_bytes()).await.unwrap();
         let mut peer = RawPeer {
             stream,
@@ -334,6 +335,236 @@ impl RawPeer {
     pub(crate) async fn expect_eof(&mut self) {
         let frame = within("EOF", self.read_frame()).await;
         assert_eq!(frame, None, "a frame instead of EOF");
+    }
+
+    /// Resets the connection: `SO_LINGER` 0 then close, so the kernel sends RST instead
+    /// of FIN and discards whatever was not sent.
+    pub(crate) fn reset(self) {
+        reset(self.stream);
+    }
+}
+
+/// Closes `stream` with a TCP reset (RST) rather than a FIN.
+pub(crate) fn reset(stream: TcpStream) {
+    stream.set_zero_linger().unwrap();
+    drop(stream);
+}
+
+/// A handshake request, as a raw client writes it.
+pub(crate) fn handshake_request(addr: SocketAddr) -> String {
+    format!(
+        "GET / HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: {KEY}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+}
+
+// ----- a server that echoes and reports how each session ended -----
+
+/// How one server session's handler ended: its session, and the error its stream
+/// reported, if any.
+#[derive(Debug)]
+pub(crate) struct Ended {
+    pub(crate) session: Session,
+    pub(crate) error: Option<sockeye::Error>,
+}
+
+/// The message that asks [`echo_and_report`] to close the session with 1000 and
+/// [`AS_ASKED`] instead of echoing.
+pub(crate) const PLEASE_CLOSE: &str = "please close";
+pub(crate) const AS_ASKED: &str = "as asked";
+
+/// Echoes every message back until the stream ends, then reports how it ended. Closes
+/// the session when asked to ([`PLEASE_CLOSE`]).
+pub(crate) async fn echo_and_report(mut ws: WebSocket, ended: mpsc::UnboundedSender<Ended>) {
+    let session = ws.session();
+    let mut error = None;
+    while let Some(received) = ws.recv().await {
+        match received {
+            Ok(Message::Text(text)) if text == PLEASE_CLOSE => {
+                session.close(CloseCode::NORMAL, AS_ASKED).unwrap();
+            }
+            Ok(message) => {
+                if ws.send(message).await.is_err() {
+                    // The session is closing: the stream tells why next.
+                    continue;
+                }
+            }
+            Err(e) => error = Some(e),
+        }
+    }
+    let _ = ended.send(Ended { session, error });
+}
+
+/// Accepts every connection on `listener` with `builder` and echoes on it, each on its
+/// own task (the sessions share nothing but the runtime). Each session's end is
+/// reported on the returned channel.
+pub(crate) fn serve_echo(
+    listener: TcpListener,
+    builder: ServerBuilder,
+) -> (JoinHandle<()>, mpsc::UnboundedReceiver<Ended>) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let task = tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            let (builder, tx) = (builder.clone(), tx.clone());
+            tokio::spawn(async move {
+                if let Ok(ws) = builder.accept(stream).await {
+                    echo_and_report(ws, tx).await;
+                }
+            });
+        }
+    });
+    (task, rx)
+}
+
+/// A [`sockeye::Server`] on an ephemeral loopback port whose handler echoes, reporting
+/// each session's end.
+#[derive(Debug)]
+pub(crate) struct EchoServer {
+    pub(crate) addr: SocketAddr,
+    pub(crate) handle: sockeye::ShutdownHandle,
+    pub(crate) serving: JoinHandle<sockeye::Result<()>>,
+    pub(crate) ended: mpsc::UnboundedReceiver<Ended>,
+}
+
+impl EchoServer {
+    pub(crate) async fn start(builder: ServerBuilder) -> EchoServer {
+        let server = builder.bind("127.0.0.1:0").await.unwrap();
+        let addr = server.local_addr().unwrap();
+        let handle = server.shutdown_handle();
+        let (tx, ended) = mpsc::unbounded_channel();
+        let serving = tokio::spawn(server.serve(move |ws| echo_and_report(ws, tx.clone())));
+        EchoServer {
+            addr,
+            handle,
+            serving,
+            ended,
+        }
+    }
+
+    /// The next session whose handler ended.
+    pub(crate) async fn next_ended(&mut self) -> Ended {
+        within("a session's end", self.ended.recv())
+            .await
+            .expect("the server is gone")
+    }
+
+    /// Shuts the server down; `serve()` must return.
+    pub(crate) async fn shut_down(self) {
+        self.handle.shutdown();
+        within("serve() to return", self.serving)
+            .await
+            .unwrap()
+            .unwrap();
+    }
+}
+
+/// Waits, within [`WAIT`], until `condition` holds: for counts that change on the
+/// server's own tasks, with no event to wait on.
+pub(crate) async fn until(what: &str, mut condition: impl FnMut() -> bool) {
+    within(what, async {
+        while !condition() {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+}
+
+// ----- a well-behaved client -----
+
+/// A client of ours that behaves: it sends numbered messages and checks each echo while
+/// another peer misbehaves, to show that the server keeps serving it.
+#[derive(Debug)]
+pub(crate) struct Bystander {
+    ws: WebSocket,
+    sent: usize,
+}
+
+impl Bystander {
+    pub(crate) async fn connect(addr: SocketAddr) -> Bystander {
+        let (ws, _) = within("the bystander's handshake", sockeye::connect(&url(addr)))
+            .await
+            .unwrap();
+        Bystander { ws, sent: 0 }
+    }
+
+    /// One message out and its echo back, in order.
+    pub(crate) async fn round_trip(&mut self) {
+        let text = format!("bystander {}", self.sent);
+        self.sent += 1;
+        self.ws.send(text.as_str()).await.unwrap();
+        let echo = within("the bystander's echo", self.ws.recv()).await;
+        match echo {
+            Some(Ok(Message::Text(echo))) => assert_eq!(echo, text),
+            other => panic!("the bystander got {other:?} instead of its echo"),
+        }
+        assert_eq!(self.ws.state(), State::Open);
+    }
+
+    /// Keeps doing round trips, a few milliseconds apart, until stopped.
+    pub(crate) fn keep_echoing(mut self) -> Echoing {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (count_tx, count) = watch::channel(self.sent);
+        let task = {
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                while !stop.load(Ordering::SeqCst) {
+                    self.round_trip().await;
+                    let _ = count_tx.send(self.sent);
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                }
+                self
+            })
+        };
+        Echoing { task, stop, count }
+    }
+
+    /// The session is still open and untouched: it closes cleanly with our 1000.
+    pub(crate) async fn finish(mut self) -> usize {
+        assert_eq!(self.ws.state(), State::Open);
+        assert_eq!(self.ws.close_info(), None);
+        let info = within(
+            "the bystander's close",
+            self.ws.close(CloseCode::NORMAL, ""),
+        )
+        .await
+        .unwrap();
+        assert!(info.clean, "{info:?}");
+        assert_eq!(info.code, CloseCode::NORMAL);
+        self.sent
+    }
+}
+
+/// A [`Bystander`] echoing on its own task.
+#[derive(Debug)]
+pub(crate) struct Echoing {
+    task: JoinHandle<Bystander>,
+    stop: Arc<AtomicBool>,
+    count: watch::Receiver<usize>,
+}
+
+impl Echoing {
+    /// Round trips completed so far.
+    pub(crate) fn round_trips(&self) -> usize {
+        *self.count.borrow()
+    }
+
+    /// Waits until `n` round trips in all have completed.
+    pub(crate) async fn wait_for(&mut self, n: usize) {
+        within(
+            "the bystander's round trips",
+            self.count.wait_for(|c| *c >= n),
+        )
+        .await
+        .unwrap();
+    }
+
+    /// Stops after the round trip under way; panics if one failed.
+    pub(crate) async fn stop(self) -> Bystander {
+        self.stop.store(true, Ordering::SeqCst);
+        within("the bystander to stop", self.task).await.unwrap()
     }
 }
 
