@@ -216,6 +216,36 @@ log "client role: ${CLIENT_TIME} s"
 ((client_failed)) && failed=1
 TOTAL_TIME=$(elapsed "$start" "$(now)")
 
+# ----- server role over wss:// (sections 1-7) -----
+# The same test server behind TLS (rustls, a self-signed certificate made at start;
+# wstest does not verify it), against wstest -m fuzzingclient with a wss:// URL.
+WSS_PORT=9003
+WSS_TIME=0
+wss_failed=0
+rm -rf "$REPORTS/server-wss"
+require_free "$WSS_PORT"
+log "server role over wss://: sockeye-autobahn server-tls + wstest -m fuzzingclient (sections 1-7)"
+"$HARNESS" server-tls "127.0.0.1:$WSS_PORT" </dev/null >"$LOGS/server-tls-harness.log" 2>&1 &
+wss_pid=$!
+PIDS+=("$wss_pid")
+if wait_port "$WSS_PORT" "$wss_pid"; then
+    wss_start=$(now)
+    start_driver "$LOGS/fuzzingclient-wss.log" \
+        "$WSTEST" -m fuzzingclient -s conformance/config/fuzzingclient-wss.json
+    wait_driver "$DRIVER_PID"
+    WSS_TIME=$(elapsed "$wss_start" "$DRIVER_END")
+    ((DRIVER_STATUS != 0)) && wss_failed=1
+else
+    wss_failed=1
+fi
+stop "$wss_pid"
+((wss_failed)) && show_logs "$LOGS/server-tls-harness.log" "$LOGS/fuzzingclient-wss.log"
+if ((!wss_failed)) && ! python3 conformance/report.py --server "$REPORTS/server-wss"; then
+    wss_failed=1
+fi
+log "server role over wss://: ${WSS_TIME} s"
+((wss_failed)) && failed=1
+
 # ----- results -----
 summary=$(mktemp)
 trap 'cleanup; rm -f "$summary"' EXIT

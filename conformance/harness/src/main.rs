@@ -4,6 +4,8 @@
 //! ```text
 //! sockeye-autobahn server [ADDR]          echo server for `wstest -m fuzzingclient`
 //!                                         (default 127.0.0.1:9002)
+//! sockeye-autobahn server-tls [ADDR]      the same over wss://, with a self-signed
+//!                                         certificate made at start (default 127.0.0.1:9003)
 //! sockeye-autobahn client [URL] [AGENT]   test client for `wstest -m fuzzingserver`
 //!                                         (default ws://127.0.0.1:9001, agent sockeye)
 //! ```
@@ -50,9 +52,25 @@ async fn echo(mut ws: WebSocket) -> CloseInfo {
     session.closed().await
 }
 
-/// Test server: accepts connections on `addr` and echoes on each one, until killed.
-async fn server(addr: &str) -> sockeye::Result<()> {
-    let server = ServerBuilder::new().config(config()).bind(addr).await?;
+/// Test server: accepts connections on `addr` and echoes on each one, until killed; over
+/// TLS when `tls` is set (a self-signed certificate for 127.0.0.1 and localhost, which
+/// wstest does not verify).
+async fn server(addr: &str, tls: bool) -> sockeye::Result<()> {
+    let mut builder = ServerBuilder::new().config(config());
+    if tls {
+        let dir = std::env::temp_dir().join(format!("sockeye-autobahn-{}", std::process::id()));
+        std::fs::create_dir_all(&dir)?;
+        let key = rcgen::KeyPair::generate().map_err(std::io::Error::other)?;
+        let params =
+            rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
+                .map_err(std::io::Error::other)?;
+        let cert = params.self_signed(&key).map_err(std::io::Error::other)?;
+        let (cert_path, key_path) = (dir.join("cert.pem"), dir.join("key.pem"));
+        std::fs::write(&cert_path, cert.pem())?;
+        std::fs::write(&key_path, key.serialize_pem())?;
+        builder = builder.tls_pem(&cert_path, &key_path)?;
+    }
+    let server = builder.bind(addr).await?;
     eprintln!(
         "sockeye-autobahn: echo server listening on {}",
         server.local_addr()?
@@ -107,7 +125,8 @@ async fn client(base: &str, agent: &str) -> Result<(), String> {
     Ok(())
 }
 
-const USAGE: &str = "usage: sockeye-autobahn server [ADDR] | client [URL] [AGENT]";
+const USAGE: &str =
+    "usage: sockeye-autobahn server [ADDR] | server-tls [ADDR] | client [URL] [AGENT]";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -126,8 +145,14 @@ fn main() -> ExitCode {
         ["server", rest @ ..] if rest.len() <= 1 => {
             let addr = rest.first().copied().unwrap_or("127.0.0.1:9002");
             runtime
-                .block_on(server(addr))
+                .block_on(server(addr, false))
                 .map_err(|e| format!("server on {addr}: {e}"))
+        }
+        ["server-tls", rest @ ..] if rest.len() <= 1 => {
+            let addr = rest.first().copied().unwrap_or("127.0.0.1:9003");
+            runtime
+                .block_on(server(addr, true))
+                .map_err(|e| format!("TLS server on {addr}: {e}"))
         }
         ["client", rest @ ..] if rest.len() <= 2 => {
             let base = rest.first().copied().unwrap_or("ws://127.0.0.1:9001");
