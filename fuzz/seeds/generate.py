@@ -112,7 +112,9 @@ write(
 )
 write("handshake_response", "small-limits", b"\x01" + RESPONSE)
 
-# Session targets: mode byte, step count, step bytes, then the peer's byte stream.
+# Session targets: mode byte, step count, step bytes, then the peer's byte stream. Mode
+# bits: 0 the harness prepends the peer's handshake head, 1 keepalive, 2 small limits,
+# 3 (server) refuse the request.
 # Step byte: low nibble = chunk length index (0 = 1 byte, 0xf = the rest), high nibble =
 # action (0 nothing, 8 advance 3 s, 9 jump to the next deadline, 10 send text, 13 close,
 # 14 fail, 15 early EOF).
@@ -182,9 +184,22 @@ write(
         REQUEST + masked(0x1, b"hi") + masked(0x8, close_payload(1000)),
     ),
 )
+# Mode bit 0: the harness prepends a valid request; the stream is frames only.
+write(
+    "server_session",
+    "frames-after-request",
+    session(
+        1,
+        [0x03],
+        frame(0x2, bytes(range(40)), fin=False, mask=ZERO)
+        + frame(0x9, b"", mask=MASK)
+        + frame(0x0, b"end", mask=ZERO)
+        + frame(0x8, b"", mask=ZERO),
+    ),
+)
 # Keepalive on: let the ping and pong deadlines pass.
 write("server_session", "keepalive-timeout", session(2, [0x8F, 0x90, 0x90], MINIMAL_REQUEST))
-write("server_session", "refused", session(1, [], REQUEST + masked(0x1, b"ignored")))
+write("server_session", "refused", session(8, [], REQUEST + masked(0x1, b"ignored")))
 write("server_session", "small-limits", session(4, [0x0B], REQUEST + masked(0x2, bytes(150))))
 
 # The client target prepends a valid 101 when bit 0 of the mode byte is set; its length

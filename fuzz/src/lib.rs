@@ -7,9 +7,10 @@
 //! # Input format of the session targets
 //!
 //! ```text
-//! byte 0       mode: bit 0 role-specific (server: refuse the request instead of accepting
-//!              it; client: prepend a valid 101 response for the client's key),
-//!              bit 1 keepalive pings on, bit 2 small limits
+//! byte 0       mode: bit 0 prepend the peer's valid handshake head to the stream (server:
+//!              a fixed request; client: the 101 response for the key in its request),
+//!              bit 1 keepalive pings on, bit 2 small limits, bit 3 (server) refuse the
+//!              request instead of accepting it
 //! byte 1       n: the number of step bytes that follow (taken modulo 32)
 //! n bytes      step bytes, used in a cycle until the stream is consumed
 //! the rest     the byte stream the peer sends
@@ -559,13 +560,23 @@ fn check_close_info(info: &CloseInfo) {
     );
 }
 
-/// The server session target: `Connection::server` fed the fuzzer's bytes.
+/// The server session target: `Connection::server` fed the fuzzer's bytes, optionally
+/// behind a valid request.
 pub fn run_server_session(data: &[u8]) {
     let script = Script::parse(data);
     let now = Instant::now();
     let conn = Connection::server(config(script.mode), now);
-    let mut harness = Harness::new(conn, now, script.mode & 1 != 0);
-    harness.run(script.steps, script.stream);
+    let mut harness = Harness::new(conn, now, script.mode & 0b1000 != 0);
+    let mut stream = Vec::new();
+    if script.mode & 1 != 0 {
+        // The fuzzer then spends its time on frames rather than on the request, which the
+        // handshake_request target covers.
+        ClientRequest::new("example.com", "/chat")
+            .subprotocol("chat")
+            .encode("dGhlIHNhbXBsZSBub25jZQ==", &mut stream);
+    }
+    stream.extend_from_slice(script.stream);
+    harness.run(script.steps, &stream);
 }
 
 /// The request the client session target sends.
