@@ -72,7 +72,8 @@ impl Request {
 /// client's first frames). Checks, in this order (4.2.1):
 ///
 /// 1. HTTP/1.1 (else `UnsupportedHttpVersion`, 505) and method GET (`MethodNotGet`, 405);
-/// 2. one non-empty Host (`MissingHost` / `DuplicateHeader`, 400);
+/// 2. one non-empty Host (`MissingHost` / `DuplicateHeader`, 400) of printable ASCII
+///    (`Http`, 400);
 /// 3. Upgrade lists `websocket` and Connection lists `upgrade`, case-insensitively, each
 ///    possibly a list over several fields (400);
 /// 4. Sec-WebSocket-Version is exactly `13` (`UnsupportedVersion`, 426);
@@ -108,6 +109,13 @@ pub fn parse_request(
     match http1::single(&headers, &HOST, "Host")? {
         Some(host) if !host.is_empty() => {}
         _ => return Err(HandshakeError::MissingHost),
+    }
+    // RFC 7230 5.4: a Host with an invalid field-value is a 400. Host is
+    // `uri-host [":" port]`, ASCII only; obs-text would leave `Request::host` empty.
+    if headers.get(HOST).is_some_and(|host| host.to_str().is_err()) {
+        return Err(HandshakeError::Http(
+            "Host header is not printable ASCII".to_owned(),
+        ));
     }
     // 4.2.1 item 3: an Upgrade header field containing "websocket", case-insensitively.
     match http1::joined(&headers, &UPGRADE) {
@@ -474,6 +482,23 @@ mod tests {
             parse_err(&request_bytes("Host: other.example\r\n")),
             HandshakeError::DuplicateHeader("Host")
         );
+    }
+
+    #[test]
+    fn server_refuses_non_ascii_host() {
+        // Found by the handshake_request fuzz target: obs-text passed the non-empty check
+        // and left `Request::host` returning "".
+        let text = String::from_utf8(request_bytes("")).unwrap();
+        let bytes = text
+            .replace("server.example.com", "server.\u{fffd}.com")
+            .into_bytes();
+        assert!(matches!(parse_err(&bytes), HandshakeError::Http(_)));
+        let mut raw = request_bytes("");
+        let at = raw.windows(7).position(|w| w == b"example").unwrap();
+        raw[at] = 0xeb;
+        let error = parse_err(&raw);
+        assert!(matches!(error, HandshakeError::Http(_)), "{error:?}");
+        assert_eq!(error.status(), 400);
     }
 
     #[test]
