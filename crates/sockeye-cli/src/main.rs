@@ -2,6 +2,8 @@
 //!
 //! - `sockeye serve`: an echo server, or a broadcast chat with `--broadcast`.
 //! - `sockeye connect URL`: sends each stdin line as a text message and prints what arrives.
+//! - `sockeye bench`: a load generator for echo servers: rate, throughput, round-trip
+//!   percentiles.
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -9,6 +11,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
+mod bench;
 mod connect;
 mod serve;
 
@@ -41,6 +44,14 @@ enum Command {
     /// printed on stderr.
     #[command(after_help = connect::AFTER_HELP)]
     Connect(connect::ConnectArgs),
+    /// Measure an echo server: N connections, each with one message in flight.
+    ///
+    /// Connects every connection first, then runs for a duration (or a number of
+    /// messages), and prints the echo rate, the payload throughput, the round-trip
+    /// latency percentiles (p50, p90, p99, p99.9) and the errors. A progress bar is shown
+    /// while it runs when stderr is a terminal.
+    #[command(after_help = bench::AFTER_HELP)]
+    Bench(bench::BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -49,9 +60,17 @@ fn main() -> ExitCode {
     // The server spreads its sessions over every core; the client has one connection and
     // runs on the current thread, where `connect` hands over the WebSocket before the
     // session's task first runs.
+    // The load generator spreads its connections over every core, or over --threads.
     let runtime = match &cli.command {
         Command::Serve(_) => tokio::runtime::Builder::new_multi_thread(),
         Command::Connect(_) => tokio::runtime::Builder::new_current_thread(),
+        Command::Bench(args) => {
+            let mut builder = tokio::runtime::Builder::new_multi_thread();
+            if let Some(threads) = args.threads() {
+                builder.worker_threads(threads);
+            }
+            builder
+        }
     }
     .enable_all()
     .build();
@@ -65,6 +84,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Serve(args) => runtime.block_on(serve::run(args)),
         Command::Connect(args) => runtime.block_on(connect::run(args)),
+        Command::Bench(args) => runtime.block_on(bench::run(args)),
     }
 }
 
