@@ -1,0 +1,491 @@
+//! The side-by-side run: every cell of the matrix against every server, servers taking
+//! turns in a different order each round, then the idle memory per connection.
+
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{ExitCode, Stdio};
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+use crate::idle;
+use crate::servers::Server;
+
+/// The default matrix: connections × message size.
+const DEFAULT_CELLS: &[&str] = &[
+    "100x20B",
+    "10x1KiB",
+    "10x16KiB",
+    "200x16KiB",
+    "500x16KiB",
+    "10x1MiB",
+];
+
+/// How long a server may take to print its address.
+const START_LIMIT: Duration = Duration::from_secs(10);
+
+// The arguments of `peers matrix`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct MatrixArgs {
+    /// The load generator: a release build of `sockeye` [default: next to this binary]
+    #[arg(long, value_name = "PATH")]
+    sockeye: Option<PathBuf>,
+
+    /// Measured time of each cell (passed to `sockeye bench --duration`)
+    #[arg(long, value_name = "TIME", default_value = "5s")]
+    duration: String,
+
+    /// Warm-up of each cell, not counted (passed to `sockeye bench --warmup`)
+    #[arg(long, value_name = "TIME", default_value = "1s")]
+    warmup: String,
+
+    /// Rounds; the order of the servers rotates from one round to the next
+    #[arg(long, value_name = "N", default_value_t = 2)]
+    rounds: usize,
+
+    /// Servers to run, comma-separated
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "sockeye,tungstenite,fastwebsockets,tokio-websockets"
+    )]
+    servers: Vec<Server>,
+
+    /// Cells, comma-separated, each CONNECTIONSxSIZE (e.g. 100x20B,10x1MiB)
+    #[arg(long, value_name = "CELLS", value_delimiter = ',', value_parser = parse_cell)]
+    cells: Vec<Cell>,
+
+    /// Worker threads of the load generator
+    #[arg(long, value_name = "N", default_value_t = 2)]
+    threads: usize,
+
+    /// Idle connections for the memory figure; 0 skips it
+    #[arg(long, value_name = "N", default_value_t = 10_000)]
+    idle: usize,
+
+    /// Also write every measurement as JSON to this file
+    #[arg(long, value_name = "PATH")]
+    json: Option<PathBuf>,
+}
+
+/// One load: connections × message size.
+#[derive(Clone, Debug)]
+struct Cell {
+    connections: u32,
+    /// As given to `sockeye bench --size`.
+    size: String,
+}
+
+impl Cell {
+    fn label(&self) -> String {
+        let size = self.size.trim_end_matches('B');
+        let size = if size.chars().all(|c| c.is_ascii_digit()) {
+            format!("{size} B")
+        } else {
+            format!("{}B", self.size.trim_end_matches('B'))
+        };
+        format!("{} × {size}", self.connections)
+    }
+}
+
+fn parse_cell(arg: &str) -> Result<Cell, String> {
+    let (connections, size) = arg
+        .split_once(['x', 'X'])
+        .ok_or_else(|| format!("{arg:?} is not CONNECTIONSxSIZE, e.g. 10x1KiB"))?;
+    let connections = connections
+        .trim()
+        .parse()
+        .map_err(|_| format!("{arg:?}: {connections:?} is not a number of connections"))?;
+    Ok(Cell {
+        connections,
+        size: size.trim().to_owned(),
+    })
+}
+
+/// One `sockeye bench` result.
+#[derive(Clone, Debug)]
+struct Sample {
+    msgs_per_s: f64,
+    mb_per_s: f64,
+    p99_us: f64,
+    errors: u64,
+    json: serde_json::Value,
+}
+
+/// A running echo server of this crate.
+struct Running {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Running {
+    async fn start(server: Server) -> Result<Running, String> {
+        let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+        let mut child = Command::new(exe)
+            .args(["serve", server.name(), "--addr", "127.0.0.1:0"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| format!("cannot start the {} server: {e}", server.name()))?;
+        let stderr = child.stderr.take().ok_or("no stderr")?;
+        let mut lines = BufReader::new(stderr).lines();
+        let addr = tokio::time::timeout(START_LIMIT, async {
+            while let Ok(Some(line)) = lines.next_line().await {
+                if let Some(addr) = line.strip_prefix("listening on ") {
+                    return addr.trim().parse::<SocketAddr>().ok();
+                }
+                eprintln!("{}: {line}", server.name());
+            }
+            None
+        })
+        .await
+        .ok()
+        .flatten()
+        .ok_or_else(|| format!("the {} server did not print its address", server.name()))?;
+        // Keep draining its stderr so that it never blocks on a full pipe.
+        let name = server.name();
+        tokio::spawn(async move {
+            while let Ok(Some(line)) = lines.next_line().await {
+                eprintln!("{name}: {line}");
+            }
+        });
+        Ok(Running { child, addr })
+    }
+
+    /// Resident set size in bytes, from /proc.
+    fn rss(&self) -> Option<u64> {
+        let pid = self.child.id()?;
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+        let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+        let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+        Some(kib * 1024)
+    }
+
+    async fn stop(mut self) {
+        let _ = self.child.kill().await;
+    }
+}
+
+pub(crate) fn run(mut args: MatrixArgs) -> ExitCode {
+    if args.cells.is_empty() {
+        args.cells = DEFAULT_CELLS
+            .iter()
+            .filter_map(|c| parse_cell(c).ok())
+            .collect();
+    }
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("peers: cannot start the runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run_all(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("peers: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run_all(args: MatrixArgs) -> Result<(), String> {
+    let sockeye = match &args.sockeye {
+        Some(path) => path.clone(),
+        None => std::env::current_exe()
+            .map_err(|e| e.to_string())?
+            .with_file_name("sockeye"),
+    };
+    if !sockeye.exists() {
+        return Err(format!(
+            "no load generator at {} (build it with cargo build --release -p sockeye-cli)",
+            sockeye.display()
+        ));
+    }
+    let servers = args.servers.clone();
+    // samples[cell][server] over the rounds.
+    let mut samples: Vec<Vec<Vec<Sample>>> =
+        vec![vec![Vec::new(); servers.len()]; args.cells.len()];
+    for round in 0..args.rounds {
+        for (c, cell) in args.cells.iter().enumerate() {
+            for k in 0..servers.len() {
+                let s = (k + round) % servers.len();
+                let server = servers[s];
+                eprintln!(
+                    "round {}/{}: {} against {}",
+                    round + 1,
+                    args.rounds,
+                    cell.label(),
+                    server.name()
+                );
+                let sample = bench_one(&args, &sockeye, server, cell).await?;
+                eprintln!(
+                    "  {:.0} msg/s, {:.1} MB/s, p99 {:.0} µs, {} errors",
+                    sample.msgs_per_s, sample.mb_per_s, sample.p99_us, sample.errors
+                );
+                samples[c][s].push(sample);
+            }
+        }
+    }
+    let mut memory = Vec::new();
+    if args.idle > 0 {
+        for &server in &servers {
+            eprintln!(
+                "idle memory: {} with {} connections",
+                server.name(),
+                args.idle
+            );
+            memory.push((server, idle_memory(server, args.idle).await));
+        }
+    }
+    let table = render(&args, &servers, &samples, &memory);
+    println!("{table}");
+    if let Some(path) = &args.json {
+        let json = to_json(&args, &servers, &samples, &memory);
+        std::fs::write(path, format!("{json:#}\n"))
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    }
+    Ok(())
+}
+
+async fn bench_one(
+    args: &MatrixArgs,
+    sockeye: &std::path::Path,
+    server: Server,
+    cell: &Cell,
+) -> Result<Sample, String> {
+    let running = Running::start(server).await?;
+    let output = Command::new(sockeye)
+        .arg("bench")
+        .args(["--url", &format!("ws://{}/", running.addr)])
+        .args(["--connections", &cell.connections.to_string()])
+        .args(["--size", &cell.size])
+        .args(["--duration", &args.duration])
+        .args(["--warmup", &args.warmup])
+        .args(["--threads", &args.threads.to_string()])
+        .arg("--json")
+        .env("RUST_LOG", "error")
+        .stdin(Stdio::null())
+        .stderr(Stdio::inherit())
+        .output()
+        .await
+        .map_err(|e| format!("cannot run {}: {e}", sockeye.display()))?;
+    running.stop().await;
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).map_err(|e| {
+        format!(
+            "sockeye bench against {} printed no result ({e}); exit {}",
+            server.name(),
+            output.status
+        )
+    })?;
+    let number = |key: &str| json.get(key).and_then(serde_json::Value::as_f64);
+    Ok(Sample {
+        msgs_per_s: number("msgs_per_s").unwrap_or(0.0),
+        mb_per_s: number("mb_per_s").unwrap_or(0.0),
+        p99_us: json
+            .get("latency_us")
+            .and_then(|l| l.get("p99"))
+            .and_then(serde_json::Value::as_f64)
+            .unwrap_or(0.0),
+        errors: json
+            .get("errors")
+            .and_then(serde_json::Value::as_u64)
+            .unwrap_or(0),
+        json,
+    })
+}
+
+/// Server RSS before and after `count` idle connections, in bytes.
+#[derive(Clone, Copy, Debug)]
+struct Memory {
+    base: u64,
+    loaded: u64,
+    count: usize,
+}
+
+impl Memory {
+    fn per_connection(&self) -> f64 {
+        self.loaded.saturating_sub(self.base) as f64 / self.count as f64
+    }
+}
+
+async fn idle_memory(server: Server, count: usize) -> Result<Memory, String> {
+    let running = Running::start(server).await?;
+    // A quiet moment for the runtime's threads to settle before the baseline.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let base = running.rss().ok_or("cannot read the server's RSS")?;
+    let sockets = idle::open(running.addr, count)
+        .await
+        .map_err(|e| format!("opening idle connections to {}: {e}", server.name()))?;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let loaded = running.rss().ok_or("cannot read the server's RSS")?;
+    drop(sockets);
+    running.stop().await;
+    Ok(Memory {
+        base,
+        loaded,
+        count,
+    })
+}
+
+fn mean(samples: &[Sample], f: impl Fn(&Sample) -> f64) -> f64 {
+    if samples.is_empty() {
+        return 0.0;
+    }
+    samples.iter().map(f).sum::<f64>() / samples.len() as f64
+}
+
+fn render(
+    args: &MatrixArgs,
+    servers: &[Server],
+    samples: &[Vec<Vec<Sample>>],
+    memory: &[(Server, Result<Memory, String>)],
+) -> String {
+    let sockeye = servers.iter().position(|s| *s == Server::Sockeye);
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "Echo rate, msg/s (p99 round trip), mean of {} round(s) of {} after {} warm-up:\n",
+        args.rounds, args.duration, args.warmup
+    );
+    let mut header = String::from("| load |");
+    let mut rule = String::from("|---|");
+    for server in servers {
+        let _ = write!(header, " {} |", server.name());
+        rule.push_str("---:|");
+    }
+    if sockeye.is_some() {
+        header.push_str(" sockeye / best peer |");
+        rule.push_str("---:|");
+    }
+    let _ = writeln!(out, "{header}\n{rule}");
+    for (c, cell) in args.cells.iter().enumerate() {
+        let mut row = format!("| {} |", cell.label());
+        for per_server in &samples[c] {
+            let rate = mean(per_server, |s| s.msgs_per_s);
+            let p99 = mean(per_server, |s| s.p99_us) / 1000.0;
+            let errors: u64 = per_server.iter().map(|s| s.errors).sum();
+            let _ = write!(row, " {rate:.0} ({p99:.2} ms)");
+            if errors > 0 {
+                let _ = write!(row, " **{errors} errors**");
+            }
+            row.push_str(" |");
+        }
+        if let Some(ours) = sockeye {
+            let best_peer = samples[c]
+                .iter()
+                .enumerate()
+                .filter(|(s, _)| *s != ours)
+                .map(|(_, per_server)| mean(per_server, |s| s.msgs_per_s))
+                .fold(0.0, f64::max);
+            let ratio = mean(&samples[c][ours], |s| s.msgs_per_s) / best_peer;
+            let _ = write!(row, " {ratio:.2} |");
+        }
+        let _ = writeln!(out, "{row}");
+    }
+    if !memory.is_empty() {
+        let _ = writeln!(
+            out,
+            "\nIdle memory: server RSS with N idle connections minus RSS with none, / N:\n"
+        );
+        let _ = writeln!(
+            out,
+            "| server | RSS, no connections | RSS, {} idle | per connection |\n|---|---:|---:|---:|",
+            args.idle
+        );
+        for (server, result) in memory {
+            match result {
+                Ok(m) => {
+                    let _ = writeln!(
+                        out,
+                        "| {} | {:.1} MiB | {:.1} MiB | {:.1} KiB |",
+                        server.name(),
+                        m.base as f64 / 1048576.0,
+                        m.loaded as f64 / 1048576.0,
+                        m.per_connection() / 1024.0
+                    );
+                }
+                Err(error) => {
+                    let _ = writeln!(out, "| {} | failed: {error} | | |", server.name());
+                }
+            }
+        }
+    }
+    out
+}
+
+fn to_json(
+    args: &MatrixArgs,
+    servers: &[Server],
+    samples: &[Vec<Vec<Sample>>],
+    memory: &[(Server, Result<Memory, String>)],
+) -> serde_json::Value {
+    let cells: Vec<serde_json::Value> = args
+        .cells
+        .iter()
+        .enumerate()
+        .map(|(c, cell)| {
+            let results: serde_json::Map<String, serde_json::Value> = servers
+                .iter()
+                .enumerate()
+                .map(|(s, server)| {
+                    let runs: Vec<serde_json::Value> =
+                        samples[c][s].iter().map(|x| x.json.clone()).collect();
+                    (server.name().to_owned(), serde_json::Value::Array(runs))
+                })
+                .collect();
+            serde_json::json!({
+                "connections": cell.connections,
+                "size": cell.size,
+                "results": results,
+            })
+        })
+        .collect();
+    let memory: serde_json::Map<String, serde_json::Value> = memory
+        .iter()
+        .map(|(server, result)| {
+            let value = match result {
+                Ok(m) => serde_json::json!({
+                    "rss_base": m.base,
+                    "rss_loaded": m.loaded,
+                    "connections": m.count,
+                    "bytes_per_connection": m.per_connection(),
+                }),
+                Err(error) => serde_json::json!({ "error": error }),
+            };
+            (server.name().to_owned(), value)
+        })
+        .collect();
+    serde_json::json!({
+        "duration": args.duration,
+        "warmup": args.warmup,
+        "rounds": args.rounds,
+        "threads": args.threads,
+        "cells": cells,
+        "idle_memory": memory,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cells_are_connections_by_size() {
+        let cell = parse_cell("500x16KiB").unwrap();
+        assert_eq!(cell.connections, 500);
+        assert_eq!(cell.size, "16KiB");
+        assert_eq!(cell.label(), "500 × 16KiB");
+        assert_eq!(parse_cell("100x20B").unwrap().label(), "100 × 20 B");
+        assert!(parse_cell("100").is_err());
+        assert!(parse_cell("ax20").is_err());
+    }
+}

@@ -1,0 +1,142 @@
+//! The echo servers: Sockeye and each peer, on one runtime configuration.
+//!
+//! Every server runs on a multi-thread tokio runtime with two workers, sets TCP_NODELAY
+//! on each accepted socket, echoes every text and binary message back to its sender, and
+//! uses its library's defaults otherwise. Each prints `listening on ADDR` on stderr once
+//! it is bound.
+
+use std::net::SocketAddr;
+
+use futures_util::{SinkExt, StreamExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// The servers this crate can run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Server {
+    /// Sockeye's `Server::serve` with a `WebSocket` echo loop.
+    Sockeye,
+    /// tokio-tungstenite's `accept_async` and its `WebSocketStream`.
+    Tungstenite,
+    /// fastwebsockets upgraded from a hyper 1 HTTP/1 connection, with `FragmentCollector`.
+    Fastwebsockets,
+    /// tokio-websockets' `ServerBuilder::accept`.
+    TokioWebsockets,
+}
+
+impl Server {
+    /// The name on the command line and in the tables.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Server::Sockeye => "sockeye",
+            Server::Tungstenite => "tungstenite",
+            Server::Fastwebsockets => "fastwebsockets",
+            Server::TokioWebsockets => "tokio-websockets",
+        }
+    }
+}
+
+/// Runs `server` on `addr` until the process is killed.
+pub(crate) fn run(server: Server, addr: SocketAddr) -> std::io::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        match server {
+            Server::Sockeye => sockeye_server(addr).await,
+            other => {
+                let listener = TcpListener::bind(addr).await?;
+                announce(listener.local_addr()?);
+                loop {
+                    let (stream, _) = listener.accept().await?;
+                    stream.set_nodelay(true)?;
+                    match other {
+                        Server::Tungstenite => tokio::spawn(tungstenite_echo(stream)),
+                        Server::Fastwebsockets => tokio::spawn(fastwebsockets_connection(stream)),
+                        _ => tokio::spawn(tokio_websockets_echo(stream)),
+                    };
+                }
+            }
+        }
+    })
+}
+
+fn announce(addr: SocketAddr) {
+    eprintln!("listening on {addr}");
+}
+
+/// Sockeye: the library's server (it sets TCP_NODELAY itself) and the echo loop of
+/// `sockeye serve`.
+async fn sockeye_server(addr: SocketAddr) -> std::io::Result<()> {
+    let server = sockeye::Server::bind(addr)
+        .await
+        .map_err(std::io::Error::other)?;
+    announce(server.local_addr().map_err(std::io::Error::other)?);
+    server
+        .serve(|mut ws| async move {
+            while let Some(Ok(message)) = ws.next().await {
+                if ws.send(message).await.is_err() {
+                    break;
+                }
+            }
+        })
+        .await
+        .map_err(std::io::Error::other)
+}
+
+async fn tungstenite_echo(stream: TcpStream) {
+    let Ok(mut ws) = tokio_tungstenite::accept_async(stream).await else {
+        return;
+    };
+    while let Some(Ok(message)) = ws.next().await {
+        if (message.is_text() || message.is_binary()) && ws.send(message).await.is_err() {
+            break;
+        }
+    }
+}
+
+async fn fastwebsockets_connection(stream: TcpStream) {
+    use hyper::service::service_fn;
+    let io = hyper_util::rt::TokioIo::new(stream);
+    let _ = hyper::server::conn::http1::Builder::new()
+        .serve_connection(io, service_fn(fastwebsockets_upgrade))
+        .with_upgrades()
+        .await;
+}
+
+async fn fastwebsockets_upgrade(
+    mut request: hyper::Request<hyper::body::Incoming>,
+) -> Result<
+    hyper::Response<http_body_util::Empty<hyper::body::Bytes>>,
+    fastwebsockets::WebSocketError,
+> {
+    let (response, upgrade) = fastwebsockets::upgrade::upgrade(&mut request)?;
+    tokio::spawn(async move {
+        let Ok(ws) = upgrade.await else {
+            return;
+        };
+        let mut ws = fastwebsockets::FragmentCollector::new(ws);
+        while let Ok(frame) = ws.read_frame().await {
+            let echo = match frame.opcode {
+                fastwebsockets::OpCode::Close => break,
+                fastwebsockets::OpCode::Text | fastwebsockets::OpCode::Binary => frame,
+                _ => continue,
+            };
+            if ws.write_frame(echo).await.is_err() {
+                break;
+            }
+        }
+    });
+    Ok(response)
+}
+
+async fn tokio_websockets_echo(stream: TcpStream) {
+    let Ok((_request, mut ws)) = tokio_websockets::ServerBuilder::new().accept(stream).await else {
+        return;
+    };
+    while let Some(Ok(message)) = ws.next().await {
+        if (message.is_text() || message.is_binary()) && ws.send(message).await.is_err() {
+            break;
+        }
+    }
+}
