@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Smoke test of the benchmark tool: a few hundred messages through `sockeye bench` against
+# `sockeye serve` on loopback; fails unless every message was echoed and the result block
+# reports zero errors. Bounded: the echo timeout is 10 s and the whole run takes a second.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+cargo build --quiet -p sockeye-cli
+bin=target/debug/sockeye
+messages=400
+
+log=$(mktemp)
+serve_pid=
+cleanup() {
+    if [[ -n "$serve_pid" ]]; then kill "$serve_pid" 2>/dev/null || true; fi
+    rm -f "$log"
+}
+trap cleanup EXIT
+
+"$bin" serve --addr 127.0.0.1:0 2>"$log" &
+serve_pid=$!
+addr=
+for _ in $(seq 100); do
+    addr=$(sed -n 's/^listening on //p' "$log")
+    [[ -n "$addr" ]] && break
+    kill -0 "$serve_pid" 2>/dev/null || { cat "$log" >&2; echo "smoke: serve exited" >&2; exit 1; }
+    sleep 0.1
+done
+[[ -n "$addr" ]] || { echo "smoke: serve printed no address within 10 s" >&2; exit 1; }
+
+status=0
+out=$("$bin" bench --url "ws://$addr/" --connections 4 --size 1KiB --messages "$messages" \
+    --timeout 10s) || status=$?
+echo "$out"
+if [[ $status -ne 0 ]]; then
+    echo "smoke: sockeye bench exited with $status" >&2
+    exit 1
+fi
+grep -Eq '^errors +0$' <<<"$out" || { echo "smoke: the result block reports errors" >&2; exit 1; }
+grep -Eq "^messages +$messages echoed" <<<"$out" ||
+    { echo "smoke: not every one of the $messages messages was echoed" >&2; exit 1; }
+echo "smoke: ok, $messages messages echoed with zero errors"
