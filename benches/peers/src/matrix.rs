@@ -112,6 +112,8 @@ struct Sample {
     mb_per_s: f64,
     p99_us: f64,
     errors: u64,
+    /// Server CPU time (user + system) per echo, warm-up included, in microseconds.
+    cpu_us_per_echo: f64,
     json: serde_json::Value,
 }
 
@@ -155,6 +157,19 @@ impl Running {
             }
         });
         Ok(Running { child, addr })
+    }
+
+    /// CPU time (user + system, every thread) used so far, in seconds, from /proc.
+    fn cpu_seconds(&self) -> Option<f64> {
+        let pid = self.child.id()?;
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        // The fields after the command name, which is in parentheses: utime and stime
+        // are fields 14 and 15 of the line, 12 and 13 after the name.
+        let rest = &stat[stat.rfind(')')? + 2..];
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let ticks: u64 =
+            fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+        Some(ticks as f64 / clock_ticks_per_second())
     }
 
     /// Resident set size in bytes, from /proc.
@@ -228,8 +243,12 @@ async fn run_all(args: MatrixArgs) -> Result<(), String> {
                 );
                 let sample = bench_one(&args, &sockeye, server, cell).await?;
                 eprintln!(
-                    "  {:.0} msg/s, {:.1} MB/s, p99 {:.0} µs, {} errors",
-                    sample.msgs_per_s, sample.mb_per_s, sample.p99_us, sample.errors
+                    "  {:.0} msg/s, {:.1} MB/s, p99 {:.0} µs, server CPU {:.1} µs/msg, {} errors",
+                    sample.msgs_per_s,
+                    sample.mb_per_s,
+                    sample.p99_us,
+                    sample.cpu_us_per_echo,
+                    sample.errors
                 );
                 samples[c][s].push(sample);
             }
@@ -263,6 +282,7 @@ async fn bench_one(
     cell: &Cell,
 ) -> Result<Sample, String> {
     let running = Running::start(server).await?;
+    let cpu_before = running.cpu_seconds().unwrap_or(0.0);
     let output = Command::new(sockeye)
         .arg("bench")
         .args(["--url", &format!("ws://{}/", running.addr)])
@@ -278,6 +298,7 @@ async fn bench_one(
         .output()
         .await
         .map_err(|e| format!("cannot run {}: {e}", sockeye.display()))?;
+    let cpu = running.cpu_seconds().unwrap_or(0.0) - cpu_before;
     running.stop().await;
     let json: serde_json::Value = serde_json::from_slice(&output.stdout).map_err(|e| {
         format!(
@@ -299,6 +320,10 @@ async fn bench_one(
             .get("errors")
             .and_then(serde_json::Value::as_u64)
             .unwrap_or(0),
+        cpu_us_per_echo: match json.get("echoes_total").and_then(serde_json::Value::as_f64) {
+            Some(echoes) if echoes > 0.0 => cpu * 1e6 / echoes,
+            _ => 0.0,
+        },
         json,
     })
 }
@@ -333,6 +358,20 @@ async fn idle_memory(server: Server, count: usize) -> Result<Memory, String> {
         base,
         loaded,
         count,
+    })
+}
+
+/// The kernel's USER_HZ, the unit of the CPU times in /proc (100 nearly everywhere).
+fn clock_ticks_per_second() -> f64 {
+    static TICKS: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+    *TICKS.get_or_init(|| {
+        std::process::Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8(o.stdout).ok())
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(100.0)
     })
 }
 
@@ -391,6 +430,31 @@ fn render(
         }
         let _ = writeln!(out, "{row}");
     }
+    let _ = writeln!(
+        out,
+        "\nServer CPU time (user + system) per echoed message, µs, mean of the rounds \
+         (lower is better; the last column is the best peer's figure over Sockeye's):\n"
+    );
+    let cpu_header = header.replace("sockeye / best peer", "best peer / sockeye");
+    let _ = writeln!(out, "{cpu_header}\n{rule}");
+    for (c, cell) in args.cells.iter().enumerate() {
+        let mut row = format!("| {} |", cell.label());
+        for per_server in &samples[c] {
+            let _ = write!(row, " {:.1} |", mean(per_server, |s| s.cpu_us_per_echo));
+        }
+        if let Some(ours) = sockeye {
+            let best_peer = samples[c]
+                .iter()
+                .enumerate()
+                .filter(|(s, _)| *s != ours)
+                .map(|(_, per_server)| mean(per_server, |s| s.cpu_us_per_echo))
+                .filter(|cpu| *cpu > 0.0)
+                .fold(f64::INFINITY, f64::min);
+            let ratio = best_peer / mean(&samples[c][ours], |s| s.cpu_us_per_echo);
+            let _ = write!(row, " {ratio:.2} |");
+        }
+        let _ = writeln!(out, "{row}");
+    }
     if !memory.is_empty() {
         let _ = writeln!(
             out,
@@ -437,8 +501,14 @@ fn to_json(
                 .iter()
                 .enumerate()
                 .map(|(s, server)| {
-                    let runs: Vec<serde_json::Value> =
-                        samples[c][s].iter().map(|x| x.json.clone()).collect();
+                    let runs: Vec<serde_json::Value> = samples[c][s]
+                        .iter()
+                        .map(|x| {
+                            let mut run = x.json.clone();
+                            run["server_cpu_us_per_echo"] = x.cpu_us_per_echo.into();
+                            run
+                        })
+                        .collect();
                     (server.name().to_owned(), serde_json::Value::Array(runs))
                 })
                 .collect();

@@ -167,6 +167,8 @@ struct Run {
     echo_timeout: Duration,
     /// Measured echoes.
     messages: AtomicU64,
+    /// Every echo, the warm-up's included.
+    echoes: AtomicU64,
     /// When the last measured echo arrived, in nanoseconds after `measure_from`.
     last_echo_nanos: AtomicU64,
     errors: AtomicU64,
@@ -309,6 +311,7 @@ pub(crate) async fn run(args: BenchArgs) -> ExitCode {
         budget,
         echo_timeout: args.timeout,
         messages: AtomicU64::new(0),
+        echoes: AtomicU64::new(0),
         last_echo_nanos: AtomicU64::new(0),
         errors: AtomicU64::new(0),
         first_error: Mutex::new(None),
@@ -384,6 +387,7 @@ async fn echo_loop(mut ws: WebSocket, payload: Payload, run: Arc<Run>) {
             healthy = false;
             break;
         }
+        run.echoes.fetch_add(1, Ordering::Relaxed);
         if measured {
             let nanos = u64::try_from((arrived - sent_at).as_nanos()).unwrap_or(u64::MAX);
             samples.push(nanos.max(1));
@@ -491,6 +495,8 @@ struct Report {
     warmup: Duration,
     elapsed: Duration,
     messages: u64,
+    /// Every echo, the warm-up's included.
+    echoes: u64,
     /// Round trips in nanoseconds: p50, p90, p99, p99.9, max, mean.
     latency: [f64; 6],
     errors: u64,
@@ -522,6 +528,7 @@ impl Report {
             warmup: args.warmup,
             elapsed: Duration::from_nanos(run.last_echo_nanos.load(Ordering::Relaxed)),
             messages: run.messages.load(Ordering::Relaxed),
+            echoes: run.echoes.load(Ordering::Relaxed),
             latency,
             errors: run.errors.load(Ordering::Relaxed),
             first_error: run
@@ -604,6 +611,7 @@ impl Report {
             "warmup_s": self.warmup.as_secs_f64(),
             "elapsed_s": self.elapsed.as_secs_f64(),
             "messages": self.messages,
+            "echoes_total": self.echoes,
             "msgs_per_s": self.messages_per_second(),
             "mb_per_s": self.megabytes_per_second(),
             "latency_us": {
