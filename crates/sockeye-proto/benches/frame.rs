@@ -1,6 +1,9 @@
 //! Frame header parsing: the three length encodings, masked (as a server reads them) and
 //! unmasked (as a client does).
 
+// criterion_group! defines an undocumented public function.
+#![allow(missing_docs)]
+
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};

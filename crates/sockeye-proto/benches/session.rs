@@ -1,6 +1,9 @@
 //! The core's receive path, as a server sees it: whole messages and fragmented ones
 //! through `Connection::receive_data`, and the echo (receive, send back, take the bytes).
 
+// criterion_group! defines an undocumented public function.
+#![allow(missing_docs)]
+
 use std::hint::black_box;
 use std::time::Instant;
 

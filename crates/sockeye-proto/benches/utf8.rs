@@ -1,6 +1,9 @@
 //! UTF-8 validation: the streaming validator, whole and in pieces, against
 //! `std::str::from_utf8` on the same bytes.
 
+// criterion_group! defines an undocumented public function.
+#![allow(missing_docs)]
+
 use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
