@@ -4,6 +4,8 @@
 //! - `peers serve NAME [--addr HOST:PORT]`: one echo server; prints `listening on ADDR`.
 //! - `peers matrix`: every server against the matrix of loads, with `sockeye bench` as the
 //!   load generator, then the idle memory per connection; prints the tables.
+//! - `peers idle ADDR N`: opens N idle WebSocket connections to ADDR and holds them until
+//!   stdin closes (to look at a server's memory by hand, e.g. under a heap profiler).
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -35,6 +37,13 @@ enum Command {
     },
     /// Run the benchmark matrix against every server and print the tables.
     Matrix(matrix::MatrixArgs),
+    /// Open idle connections to a server and hold them until stdin closes.
+    Idle {
+        /// The server's address
+        addr: SocketAddr,
+        /// How many connections
+        connections: usize,
+    },
 }
 
 fn main() -> ExitCode {
@@ -47,5 +56,37 @@ fn main() -> ExitCode {
             }
         },
         Command::Matrix(args) => matrix::run(args),
+        Command::Idle { addr, connections } => hold_idle(addr, connections),
     }
+}
+
+fn hold_idle(addr: SocketAddr, connections: usize) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("peers: cannot start the runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async {
+        match idle::open(addr, connections).await {
+            Ok(sockets) => {
+                eprintln!(
+                    "holding {} idle connections; close stdin to end",
+                    sockets.len()
+                );
+                let mut rest = Vec::new();
+                let _ =
+                    tokio::io::AsyncReadExt::read_to_end(&mut tokio::io::stdin(), &mut rest).await;
+                ExitCode::SUCCESS
+            }
+            Err(error) => {
+                eprintln!("peers: opening idle connections: {error}");
+                ExitCode::FAILURE
+            }
+        }
+    })
 }

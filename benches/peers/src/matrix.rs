@@ -388,7 +388,11 @@ fn render(
     samples: &[Vec<Vec<Sample>>],
     memory: &[(Server, Result<Memory, String>)],
 ) -> String {
-    let sockeye = servers.iter().position(|s| *s == Server::Sockeye);
+    // Ratios need Sockeye and at least one peer.
+    let sockeye = servers
+        .iter()
+        .position(|s| *s == Server::Sockeye)
+        .filter(|_| servers.len() > 1);
     let mut out = String::new();
     let _ = writeln!(
         out,
