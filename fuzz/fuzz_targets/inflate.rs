@@ -85,36 +85,6 @@ fn verbose() -> bool {
     *VERBOSE.get_or_init(|| std::env::var_os("SOCKEYE_FUZZ_VERBOSE").is_some())
 }
 
-/// Position of a state in the forward order of DESIGN.md (invariant 1).
-fn rank(state: State) -> u8 {
-    match state {
-        State::New => 0,
-        State::Connecting => 1,
-        State::Connected => 2,
-        State::Open => 3,
-        State::Closing { .. } => 4,
-        State::Closed => 5,
-    }
-}
-
-/// Whether `next` may follow `prev`: the same state, a later one, or CLOSING with flags
-/// only ever set.
-fn moves_forward(prev: State, next: State) -> bool {
-    match (prev, next) {
-        (
-            State::Closing {
-                close_sent: s0,
-                close_received: r0,
-            },
-            State::Closing {
-                close_sent: s1,
-                close_received: r1,
-            },
-        ) => (s1 || !s0) && (r1 || !r0),
-        _ => prev == next || rank(next) > rank(prev),
-    }
-}
-
 /// The offer (and the server's settings) chosen by the first two input bytes.
 fn offer(flags: u8, bits: u8) -> (String, DeflateConfig) {
     let client_bits = 8 + (bits & 7);
@@ -225,7 +195,7 @@ impl Harness {
     fn check_state(&mut self) {
         let state = self.conn.state();
         assert!(
-            moves_forward(self.state, state),
+            state.follows(self.state),
             "state moved backwards: {} -> {}",
             self.state,
             state

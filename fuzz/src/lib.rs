@@ -48,36 +48,6 @@ const _: () = assert!(
     "build the fuzz targets with debug assertions (cargo fuzz build -a)"
 );
 
-/// Position of a state in DESIGN.md's forward order (invariant 1).
-fn rank(state: State) -> u8 {
-    match state {
-        State::New => 0,
-        State::Connecting => 1,
-        State::Connected => 2,
-        State::Open => 3,
-        State::Closing { .. } => 4,
-        State::Closed => 5,
-    }
-}
-
-/// Whether `next` may follow `prev` when observed between two steps: the same state, a
-/// later one, or CLOSING with flags that were only set, never cleared.
-fn moves_forward(prev: State, next: State) -> bool {
-    match (prev, next) {
-        (
-            State::Closing {
-                close_sent: s0,
-                close_received: r0,
-            },
-            State::Closing {
-                close_sent: s1,
-                close_received: r1,
-            },
-        ) => (s1 || !s0) && (r1 || !r0),
-        _ => prev == next || rank(next) > rank(prev),
-    }
-}
-
 /// Chunk lengths selected by the low nibble of a step byte.
 const CHUNK_LENGTHS: [usize; 16] = [
     1,
@@ -329,7 +299,7 @@ impl Harness {
         let state = self.conn.state();
         // Invariant 1: states only move forward; CLOSED is final.
         assert!(
-            moves_forward(self.state, state),
+            state.follows(self.state),
             "state moved backwards: {} -> {}",
             self.state,
             state
@@ -534,7 +504,7 @@ impl Harness {
         assert_eq!(history.first(), Some(&State::New));
         for pair in history.windows(2) {
             assert!(
-                pair[0] != pair[1] && moves_forward(pair[0], pair[1]),
+                pair[0] != pair[1] && pair[1].follows(pair[0]),
                 "history moves backwards: {history:?}"
             );
         }

@@ -61,6 +61,13 @@ impl State {
         }
     }
 
+    /// Whether this state may be observed after `earlier` (DESIGN.md invariant 1): the
+    /// same state, a later one, or CLOSING with flags that were only set, never cleared.
+    /// For checks from outside the crate (fuzz targets, runtimes that watch the state).
+    pub fn follows(self, earlier: State) -> bool {
+        self == earlier || earlier.may_become(self)
+    }
+
     /// Whether our Close frame was sent.
     pub fn close_sent(self) -> bool {
         matches!(
@@ -110,5 +117,30 @@ impl fmt::Display for State {
             }
             State::Closed => f.write_str("CLOSED"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::State;
+
+    const SENT: State = State::Closing {
+        close_sent: true,
+        close_received: false,
+    };
+    const BOTH: State = State::Closing {
+        close_sent: true,
+        close_received: true,
+    };
+
+    #[test]
+    fn follows_is_the_forward_order_of_invariant_1() {
+        assert!(State::Open.follows(State::Open));
+        assert!(State::Open.follows(State::Connected));
+        assert!(BOTH.follows(SENT));
+        assert!(State::Closed.follows(BOTH));
+        assert!(!State::Connected.follows(State::Open));
+        assert!(!SENT.follows(BOTH), "a CLOSING flag is never cleared");
+        assert!(!State::Open.follows(State::Closed), "CLOSED is final");
     }
 }
