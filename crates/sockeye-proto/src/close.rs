@@ -264,6 +264,14 @@ impl CloseInfo {
     }
 }
 
+impl CloseInfo {
+    /// The outcome of a session that ended without any Close frame because of `error`
+    /// (a lost transport, a failed connection attempt): 1006, not clean (7.1.5, 7.1.4).
+    pub fn abnormal(error: Error) -> CloseInfo {
+        CloseInfo::new(None, None, Initiator::Abnormal, Some(error))
+    }
+}
+
 impl fmt::Display for CloseInfo {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
@@ -354,5 +362,11 @@ mod tests {
         let lost = CloseInfo::new(None, None, Initiator::Abnormal, None);
         assert_eq!(lost.code, CloseCode::ABNORMAL);
         assert!(!lost.clean);
+        let failed = CloseInfo::abnormal(Error::ConnectionLost);
+        assert_eq!(
+            (failed.code, failed.initiator, failed.clean),
+            (CloseCode::ABNORMAL, Initiator::Abnormal, false)
+        );
+        assert_eq!(failed.error, Some(Error::ConnectionLost));
     }
 }

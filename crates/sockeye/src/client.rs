@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use sockeye_proto::extension::DeflateConfig;
 use sockeye_proto::handshake::{ClientRequest, Response};
-use sockeye_proto::{CloseCode, CloseInfo, Connection, Initiator};
+use sockeye_proto::{CloseInfo, Connection};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
@@ -402,15 +402,7 @@ pub(crate) fn connect_failure(error: &Error) -> CloseInfo {
         Error::HandshakeTimeout => sockeye_proto::Error::HandshakeTimeout,
         other => sockeye_proto::Error::Transport(other.to_string()),
     };
-    CloseInfo {
-        code: CloseCode::ABNORMAL,
-        reason: String::new(),
-        sent: None,
-        received: None,
-        initiator: Initiator::Abnormal,
-        clean: false,
-        error: Some(failure),
-    }
+    CloseInfo::abnormal(failure)
 }
 
 /// Resolves and connects a TCP socket to the URL's host and port, with `TCP_NODELAY`
