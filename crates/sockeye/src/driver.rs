@@ -452,10 +452,9 @@ where
                 }
             }
             let closed = inner.conn.state().is_closed();
-            let reading_allowed = inner.handles == 0
-                || !matches!(dispatch, Dispatch::Queue)
-                || inner.incoming_bytes <= inner.config.read_buffer_high_water;
-            let want_read = !read_eof && reading_allowed;
+            // Only received messages waiting for a reader stop reading (none are queued
+            // in Endpoint mode or without a receiving handle).
+            let want_read = !read_eof && !inner.incoming_over_high_water();
             if closed && linger_until.is_none() && shutdown_done {
                 linger_until = Some(now + inner.config.linger);
             }
