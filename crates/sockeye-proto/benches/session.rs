@@ -89,6 +89,25 @@ fn receive(c: &mut Criterion) {
             })
         });
     }
+    // A large message as reads cut it: 16 KiB at a time.
+    let size = 1 << 20;
+    let wire = client_frames(OpCode::Binary, size, 1);
+    let mut server = open_server();
+    group.throughput(Throughput::Bytes(size as u64));
+    group.bench_function(
+        BenchmarkId::new("receive_data", "binary_1MiB_in_16KiB_reads"),
+        |b| {
+            b.iter(|| {
+                for piece in wire.chunks(16 * 1024) {
+                    server.receive_data(black_box(piece), now);
+                }
+                match server.poll_event() {
+                    Some(Event::Message(message)) => black_box(message),
+                    other => panic!("expected a message, got {other:?}"),
+                }
+            })
+        },
+    );
     group.finish();
 }
 

@@ -149,10 +149,12 @@ enum HandshakePhase {
 #[derive(Clone, Copy, Debug)]
 enum Read {
     Header,
+    /// The payload of `header` is arriving at the start of `inbuf`; it stays there until
+    /// the whole frame is in, and is then split off without a copy.
     Payload {
         header: FrameHeader,
-        remaining: u64,
-        offset: usize,
+        /// Bytes at the start of `inbuf` already unmasked (and, for text, validated).
+        seen: usize,
     },
 }
 
@@ -163,6 +165,10 @@ struct Failing {
     /// The Close frame to send when it takes effect, if one can be sent.
     frame: Option<CloseFrame>,
 }
+
+/// The most `inbuf` reserves at once for the rest of a frame; larger frames grow it as
+/// they arrive.
+const MAX_FRAME_RESERVE: usize = 4 << 20;
 
 #[derive(Debug)]
 struct Partial {
@@ -251,6 +257,8 @@ pub struct Connection {
     handshake: HandshakePhase,
 
     inbuf: BytesMut,
+    /// Length of `inbuf` when it was lent with `lend_receive_buffer`.
+    lent_len: usize,
     read: Read,
     message: Option<Partial>,
     control: BytesMut,
@@ -309,6 +317,7 @@ impl Connection {
             accepted_subprotocol: None,
             handshake: HandshakePhase::Head,
             inbuf: BytesMut::new(),
+            lent_len: 0,
             read: Read::Header,
             message: None,
             control: BytesMut::new(),
@@ -659,6 +668,11 @@ impl Connection {
             return;
         }
         self.inbuf.extend_from_slice(data);
+        self.input_arrived(now);
+    }
+
+    /// New bytes are at the end of `inbuf`.
+    fn input_arrived(&mut self, now: Instant) {
         if self.state == State::New {
             if self.role == Role::Client {
                 // Nothing is expected before the request went out.
@@ -668,6 +682,42 @@ impl Connection {
             self.set_state(State::Connecting);
         }
         self.process_input(now);
+    }
+
+    /// Lends the receive buffer, so that the I/O layer reads from the transport straight
+    /// into it instead of into a buffer of its own that [`receive_data`](Self::receive_data)
+    /// would copy from. Append the bytes read after its contents (a `read_buf` does) and
+    /// give it back with [`receive_buffer`](Self::receive_buffer); in between, call no
+    /// other input method.
+    ///
+    /// The buffer has room for at least `spare` more bytes, and for the rest of a frame
+    /// whose payload is arriving (up to 4 MiB), so that a large payload is read in place.
+    /// It holds the bytes received but not processed yet (the start of a frame): keep them.
+    /// An empty buffer with more than twice `spare` of room is replaced by a new one, so
+    /// that a connection that goes quiet after a large message does not keep its memory.
+    pub fn lend_receive_buffer(&mut self, spare: usize) -> BytesMut {
+        let mut buf = std::mem::take(&mut self.inbuf);
+        if buf.is_empty() && buf.capacity() > spare.saturating_mul(2) {
+            buf = BytesMut::new();
+        }
+        buf.reserve(spare);
+        self.lent_len = buf.len();
+        buf
+    }
+
+    /// Takes back the buffer lent by [`lend_receive_buffer`](Self::lend_receive_buffer),
+    /// with the bytes read from the transport appended: the same as
+    /// [`receive_data`](Self::receive_data) with those bytes, without copying them.
+    pub fn receive_buffer(&mut self, buf: BytesMut, now: Instant) {
+        let fresh = buf.len().saturating_sub(self.lent_len);
+        self.lent_len = 0;
+        if self.discard_input {
+            return;
+        }
+        self.inbuf = buf;
+        if fresh > 0 {
+            self.input_arrived(now);
+        }
     }
 
     /// The peer closed its side of the transport (read returned 0).
@@ -977,41 +1027,58 @@ impl Connection {
                     match parsed {
                         Ok(Some((header, consumed))) => {
                             self.inbuf.advance(consumed);
-                            self.read = Read::Payload {
-                                header,
-                                remaining: header.len,
-                                offset: 0,
-                            };
+                            self.read = Read::Payload { header, seen: 0 };
                         }
                         Ok(None) => return,
                         Err(error) => return self.fail_in_order(error.into(), now),
                     }
                 }
-                Read::Payload {
-                    header,
-                    remaining,
-                    offset,
-                } => {
-                    let take = remaining.min(self.inbuf.len() as u64) as usize;
-                    if take == 0 && remaining > 0 {
-                        return;
+                Read::Payload { header, seen } => {
+                    // Within usize: the header passed the frame and message size limits,
+                    // and the frame is read into memory whole either way.
+                    let len = usize::try_from(header.len).unwrap_or(usize::MAX);
+                    if self.inflates(&header) {
+                        // RFC 7692: a compressed frame is inflated as it arrives, so the
+                        // message limit bounds the output, not the frame's whole input.
+                        let take = (len - seen).min(self.inbuf.len());
+                        if take == 0 && seen < len {
+                            return;
+                        }
+                        let mut chunk = self.inbuf.split_to(take);
+                        if let Some(key) = header.mask {
+                            apply_mask(&mut chunk, key, seen);
+                        }
+                        let seen = seen + take;
+                        if let Err(error) = self.inflate_chunk(&header, &chunk, seen == len) {
+                            return self.fail_in_order(error.into(), now);
+                        }
+                        if seen < len {
+                            self.read = Read::Payload { header, seen };
+                            return;
+                        }
+                        self.read = Read::Header;
+                        if let Err(error) = self.finish_frame(&header, now) {
+                            return self.fail_in_order(error.into(), now);
+                        }
+                        continue;
                     }
-                    let mut chunk = self.inbuf.split_to(take);
-                    if let Some(key) = header.mask {
-                        apply_mask(&mut chunk, key, offset);
+                    let arrived = self.inbuf.len().min(len);
+                    if arrived > seen {
+                        if let Err(error) = self.unmask_arrived(&header, seen, arrived, len) {
+                            return self.fail_in_order(error.into(), now);
+                        }
                     }
-                    let remaining = remaining - take as u64;
-                    if let Err(error) = self.absorb_payload(&header, chunk, remaining == 0) {
-                        return self.fail_in_order(error.into(), now);
-                    }
-                    if remaining > 0 {
+                    if arrived < len {
                         self.read = Read::Payload {
                             header,
-                            remaining,
-                            offset: offset + take,
+                            seen: arrived,
                         };
+                        // Room for the rest of the frame, so that it arrives in place.
+                        self.inbuf.reserve((len - arrived).min(MAX_FRAME_RESERVE));
                         return;
                     }
+                    let payload = self.inbuf.split_to(len);
+                    self.absorb_payload(&header, payload);
                     self.read = Read::Header;
                     if let Err(error) = self.finish_frame(&header, now) {
                         return self.fail_in_order(error.into(), now);
@@ -1019,6 +1086,38 @@ impl Connection {
                 }
             }
         }
+    }
+
+    /// Unmasks the payload bytes `seen..arrived` of the frame at the start of `inbuf`, and
+    /// checks them if they are text.
+    fn unmask_arrived(
+        &mut self,
+        header: &FrameHeader,
+        seen: usize,
+        arrived: usize,
+        len: usize,
+    ) -> Result<(), ProtocolError> {
+        let fresh = &mut self.inbuf[seen..arrived];
+        if let Some(key) = header.mask {
+            apply_mask(fresh, key, seen);
+        }
+        if header.opcode.is_control() {
+            return Ok(());
+        }
+        let Some(partial) = self.message.as_mut() else {
+            return Ok(());
+        };
+        // 8.1: text is checked as it arrives, so an invalid sequence fails the connection
+        // at once, even in the middle of a fragment. A message that arrives whole at once
+        // is checked once, when it is delivered.
+        let whole_message = seen == 0 && arrived == len && header.fin && partial.buf.is_empty();
+        if partial.text && !whole_message {
+            partial
+                .utf8
+                .feed(fresh)
+                .map_err(|_| ProtocolError::InvalidUtf8)?;
+        }
+        Ok(())
     }
 
     /// Checks a frame header against the message in progress (5.4) and the message limit.
@@ -1054,45 +1153,46 @@ impl Connection {
         Ok(())
     }
 
-    fn absorb_payload(
+    /// Whether the payload of `header` belongs to a compressed message: it is inflated
+    /// piece by piece as it arrives instead of being completed in `inbuf`.
+    fn inflates(&self, header: &FrameHeader) -> bool {
+        !header.opcode.is_control() && self.message.as_ref().is_some_and(|m| m.compressed)
+    }
+
+    /// Inflates an unmasked piece of a compressed message's frame (RFC 7692 section 6.2).
+    fn inflate_chunk(
         &mut self,
         header: &FrameHeader,
-        chunk: BytesMut,
+        chunk: &[u8],
         frame_done: bool,
     ) -> Result<(), ProtocolError> {
-        if header.opcode.is_control() {
-            self.control.extend_from_slice(&chunk);
-            return Ok(());
-        }
         let Some(partial) = self.message.as_mut() else {
             return Ok(());
         };
-        if partial.compressed {
-            let max = self.config.max_message_size;
-            return extensions::inflate(
-                &mut self.deflate,
-                partial,
-                &chunk,
-                max,
-                frame_done && header.fin,
-            );
+        let max = self.config.max_message_size;
+        extensions::inflate(
+            &mut self.deflate,
+            partial,
+            chunk,
+            max,
+            frame_done && header.fin,
+        )
+    }
+
+    /// Adds a whole frame's unmasked payload to the control frame or message it belongs to.
+    fn absorb_payload(&mut self, header: &FrameHeader, payload: BytesMut) {
+        if header.opcode.is_control() {
+            self.control.extend_from_slice(&payload);
+            return;
         }
-        let whole_message = frame_done && header.fin && partial.buf.is_empty();
-        // 8.1: text is checked as it arrives, so an invalid sequence fails the connection
-        // at once, even in the middle of a fragment. A message that arrives whole is
-        // checked once, when it is delivered.
-        if partial.text && !whole_message {
-            partial
-                .utf8
-                .feed(&chunk)
-                .map_err(|_| ProtocolError::InvalidUtf8)?;
-        }
+        let Some(partial) = self.message.as_mut() else {
+            return;
+        };
         if partial.buf.is_empty() {
-            partial.buf = chunk;
+            partial.buf = payload;
         } else {
-            partial.buf.extend_from_slice(&chunk);
+            partial.buf.extend_from_slice(&payload);
         }
-        Ok(())
     }
 
     fn finish_frame(&mut self, header: &FrameHeader, now: Instant) -> Result<(), ProtocolError> {
@@ -1472,3 +1572,217 @@ fn truncate_at_char_boundary(text: &mut String, max: usize) {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod receive_buffer_tests {
+    //! The lent receive buffer: the same events as `receive_data` for any chunking, frames
+    //! read in place without a copy, and the buffer's memory released after a large message.
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    const KEY: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
+
+    /// A server connection in OPEN.
+    fn open_server(now: Instant) -> Connection {
+        let mut client =
+            Connection::client(ClientRequest::new("example.com", "/"), Config::default());
+        let mut server = Connection::server(Config::default(), now);
+        client.connect(now);
+        while let Some(Transmit::Data(bytes)) = client.poll_transmit() {
+            server.receive_data(&bytes, now);
+        }
+        assert_eq!(server.poll_event(), Some(Event::Request));
+        server.accept(Accept::default(), now).unwrap();
+        assert_eq!(server.poll_event(), Some(Event::Connected));
+        server.open();
+        while server.poll_transmit().is_some() {}
+        server
+    }
+
+    /// A masked frame, as a client sends it.
+    fn client_frame(fin: bool, opcode: OpCode, payload: &[u8]) -> Vec<u8> {
+        let header = FrameHeader {
+            fin,
+            rsv: 0,
+            opcode,
+            mask: Some(KEY),
+            len: payload.len() as u64,
+        };
+        let mut out = Vec::new();
+        header.encode(&mut out);
+        let start = out.len();
+        out.extend_from_slice(payload);
+        apply_mask(&mut out[start..], KEY, 0);
+        out
+    }
+
+    /// Reads `piece` through the lent buffer, as the runtime does.
+    fn read_lent(conn: &mut Connection, piece: &[u8], spare: usize, now: Instant) {
+        let mut buf = conn.lend_receive_buffer(spare);
+        buf.extend_from_slice(piece);
+        conn.receive_buffer(buf, now);
+    }
+
+    fn events(conn: &mut Connection) -> Vec<Event> {
+        std::iter::from_fn(|| conn.poll_event()).collect()
+    }
+
+    #[test]
+    fn a_frame_arriving_in_pieces_is_delivered_from_the_buffer_it_was_read_into() {
+        let now = Instant::now();
+        let mut server = open_server(now);
+        let payload: Vec<u8> = (0..100_000u32).map(|i| i as u8).collect();
+        let wire = client_frame(true, OpCode::Binary, &payload);
+        // The header and a little of the payload: the buffer then has room for the rest.
+        read_lent(&mut server, &wire[..100], 64, now);
+        let mut buf = server.lend_receive_buffer(64);
+        assert!(buf.capacity() - buf.len() >= wire.len() - 100);
+        let start = buf.as_ptr() as usize;
+        let end = start + buf.capacity();
+        for piece in wire[100..].chunks(7_000) {
+            buf.extend_from_slice(piece);
+            server.receive_buffer(buf, now);
+            buf = server.lend_receive_buffer(64);
+        }
+        let Some(Event::Message(Message::Binary(received))) = server.poll_event() else {
+            panic!("a binary message");
+        };
+        assert_eq!(received, payload);
+        let at = received.as_ptr() as usize;
+        assert!(
+            (start..end).contains(&at),
+            "the payload was not copied out of the buffer it was read into"
+        );
+    }
+
+    #[test]
+    fn an_empty_buffer_is_released_after_a_large_message() {
+        let now = Instant::now();
+        let mut server = open_server(now);
+        let payload = vec![7u8; 1 << 20];
+        read_lent(
+            &mut server,
+            &client_frame(true, OpCode::Binary, &payload),
+            4096,
+            now,
+        );
+        let Some(Event::Message(Message::Binary(received))) = server.poll_event() else {
+            panic!("a binary message");
+        };
+        assert_eq!(received.len(), 1 << 20);
+        let buf = server.lend_receive_buffer(4096);
+        assert!(buf.is_empty());
+        assert!(
+            (4096..=8192).contains(&buf.capacity()),
+            "capacity {} after the message",
+            buf.capacity()
+        );
+    }
+
+    #[test]
+    fn bytes_of_an_unfinished_frame_stay_in_the_lent_buffer() {
+        let now = Instant::now();
+        let mut server = open_server(now);
+        let wire = client_frame(true, OpCode::Text, b"hello");
+        read_lent(&mut server, &wire[..4], 16, now);
+        let buf = server.lend_receive_buffer(16);
+        assert_eq!(&buf[..], &wire[..4], "the start of the header is kept");
+        server.receive_buffer(buf, now);
+        assert!(events(&mut server).is_empty());
+        read_lent(&mut server, &wire[4..], 16, now);
+        assert_eq!(
+            events(&mut server),
+            vec![Event::Message(Message::Text("hello".into()))]
+        );
+    }
+
+    #[test]
+    fn invalid_text_fails_at_the_piece_that_holds_it_before_the_frame_ends() {
+        let now = Instant::now();
+        let mut server = open_server(now);
+        let mut text = b"valid start ".to_vec();
+        text.extend_from_slice(b"\xed\xa0\x80 surrogate");
+        text.extend_from_slice(&[b'x'; 200]);
+        let wire = client_frame(true, OpCode::Text, &text);
+        // Header (8 bytes: 16-bit length and key) and the valid start.
+        read_lent(&mut server, &wire[..8 + 12], 64, now);
+        assert!(events(&mut server).is_empty());
+        assert_eq!(server.state(), State::Open);
+        // The surrogate, with most of the frame still to come.
+        read_lent(&mut server, &wire[20..30], 64, now);
+        let closed = events(&mut server);
+        assert!(
+            matches!(
+                closed.as_slice(),
+                [Event::Close(info)] if info.error == Some(Error::Protocol(ProtocolError::InvalidUtf8))
+            ),
+            "{closed:?}"
+        );
+    }
+
+    /// A client's stream of frames: messages whole and fragmented, text and binary, with
+    /// pings between fragments.
+    fn stream() -> impl Strategy<Value = Vec<u8>> {
+        let message = (
+            any::<bool>(),
+            proptest::collection::vec(0usize..3000, 1..4),
+            any::<bool>(),
+        );
+        proptest::collection::vec(message, 1..6).prop_map(|messages| {
+            let mut wire = Vec::new();
+            for (text, fragments, ping) in messages {
+                let last = fragments.len() - 1;
+                for (i, len) in fragments.into_iter().enumerate() {
+                    let opcode = match (i, text) {
+                        (0, true) => OpCode::Text,
+                        (0, false) => OpCode::Binary,
+                        _ => OpCode::Continuation,
+                    };
+                    let payload: Vec<u8> = (0..len).map(|j| b'a' + (j % 26) as u8).collect();
+                    wire.extend(client_frame(i == last, opcode, &payload));
+                    if ping && i != last {
+                        wire.extend(client_frame(true, OpCode::Ping, b"ping"));
+                    }
+                }
+            }
+            wire
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn lent_buffer_and_receive_data_give_the_same_events_and_output(
+            wire in stream(),
+            cuts in proptest::collection::vec(1usize..5000, 1..20),
+            spare in 0usize..5000,
+        ) {
+            let now = Instant::now();
+            let mut copied = open_server(now);
+            let mut lent = open_server(now);
+            let (mut copied_events, mut lent_events) = (Vec::new(), Vec::new());
+            let mut rest = &wire[..];
+            let mut cuts = cuts.into_iter().cycle();
+            while !rest.is_empty() {
+                let n = cuts.next().unwrap_or(1).min(rest.len());
+                let (piece, tail) = rest.split_at(n);
+                copied.receive_data(piece, now);
+                read_lent(&mut lent, piece, spare, now);
+                copied_events.extend(events(&mut copied));
+                lent_events.extend(events(&mut lent));
+                rest = tail;
+            }
+            prop_assert!(!lent_events.is_empty());
+            prop_assert_eq!(&copied_events, &lent_events);
+            let output = |conn: &mut Connection| {
+                let mut out = Vec::new();
+                while let Some(Transmit::Data(bytes)) = conn.poll_transmit() {
+                    out.extend_from_slice(&bytes);
+                }
+                out
+            };
+            prop_assert_eq!(output(&mut copied), output(&mut lent));
+        }
+    }
+}
