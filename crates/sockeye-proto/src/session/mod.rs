@@ -1077,7 +1077,13 @@ impl Connection {
                         self.inbuf.reserve((len - arrived).min(MAX_FRAME_RESERVE));
                         return;
                     }
-                    let payload = self.inbuf.split_to(len);
+                    // A payload that is all the buffer holds takes the buffer whole:
+                    // splitting would make its storage shared, an allocation per frame.
+                    let payload = if len == self.inbuf.len() {
+                        std::mem::take(&mut self.inbuf)
+                    } else {
+                        self.inbuf.split_to(len)
+                    };
                     self.absorb_payload(&header, payload);
                     self.read = Read::Header;
                     if let Err(error) = self.finish_frame(&header, now) {
@@ -1654,6 +1660,27 @@ mod receive_buffer_tests {
         assert!(
             (start..end).contains(&at),
             "the payload was not copied out of the buffer it was read into"
+        );
+    }
+
+    #[test]
+    fn a_frame_that_fills_the_buffer_takes_it_whole() {
+        let now = Instant::now();
+        let mut server = open_server(now);
+        let wire = client_frame(true, OpCode::Binary, &[5u8; 100]);
+        let mut buf = server.lend_receive_buffer(4096);
+        let start = buf.as_ptr() as usize;
+        buf.extend_from_slice(&wire);
+        server.receive_buffer(buf, now);
+        let Some(Event::Message(Message::Binary(received))) = server.poll_event() else {
+            panic!("a binary message");
+        };
+        assert_eq!(received, vec![5u8; 100]);
+        assert_eq!(received.as_ptr() as usize, start + wire.len() - 100);
+        assert_eq!(
+            server.lend_receive_buffer(0).capacity(),
+            0,
+            "the buffer went with it"
         );
     }
 
