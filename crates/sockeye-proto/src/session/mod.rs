@@ -10,7 +10,7 @@ use std::collections::VecDeque;
 use std::time::Instant;
 
 use bytes::{Buf, Bytes, BytesMut};
-use rand::{Rng, SeedableRng, rngs::StdRng};
+use rand::{Rng, rngs::StdRng};
 use tracing::{debug, trace};
 
 pub use state::State;
@@ -243,7 +243,9 @@ pub struct Connection {
     role: Role,
     config: Config,
     state: State,
-    rng: StdRng,
+    /// Masking keys and the handshake key; clients only. A server never masks, so it
+    /// holds no generator (320 bytes less per connection).
+    rng: Option<Box<StdRng>>,
     /// Reserved bits an extension has claimed.
     allowed_rsv: u8,
     /// permessage-deflate, when negotiated.
@@ -302,12 +304,12 @@ pub const IDLE_TIMEOUT_REASON: &str = "idle timeout";
 const ZERO_COPY_THRESHOLD: usize = 1024;
 
 impl Connection {
-    fn new(role: Role, config: Config, rng: StdRng) -> Connection {
+    fn new(role: Role, config: Config, rng: Option<StdRng>) -> Connection {
         Connection {
             role,
             config,
             state: State::New,
-            rng,
+            rng: rng.map(Box::new),
             allowed_rsv: 0,
             deflate: None,
             client_request: None,
@@ -353,7 +355,7 @@ impl Connection {
     /// A client session taking its randomness from `rng` (a seeded [`StdRng`] makes tests
     /// deterministic).
     pub fn client_with_rng(request: ClientRequest, config: Config, rng: StdRng) -> Connection {
-        let mut conn = Connection::new(Role::Client, config, rng);
+        let mut conn = Connection::new(Role::Client, config, Some(rng));
         conn.client_request = Some(request);
         conn
     }
@@ -361,8 +363,8 @@ impl Connection {
     /// A server session for a transport accepted at `now`. It waits in NEW for the first
     /// byte of the request; the handshake timeout runs from `now`.
     pub fn server(config: Config, now: Instant) -> Connection {
-        // A server never masks; the generator only feeds keepalive payloads.
-        let mut conn = Connection::new(Role::Server, config, StdRng::seed_from_u64(0));
+        // A server never masks: no generator.
+        let mut conn = Connection::new(Role::Server, config, None);
         conn.timers.handshake = Some(now + conn.config.handshake_timeout);
         conn
     }
@@ -503,10 +505,11 @@ impl Connection {
             return;
         }
         self.offer_extensions();
-        let Some(request) = self.client_request.as_ref() else {
+        let (Some(request), Some(rng)) = (self.client_request.as_ref(), self.rng.as_deref_mut())
+        else {
             return;
         };
-        self.key = handshake::generate_key(&mut self.rng);
+        self.key = handshake::generate_key(rng);
         let mut out = Vec::new();
         request.encode(&self.key, &mut out);
         self.push_bytes(Bytes::from(out));
@@ -1430,7 +1433,9 @@ impl Connection {
             Role::Client => {
                 // 5.3: a fresh, unpredictable key for every frame.
                 let mut key = [0u8; 4];
-                self.rng.fill_bytes(&mut key);
+                if let Some(rng) = self.rng.as_deref_mut() {
+                    rng.fill_bytes(&mut key);
+                }
                 Some(key)
             }
             Role::Server => None,
