@@ -563,6 +563,14 @@ impl Connection {
     pub fn open(&mut self) {
         if self.state == State::Connected {
             self.set_state(State::Open);
+            // The handshake's event queue and output buffer have done their work: an idle
+            // connection keeps neither (about 700 bytes).
+            if self.events.is_empty() {
+                self.events = VecDeque::new();
+            }
+            if self.out_buf.is_empty() {
+                self.out_buf = BytesMut::new();
+            }
         }
     }
 
@@ -696,11 +704,12 @@ impl Connection {
     /// The buffer has room for at least `spare` more bytes, and for the rest of a frame
     /// whose payload is arriving (up to 4 MiB), so that a large payload is read in place.
     /// It holds the bytes received but not processed yet (the start of a frame): keep them.
-    /// An empty buffer with more than twice `spare` of room is replaced by a new one, so
-    /// that a connection that goes quiet after a large message does not keep its memory.
+    /// An empty buffer is always a new one: the storage of the last one may be large (after
+    /// a large message) or shared with payloads still in use, and a connection that goes
+    /// quiet should keep none of it.
     pub fn lend_receive_buffer(&mut self, spare: usize) -> BytesMut {
         let mut buf = std::mem::take(&mut self.inbuf);
-        if buf.is_empty() && buf.capacity() > spare.saturating_mul(2) {
+        if buf.is_empty() {
             buf = BytesMut::new();
         }
         buf.reserve(spare);
