@@ -170,6 +170,11 @@ struct Failing {
 /// they arrive.
 const MAX_FRAME_RESERVE: usize = 4 << 20;
 
+/// Room reserved for a frame payload of `len` bytes.
+fn frame_reserve(len: u64) -> usize {
+    usize::try_from(len).map_or(MAX_FRAME_RESERVE, |len| len.min(MAX_FRAME_RESERVE))
+}
+
 #[derive(Debug)]
 struct Partial {
     text: bool,
@@ -715,6 +720,31 @@ impl Connection {
         buf.reserve(spare);
         self.lent_len = buf.len();
         buf
+    }
+
+    /// The room a new, empty receive buffer should have to take `first`, the first bytes
+    /// read into it, together with the rest of the frame they begin (up to 4 MiB), so that
+    /// the frame arrives in place instead of growing the buffer, which copies it. For an
+    /// I/O layer that reads into a buffer of its own before lending is worth it; without a
+    /// whole frame header in `first` (or with bytes already buffered), `first.len()`.
+    pub fn receive_size_hint(&self, first: &[u8]) -> usize {
+        let framing = matches!(
+            self.state,
+            State::Connected | State::Open | State::Closing { .. }
+        );
+        if !framing || self.discard_input || !self.inbuf.is_empty() {
+            return first.len();
+        }
+        let rest_of_frame = match self.read {
+            Read::Header => match FrameHeader::parse(first) {
+                Ok(Some((header, header_len))) => {
+                    header_len.saturating_add(frame_reserve(header.len))
+                }
+                _ => 0,
+            },
+            Read::Payload { header, seen } => frame_reserve(header.len).saturating_sub(seen),
+        };
+        rest_of_frame.max(first.len())
     }
 
     /// Takes back the buffer lent by [`lend_receive_buffer`](Self::lend_receive_buffer),
@@ -1675,6 +1705,25 @@ mod receive_buffer_tests {
             (start..end).contains(&at),
             "the payload was not copied out of the buffer it was read into"
         );
+    }
+
+    #[test]
+    fn the_size_hint_covers_the_frame_the_first_bytes_begin() {
+        let now = Instant::now();
+        let mut server = open_server(now);
+        let big = client_frame(true, OpCode::Binary, &vec![1u8; 100_000]);
+        // 2 bytes, 8 of length, 4 of key: 14 of header.
+        assert_eq!(server.receive_size_hint(&big[..20]), 14 + 100_000);
+        let small = client_frame(true, OpCode::Text, b"hi");
+        assert_eq!(server.receive_size_hint(&small), small.len());
+        // Half a header: nothing to tell.
+        assert_eq!(server.receive_size_hint(&big[..5]), 5);
+        // A header that arrived alone: the next bytes are its payload.
+        read_lent(&mut server, &big[..14], 0, now);
+        assert_eq!(server.receive_size_hint(&big[14..100]), 100_000);
+        // Before the handshake, the bytes are HTTP.
+        let fresh = Connection::server(Config::default(), now);
+        assert_eq!(fresh.receive_size_hint(&big[..20]), 20);
     }
 
     #[test]
