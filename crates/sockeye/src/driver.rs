@@ -28,8 +28,21 @@ pub(crate) fn now() -> Instant {
 
 /// How many buffers one vectored write takes at most.
 const MAX_IOVECS: usize = 32;
-/// Read size.
-const READ_CHUNK: usize = 16 * 1024;
+/// The room a read asks for, adapted between these bounds to what the reads bring.
+const READ_MIN: usize = 2 * 1024;
+const READ_MAX: usize = 64 * 1024;
+
+/// Doubles the room after a read that filled it, halves it after a read that used less
+/// than a quarter of it.
+fn next_read_size(size: usize, read: usize) -> usize {
+    if read >= size {
+        (size * 2).min(READ_MAX)
+    } else if read < size / 4 {
+        (size / 2).max(READ_MIN)
+    } else {
+        size
+    }
+}
 
 /// State shared by the driver task and the application's handles.
 #[derive(Debug)]
@@ -97,11 +110,16 @@ impl Inner {
     }
 
     fn wake_all(&mut self) {
-        for waker in self.waiters.drain(..) {
-            waker.wake();
-        }
+        self.wake_waiters();
         if let Some(reader) = self.reader.take() {
             reader.wake();
+        }
+    }
+
+    /// Wakes the tasks waiting for buffer space or a flush (not the reader).
+    fn wake_waiters(&mut self) {
+        for waker in self.waiters.drain(..) {
+            waker.wake();
         }
     }
 
@@ -280,7 +298,21 @@ pub(crate) type Decide<'a> =
 
 /// Runs the opening handshake on `stream` until the session is CONNECTED. Events after
 /// `Connected` (frames that arrived with the response) stay queued in the core.
+///
+/// The handshake's state is boxed, so that the future of a connection's task (which holds
+/// this one while the handshake runs) does not keep room for it for the connection's life.
 pub(crate) async fn handshake<S>(
+    conn: &mut Connection,
+    stream: &mut S,
+    decide: Option<Decide<'_>>,
+) -> Result<()>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    Box::pin(run_handshake(conn, stream, decide)).await
+}
+
+async fn run_handshake<S>(
     conn: &mut Connection,
     stream: &mut S,
     mut decide: Option<Decide<'_>>,
@@ -371,7 +403,10 @@ where
     S: AsyncRead + AsyncWrite + Send + Unpin,
 {
     let (mut rd, mut wr) = tokio::io::split(stream);
-    let mut rbuf = BytesMut::new();
+    // Reads go straight into the core's receive buffer, lent for the time of the read.
+    let mut read_size = READ_MIN;
+    let mut rbuf = shared.lock().conn.lend_receive_buffer(0);
+    let mut read_failed = None;
     let mut pending: VecDeque<Bytes> = VecDeque::new();
     let mut shutdown_wanted = false;
     let mut shutdown_done = false;
@@ -387,6 +422,9 @@ where
     }
     shared.lock().conn.open();
 
+    // One registration with the Notify, renewed only when it fires, rather than a new one
+    // (a lock to enter its waiter list and one to leave it) at every turn of the loop.
+    let mut woken = std::pin::pin!(shared.wake_driver.notified());
     loop {
         // 1. Events.
         let mut failure_held = false;
@@ -495,23 +533,24 @@ where
                 if pending.is_empty() {
                     Outcome::Shut(wr.shutdown().await)
                 } else {
-                    let slices: Vec<IoSlice<'_>> = pending
-                        .iter()
-                        .take(MAX_IOVECS)
-                        .map(|b| IoSlice::new(b))
-                        .collect();
-                    Outcome::Wrote(wr.write_vectored(&slices).await)
+                    Outcome::Wrote(write_pending(&mut wr, &pending).await)
                 }
             };
-            if rbuf.capacity() - rbuf.len() < READ_CHUNK / 2 {
-                rbuf.reserve(READ_CHUNK);
-            }
             tokio::select! {
                 biased;
                 outcome = write, if must_write => outcome,
-                result = rd.read_buf(&mut rbuf), if want_read => Outcome::Read(result),
+                result = read_some(
+                    &mut rd,
+                    &mut rbuf,
+                    read_size,
+                    |first: &[u8]| shared.lock().conn.receive_size_hint(first),
+                    &mut read_failed,
+                ), if want_read => Outcome::Read(result),
                 () = sleep_until(deadline), if deadline.is_some() => Outcome::Timer,
-                () = shared.wake_driver.notified() => Outcome::Woken,
+                () = &mut woken => {
+                    woken.set(shared.wake_driver.notified());
+                    Outcome::Woken
+                }
                 () = reader_asks(&shared), if failure_held => Outcome::Woken,
             }
         };
@@ -538,7 +577,9 @@ where
                 if pending.is_empty() {
                     let _ = wr.flush().await;
                 }
-                shared.lock().wake_all();
+                // Writers wait for room or a flush; the reader waits for messages, which
+                // a write does not bring.
+                shared.lock().wake_waiters();
             }
             Outcome::Wrote(Err(error)) | Outcome::Shut(Err(error)) => {
                 trace!(%error, "write failed");
@@ -554,12 +595,15 @@ where
                 read_eof = true;
                 shared.lock().conn.receive_eof(now());
             }
-            Outcome::Read(Ok(_)) => {
-                let mut inner = shared.lock();
-                if !closed {
-                    inner.conn.receive_data(&rbuf, now());
+            Outcome::Read(Ok(n)) => {
+                if closed {
+                    rbuf.clear();
+                } else {
+                    read_size = next_read_size(read_size, n);
+                    let mut inner = shared.lock();
+                    inner.conn.receive_buffer(std::mem::take(&mut rbuf), now());
+                    rbuf = inner.conn.lend_receive_buffer(0);
                 }
-                rbuf.clear();
             }
             Outcome::Read(Err(error)) => {
                 read_eof = true;
@@ -649,6 +693,87 @@ async fn reader_asks(shared: &Shared) {
     .await
 }
 
+/// Writes the queued buffers, up to [`MAX_IOVECS`] of them, in one vectored write. The
+/// slices are built on the stack at each poll: writing allocates nothing.
+async fn write_pending<W: AsyncWrite + Unpin>(
+    wr: &mut W,
+    pending: &VecDeque<Bytes>,
+) -> std::io::Result<usize> {
+    std::future::poll_fn(|cx| {
+        let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
+        let mut count = 0;
+        for (slice, bytes) in slices.iter_mut().zip(pending) {
+            *slice = IoSlice::new(bytes);
+            count += 1;
+        }
+        std::pin::Pin::new(&mut *wr).poll_write_vectored(cx, &slices[..count])
+    })
+    .await
+}
+
+/// Bytes a read takes on the stack when the receive buffer is empty.
+const PROBE: usize = 4 * 1024;
+
+/// Reads into `buf` (the core's lent receive buffer) without holding memory while the
+/// read waits. When `buf` is empty (no frame in progress), the read goes to a buffer on
+/// the stack first, and `buf` is allocated only once bytes arrived, with the room `hint`
+/// asks for them (the core sizes it for the rest of the frame they begin, so that the
+/// frame arrives in place) or else `size`; a read that fills the probe goes on straight
+/// into `buf` (a failure of that second read is kept in `failed` for the next call). When
+/// `buf` holds the start of a frame, the read goes straight into the room the core
+/// reserved for it. Cancel-safe, as `read_buf` is.
+async fn read_some<R: AsyncRead + Unpin>(
+    rd: &mut R,
+    buf: &mut BytesMut,
+    size: usize,
+    hint: impl Fn(&[u8]) -> usize,
+    failed: &mut Option<std::io::Error>,
+) -> std::io::Result<usize> {
+    use std::task::Poll;
+    std::future::poll_fn(|cx| {
+        if let Some(error) = failed.take() {
+            return Poll::Ready(Err(error));
+        }
+        if !buf.is_empty() {
+            if buf.capacity() == buf.len() {
+                buf.reserve(size);
+            }
+            return std::pin::pin!(rd.read_buf(&mut *buf)).poll(cx);
+        }
+        let mut probe = [std::mem::MaybeUninit::<u8>::uninit(); PROBE];
+        let mut probe = tokio::io::ReadBuf::uninit(&mut probe);
+        match std::pin::Pin::new(&mut *rd).poll_read(cx, &mut probe) {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(Err(error)) => return Poll::Ready(Err(error)),
+            Poll::Ready(Ok(())) => {}
+        }
+        let n = probe.filled().len();
+        // A frame that goes on past the bytes that arrived gets exactly its room; complete
+        // frames get the adaptive room, for whatever follows them.
+        let frame = hint(probe.filled());
+        let room = if frame > n { frame } else { size.max(n) };
+        *buf = BytesMut::with_capacity(room);
+        buf.extend_from_slice(probe.filled());
+        if n < PROBE {
+            return Poll::Ready(Ok(n));
+        }
+        // More may be waiting: read it in place rather than in another turn.
+        if buf.capacity() == buf.len() {
+            buf.reserve(size);
+        }
+        match std::pin::pin!(rd.read_buf(&mut *buf)).poll(cx) {
+            Poll::Ready(Ok(more)) => Poll::Ready(Ok(n + more)),
+            Poll::Pending => Poll::Ready(Ok(n)),
+            // The probe's bytes are delivered first; the failure comes with the next read.
+            Poll::Ready(Err(error)) => {
+                *failed = Some(error);
+                Poll::Ready(Ok(n))
+            }
+        }
+    })
+    .await
+}
+
 fn inner_aborted(shared: &Shared) -> bool {
     shared.lock().abort
 }
@@ -665,6 +790,98 @@ async fn sleep_until(deadline: Option<Instant>) {
     match deadline {
         Some(deadline) => tokio::time::sleep_until(deadline.into()).await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod read_tests {
+    use tokio::io::AsyncWriteExt;
+
+    use super::*;
+
+    /// Polls a read once, as the driver's `select!` does before it waits.
+    fn poll_once(read: impl Future<Output = std::io::Result<usize>>) -> bool {
+        let mut read = std::pin::pin!(read);
+        let waker = futures_util::task::noop_waker();
+        let mut cx = std::task::Context::from_waker(&waker);
+        read.as_mut().poll(&mut cx).is_pending()
+    }
+
+    #[tokio::test]
+    async fn a_waiting_read_holds_no_buffer_and_a_ready_one_keeps_its_bytes() {
+        let (mut peer, mut ours) = tokio::io::duplex(64 * 1024);
+        let mut buf = BytesMut::new();
+        let mut failed = None;
+        assert!(poll_once(read_some(
+            &mut ours,
+            &mut buf,
+            READ_MIN,
+            <[u8]>::len,
+            &mut failed
+        )));
+        assert_eq!(buf.capacity(), 0, "nothing to read: no buffer was taken");
+        peer.write_all(b"hello").await.unwrap();
+        let n = read_some(&mut ours, &mut buf, READ_MIN, <[u8]>::len, &mut failed)
+            .await
+            .unwrap();
+        assert_eq!(n, 5);
+        assert_eq!(&buf[..], b"hello");
+        assert!(buf.capacity() >= READ_MIN);
+        // Bytes already held (the start of a frame) stay while the read waits.
+        assert!(poll_once(read_some(
+            &mut ours,
+            &mut buf,
+            READ_MIN,
+            <[u8]>::len,
+            &mut failed
+        )));
+        assert_eq!(&buf[..], b"hello");
+    }
+
+    #[tokio::test]
+    async fn a_read_larger_than_the_probe_continues_in_the_buffer() {
+        let (mut peer, mut ours) = tokio::io::duplex(64 * 1024);
+        let sent: Vec<u8> = (0..3 * PROBE).map(|i| i as u8).collect();
+        peer.write_all(&sent).await.unwrap();
+        let mut buf = BytesMut::new();
+        let mut failed = None;
+        let n = read_some(&mut ours, &mut buf, 16 * 1024, <[u8]>::len, &mut failed)
+            .await
+            .unwrap();
+        assert!(n > PROBE, "one read took {n} bytes");
+        assert_eq!(&buf[..], &sent[..n]);
+        assert!(failed.is_none());
+    }
+
+    #[tokio::test]
+    async fn a_new_buffer_has_the_room_the_hint_asks_for() {
+        let (mut peer, mut ours) = tokio::io::duplex(64 * 1024);
+        peer.write_all(&[7u8; 100]).await.unwrap();
+        let mut buf = BytesMut::new();
+        let mut failed = None;
+        let n = read_some(&mut ours, &mut buf, READ_MIN, |_| 50_000, &mut failed)
+            .await
+            .unwrap();
+        assert_eq!(n, 100);
+        assert!(buf.capacity() >= 50_000, "capacity {}", buf.capacity());
+    }
+    #[test]
+    fn read_room_grows_while_reads_fill_it_and_shrinks_back() {
+        let mut size = READ_MIN;
+        while size < READ_MAX {
+            let grown = next_read_size(size, size);
+            assert_eq!(grown, size * 2);
+            size = grown;
+        }
+        assert_eq!(next_read_size(READ_MAX, READ_MAX), READ_MAX);
+        // A read of half the room keeps it; a small one halves it, down to the minimum.
+        assert_eq!(next_read_size(READ_MAX, READ_MAX / 2), READ_MAX);
+        assert_eq!(next_read_size(READ_MAX, 100), READ_MAX / 2);
+        let mut size = READ_MAX;
+        for _ in 0..10 {
+            size = next_read_size(size, 26);
+        }
+        assert_eq!(size, READ_MIN);
     }
 }
 
