@@ -586,7 +586,9 @@ impl Server {
             // Counted from the accept on, so a shutdown starting now waits for it.
             let handshaking = Handshaking::start(&registry);
             async move {
-                let (shared, stream) = builder.server_handshake(stream, &registry).await?;
+                // Boxed: the connection's task keeps no room for the handshake after it.
+                let (shared, stream) =
+                    Box::pin(builder.server_handshake(stream, &registry)).await?;
                 let id = registry.insert(shared.clone());
                 drop(handshaking);
                 let ws = WebSocket::new(shared.clone());
@@ -617,7 +619,9 @@ impl Server {
             let handshaking = Handshaking::start(&registry);
             async move {
                 let peer = stream.peer_addr()?;
-                let (shared, stream) = builder.server_handshake(stream, &registry).await?;
+                // Boxed: the connection's task keeps no room for the handshake after it.
+                let (shared, stream) =
+                    Box::pin(builder.server_handshake(stream, &registry)).await?;
                 let id = registry.insert(shared.clone());
                 drop(handshaking);
                 let endpoint = make(peer);
