@@ -15,6 +15,8 @@ use tokio::net::{TcpListener, TcpStream};
 pub(crate) enum Server {
     /// Sockeye's `Server::serve` with a `WebSocket` echo loop.
     Sockeye,
+    /// Sockeye's `Server::serve_endpoints`: an `Endpoint` whose `on_message` echoes.
+    SockeyeEndpoint,
     /// tokio-tungstenite's `accept_async` and its `WebSocketStream`.
     Tungstenite,
     /// fastwebsockets upgraded from a hyper 1 HTTP/1 connection, with `FragmentCollector`.
@@ -28,6 +30,7 @@ impl Server {
     pub(crate) fn name(self) -> &'static str {
         match self {
             Server::Sockeye => "sockeye",
+            Server::SockeyeEndpoint => "sockeye-endpoint",
             Server::Tungstenite => "tungstenite",
             Server::Fastwebsockets => "fastwebsockets",
             Server::TokioWebsockets => "tokio-websockets",
@@ -44,6 +47,7 @@ pub(crate) fn run(server: Server, addr: SocketAddr) -> std::io::Result<()> {
     runtime.block_on(async move {
         match server {
             Server::Sockeye => sockeye_server(addr).await,
+            Server::SockeyeEndpoint => sockeye_endpoint_server(addr).await,
             other => {
                 let listener = TcpListener::bind(addr).await?;
                 announce(listener.local_addr()?);
@@ -80,6 +84,24 @@ async fn sockeye_server(addr: SocketAddr) -> std::io::Result<()> {
                 }
             }
         })
+        .await
+        .map_err(std::io::Error::other)
+}
+
+/// Sockeye's endpoint model: the echo runs in `on_message`, on the session's own task.
+async fn sockeye_endpoint_server(addr: SocketAddr) -> std::io::Result<()> {
+    struct Echo;
+    impl sockeye::Endpoint for Echo {
+        fn on_message(&mut self, session: &sockeye::Session, message: sockeye::Message) {
+            let _ = session.try_send(message);
+        }
+    }
+    let server = sockeye::Server::bind(addr)
+        .await
+        .map_err(std::io::Error::other)?;
+    announce(server.local_addr().map_err(std::io::Error::other)?);
+    server
+        .serve_endpoints(|_peer| Echo)
         .await
         .map_err(std::io::Error::other)
 }
