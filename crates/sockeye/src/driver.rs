@@ -3,9 +3,11 @@
 //! protocol decision is the core's ([`sockeye_proto::Connection`]).
 
 use std::collections::VecDeque;
+use std::fmt;
 use std::io::IoSlice;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::task::Waker;
+use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
 use bytes::{Buf, Bytes, BytesMut};
@@ -88,6 +90,44 @@ pub(crate) struct Inner {
     reader_asked: bool,
     /// The driver, while it holds back a failure until the reader asks for more.
     driver: Option<Waker>,
+    /// The transport's write side and the bytes taken from the core for it.
+    out: Output,
+}
+
+/// The write side of the transport, shared so that a sender can write its message itself
+/// when the transport takes it at once, instead of handing it to the driver's task (a
+/// task switch per message). Whatever the transport does not take at once is left to the
+/// driver, which also does the shutdown.
+#[derive(Default)]
+struct Output {
+    /// `None` before the driver starts and after it dropped the transport.
+    io: Option<Pin<Box<dyn AsyncWrite + Send>>>,
+    /// Bytes taken from the core, in order, not written yet.
+    pending: VecDeque<Bytes>,
+    /// Bytes were written since the last flush (TLS keeps records until flushed).
+    unflushed: bool,
+    /// The core asked to shut the transport down (after the last frame).
+    shutdown_wanted: bool,
+    /// A sender's write failed; the driver handles it as its own.
+    failed: Option<std::io::Error>,
+}
+
+impl fmt::Debug for Output {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Output")
+            .field("open", &self.io.is_some())
+            .field("pending", &self.pending.len())
+            .field("unflushed", &self.unflushed)
+            .field("shutdown_wanted", &self.shutdown_wanted)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Output {
+    /// Nothing is left to write or flush (the shutdown aside).
+    fn written(&self) -> bool {
+        self.pending.is_empty() && !self.unflushed
+    }
 }
 
 impl Inner {
@@ -113,6 +153,88 @@ impl Inner {
         self.wake_waiters();
         if let Some(reader) = self.reader.take() {
             reader.wake();
+        }
+    }
+
+    /// Moves the core's output to the write queue.
+    fn take_output(&mut self) {
+        while let Some(transmit) = self.conn.poll_transmit() {
+            match transmit {
+                Transmit::Data(bytes) => {
+                    let inflight = self.inflight + bytes.len();
+                    self.set_inflight(inflight);
+                    self.out.pending.push_back(bytes);
+                }
+                Transmit::Shutdown => self.out.shutdown_wanted = true,
+            }
+        }
+    }
+
+    /// Writes the queue, up to [`MAX_IOVECS`] buffers per vectored write (the slices are
+    /// built on the stack: writing allocates nothing), then flushes. Ready once everything
+    /// was written and flushed.
+    fn poll_write_out(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let Some(io) = self.out.io.as_mut() else {
+            return Poll::Ready(Ok(()));
+        };
+        while !self.out.pending.is_empty() {
+            let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
+            let mut count = 0;
+            for (slice, bytes) in slices.iter_mut().zip(&self.out.pending) {
+                *slice = IoSlice::new(bytes);
+                count += 1;
+            }
+            let mut n = match io.as_mut().poll_write_vectored(cx, &slices[..count]) {
+                Poll::Ready(Ok(0)) => {
+                    return Poll::Ready(Err(std::io::ErrorKind::WriteZero.into()));
+                }
+                Poll::Ready(Ok(n)) => n,
+                Poll::Ready(Err(error)) => return Poll::Ready(Err(error)),
+                Poll::Pending => return Poll::Pending,
+            };
+            self.out.unflushed = true;
+            self.inflight -= n;
+            self.conn.set_unwritten(self.inflight);
+            while n > 0 {
+                let Some(front) = self.out.pending.front_mut() else {
+                    break;
+                };
+                if n >= front.len() {
+                    n -= front.len();
+                    self.out.pending.pop_front();
+                } else {
+                    front.advance(n);
+                    n = 0;
+                }
+            }
+        }
+        if self.out.unflushed {
+            match io.as_mut().poll_flush(cx) {
+                Poll::Ready(Ok(())) => self.out.unflushed = false,
+                other => return other,
+            }
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    /// A sender's write: takes the core's output and writes what the transport takes now,
+    /// without waiting. Returns whether the driver must go on (bytes left, a shutdown, a
+    /// failure, or no transport yet).
+    fn write_now(&mut self) -> bool {
+        self.take_output();
+        if self.out.io.is_none() || self.out.shutdown_wanted || self.out.failed.is_some() {
+            return true;
+        }
+        // The noop waker registers nobody for the transport's readiness: when it is full,
+        // the driver writes, and its own poll registers it.
+        let mut cx = Context::from_waker(Waker::noop());
+        match self.poll_write_out(&mut cx) {
+            Poll::Ready(Ok(())) => false,
+            Poll::Ready(Err(error)) => {
+                self.out.failed = Some(error);
+                true
+            }
+            Poll::Pending => true,
         }
     }
 
@@ -185,6 +307,7 @@ impl Shared {
                 // Nothing was handed to the reader yet, so it has handled everything.
                 reader_asked: true,
                 driver: None,
+                out: Output::default(),
             }),
             wake_driver: Notify::new(),
         })
@@ -228,9 +351,17 @@ impl Shared {
             return Ok(Some(message));
         }
         inner.conn.send(message)?;
-        drop(inner);
-        self.wake_driver.notify_one();
+        self.written_or_handed_over(inner);
         Ok(None)
+    }
+
+    /// After output was queued in the core: writes it now if the transport takes it,
+    /// else wakes the driver to write it.
+    pub(crate) fn written_or_handed_over(&self, mut inner: MutexGuard<'_, Inner>) {
+        if inner.write_now() {
+            drop(inner);
+            self.wake_driver.notify_one();
+        }
     }
 
     /// Queues a message, waiting while the buffer is over its high-water mark.
@@ -400,15 +531,14 @@ pub(crate) enum Dispatch {
 /// Drives an established session until its transport is closed.
 pub(crate) async fn drive<S>(shared: Arc<Shared>, stream: S, mut dispatch: Dispatch)
 where
-    S: AsyncRead + AsyncWrite + Send + Unpin,
+    S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
 {
-    let (mut rd, mut wr) = tokio::io::split(stream);
+    let (mut rd, wr) = tokio::io::split(stream);
+    shared.lock().out.io = Some(Box::pin(wr));
     // Reads go straight into the core's receive buffer, lent for the time of the read.
     let mut read_size = READ_MIN;
     let mut rbuf = shared.lock().conn.lend_receive_buffer(0);
     let mut read_failed = None;
-    let mut pending: VecDeque<Bytes> = VecDeque::new();
-    let mut shutdown_wanted = false;
     let mut shutdown_done = false;
     let mut read_eof = false;
     let mut linger_until: Option<Instant> = None;
@@ -426,6 +556,12 @@ where
     // (a lock to enter its waiter list and one to leave it) at every turn of the loop.
     let mut woken = std::pin::pin!(shared.wake_driver.notified());
     loop {
+        // A sender's write failed: the same as the driver's own.
+        let failed = shared.lock().out.failed.take();
+        if let Some(error) = failed {
+            write_failed(&shared, error, &mut shutdown_done, &mut read_eof);
+        }
+
         // 1. Events.
         let mut failure_held = false;
         match &mut dispatch {
@@ -460,14 +596,14 @@ where
         }
 
         // 2. Output, and what to wait for.
-        let (want_read, deadline, closed) = {
+        let (want_read, deadline, closed, written, shutdown_wanted) = {
             let mut inner = shared.lock();
             let now = now();
             if inner.abort && !inner.conn.state().is_closed() {
                 inner
                     .conn
                     .transport_error("aborted by server shutdown", now);
-                pending.clear();
+                inner.out.pending.clear();
                 inner.set_inflight(0);
             }
             if inner.handles == 0
@@ -479,16 +615,7 @@ where
                 debug!("all handles dropped; closing with 1001");
                 let _ = inner.conn.close(CloseCode::GOING_AWAY, "", now);
             }
-            while let Some(transmit) = inner.conn.poll_transmit() {
-                match transmit {
-                    Transmit::Data(bytes) => {
-                        let inflight = inner.inflight + bytes.len();
-                        inner.set_inflight(inflight);
-                        pending.push_back(bytes);
-                    }
-                    Transmit::Shutdown => shutdown_wanted = true,
-                }
-            }
+            inner.take_output();
             let closed = inner.conn.state().is_closed();
             // Only received messages waiting for a reader stop reading (none are queued
             // in Endpoint mode or without a receiving handle).
@@ -502,16 +629,17 @@ where
                 // never reads cannot keep the transport forever.
                 flush_until = Some(now + inner.config.protocol.close_timeout);
             }
-            let flushed = pending.is_empty() && (shutdown_done || !shutdown_wanted);
+            let written = inner.out.written();
+            let shutdown_wanted = inner.out.shutdown_wanted;
+            let flushed = written && (shutdown_done || !shutdown_wanted);
             let deadline = match (closed, flushed) {
                 (true, true) => linger_until,
                 (true, false) => flush_until,
                 (false, _) => inner.conn.poll_timeout(),
             };
-            (want_read, deadline, closed)
+            (want_read, deadline, closed, written, shutdown_wanted)
         };
-
-        let flushed = pending.is_empty() && (shutdown_done || !shutdown_wanted);
+        let flushed = written && (shutdown_done || !shutdown_wanted);
         if closed && !flushed && flush_until.is_some_and(|t| t <= now()) {
             debug!("output not written within the close timeout; dropping the transport");
             break;
@@ -528,14 +656,17 @@ where
 
         // 3. Wait for the socket, a deadline or the application.
         let outcome = {
-            let must_write = !pending.is_empty() || (shutdown_wanted && !shutdown_done);
-            let write = async {
-                if pending.is_empty() {
-                    Outcome::Shut(wr.shutdown().await)
-                } else {
-                    Outcome::Wrote(write_pending(&mut wr, &pending).await)
+            let must_write = !written || (shutdown_wanted && !shutdown_done);
+            let write = std::future::poll_fn(|cx| {
+                let mut inner = shared.lock();
+                if !inner.out.written() {
+                    return inner.poll_write_out(cx).map(Outcome::Wrote);
                 }
-            };
+                match inner.out.io.as_mut() {
+                    Some(io) => io.as_mut().poll_shutdown(cx).map(Outcome::Shut),
+                    None => Poll::Ready(Outcome::Shut(Ok(()))),
+                }
+            });
             tokio::select! {
                 biased;
                 outcome = write, if must_write => outcome,
@@ -556,39 +687,13 @@ where
         };
 
         match outcome {
-            Outcome::Wrote(Ok(mut n)) => {
-                {
-                    let mut inner = shared.lock();
-                    let inflight = inner.inflight - n;
-                    inner.set_inflight(inflight);
-                }
-                while n > 0 {
-                    let Some(front) = pending.front_mut() else {
-                        break;
-                    };
-                    if n >= front.len() {
-                        n -= front.len();
-                        pending.pop_front();
-                    } else {
-                        front.advance(n);
-                        n = 0;
-                    }
-                }
-                if pending.is_empty() {
-                    let _ = wr.flush().await;
-                }
+            Outcome::Wrote(Ok(())) => {
                 // Writers wait for room or a flush; the reader waits for messages, which
                 // a write does not bring.
                 shared.lock().wake_waiters();
             }
             Outcome::Wrote(Err(error)) | Outcome::Shut(Err(error)) => {
-                trace!(%error, "write failed");
-                let mut inner = shared.lock();
-                inner.conn.transport_error(error.to_string(), now());
-                inner.set_inflight(0);
-                pending.clear();
-                shutdown_done = true;
-                read_eof = true;
+                write_failed(&shared, error, &mut shutdown_done, &mut read_eof);
             }
             Outcome::Shut(Ok(())) => shutdown_done = true,
             Outcome::Read(Ok(0)) => {
@@ -622,8 +727,8 @@ where
     // means the socket is gone, so a caller of `closed()` that counts its file
     // descriptors, or is at its limit, never sees it still open.
     drop(rd);
-    drop(wr);
     let mut inner = shared.lock();
+    inner.out.io = None;
     inner.finished = true;
     inner.incoming_bytes = inner.incoming.iter().map(|m| m.as_bytes().len()).sum();
     inner.wake_all();
@@ -693,22 +798,22 @@ async fn reader_asks(shared: &Shared) {
     .await
 }
 
-/// Writes the queued buffers, up to [`MAX_IOVECS`] of them, in one vectored write. The
-/// slices are built on the stack at each poll: writing allocates nothing.
-async fn write_pending<W: AsyncWrite + Unpin>(
-    wr: &mut W,
-    pending: &VecDeque<Bytes>,
-) -> std::io::Result<usize> {
-    std::future::poll_fn(|cx| {
-        let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
-        let mut count = 0;
-        for (slice, bytes) in slices.iter_mut().zip(pending) {
-            *slice = IoSlice::new(bytes);
-            count += 1;
-        }
-        std::pin::Pin::new(&mut *wr).poll_write_vectored(cx, &slices[..count])
-    })
-    .await
+/// A write failed, the driver's or a sender's: the session is over (1006), and nothing
+/// more is read or written.
+fn write_failed(
+    shared: &Shared,
+    error: std::io::Error,
+    shutdown_done: &mut bool,
+    read_eof: &mut bool,
+) {
+    trace!(%error, "write failed");
+    let mut inner = shared.lock();
+    inner.conn.transport_error(error.to_string(), now());
+    inner.set_inflight(0);
+    inner.out.pending.clear();
+    inner.out.unflushed = false;
+    *shutdown_done = true;
+    *read_eof = true;
 }
 
 /// Bytes a read takes on the stack when the receive buffer is empty: as many as the
@@ -783,7 +888,7 @@ fn inner_aborted(shared: &Shared) -> bool {
 }
 
 enum Outcome {
-    Wrote(std::io::Result<usize>),
+    Wrote(std::io::Result<()>),
     Shut(std::io::Result<()>),
     Read(std::io::Result<usize>),
     Timer,

@@ -172,8 +172,9 @@ fn poll_ready(shared: &Shared, cx: &mut Context<'_>) -> Poll<Result<()>> {
 }
 
 fn start_send(shared: &Shared, message: Message) -> Result<()> {
-    shared.lock().conn.send(message)?;
-    shared.wake_driver.notify_one();
+    let mut inner = shared.lock();
+    inner.conn.send(message)?;
+    shared.written_or_handed_over(inner);
     Ok(())
 }
 
