@@ -1487,6 +1487,12 @@ impl Connection {
             len: payload.len() as u64,
         };
         self.buffered += header.encoded_len() + payload.len();
+        let copied = mask.is_some() || payload.len() < ZERO_COPY_THRESHOLD;
+        let need = header.encoded_len() + if copied { payload.len() } else { 0 };
+        if self.out_buf.capacity() - self.out_buf.len() < need {
+            // One allocation for the frame, not one per piece written into it.
+            self.out_buf.reserve(need);
+        }
         header.encode(&mut self.out_buf);
         match mask {
             Some(key) => {
