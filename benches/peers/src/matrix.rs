@@ -50,7 +50,7 @@ pub(crate) struct MatrixArgs {
         long,
         value_enum,
         value_delimiter = ',',
-        default_value = "sockeye,tungstenite,fastwebsockets,tokio-websockets"
+        default_value = "sockeye,sockeye-endpoint,tungstenite,fastwebsockets,tokio-websockets"
     )]
     servers: Vec<Server>,
 
@@ -388,11 +388,15 @@ fn render(
     samples: &[Vec<Vec<Sample>>],
     memory: &[(Server, Result<Memory, String>)],
 ) -> String {
-    // Ratios need Sockeye and at least one peer.
-    let sockeye = servers
-        .iter()
-        .position(|s| *s == Server::Sockeye)
-        .filter(|_| servers.len() > 1);
+    // Ratios need Sockeye and at least one peer: one column for each of Sockeye's servers.
+    let ours: Vec<usize> = (0..servers.len())
+        .filter(|&s| servers[s].is_ours())
+        .collect();
+    let ours = if ours.len() < servers.len() {
+        ours
+    } else {
+        Vec::new()
+    };
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -405,8 +409,8 @@ fn render(
         let _ = write!(header, " {} |", server.name());
         rule.push_str("---:|");
     }
-    if sockeye.is_some() {
-        header.push_str(" sockeye / best peer |");
+    for &s in &ours {
+        let _ = write!(header, " {} / best peer |", servers[s].name());
         rule.push_str("---:|");
     }
     let _ = writeln!(out, "{header}\n{rule}");
@@ -422,14 +426,14 @@ fn render(
             }
             row.push_str(" |");
         }
-        if let Some(ours) = sockeye {
-            let best_peer = samples[c]
-                .iter()
-                .enumerate()
-                .filter(|(s, _)| *s != ours)
-                .map(|(_, per_server)| mean(per_server, |s| s.msgs_per_s))
-                .fold(0.0, f64::max);
-            let ratio = mean(&samples[c][ours], |s| s.msgs_per_s) / best_peer;
+        let best_peer = samples[c]
+            .iter()
+            .enumerate()
+            .filter(|(s, _)| !ours.contains(s))
+            .map(|(_, per_server)| mean(per_server, |s| s.msgs_per_s))
+            .fold(0.0, f64::max);
+        for &s in &ours {
+            let ratio = mean(&samples[c][s], |s| s.msgs_per_s) / best_peer;
             let _ = write!(row, " {ratio:.2} |");
         }
         let _ = writeln!(out, "{row}");
@@ -437,24 +441,30 @@ fn render(
     let _ = writeln!(
         out,
         "\nServer CPU time (user + system) per echoed message, µs, mean of the rounds \
-         (lower is better; the last column is the best peer's figure over Sockeye's):\n"
+         (lower is better; the last columns are the best peer's figure over each of Sockeye's):\n"
     );
-    let cpu_header = header.replace("sockeye / best peer", "best peer / sockeye");
+    let mut cpu_header = String::from("| load |");
+    for server in servers {
+        let _ = write!(cpu_header, " {} |", server.name());
+    }
+    for &s in &ours {
+        let _ = write!(cpu_header, " best peer / {} |", servers[s].name());
+    }
     let _ = writeln!(out, "{cpu_header}\n{rule}");
     for (c, cell) in args.cells.iter().enumerate() {
         let mut row = format!("| {} |", cell.label());
         for per_server in &samples[c] {
             let _ = write!(row, " {:.1} |", mean(per_server, |s| s.cpu_us_per_echo));
         }
-        if let Some(ours) = sockeye {
-            let best_peer = samples[c]
-                .iter()
-                .enumerate()
-                .filter(|(s, _)| *s != ours)
-                .map(|(_, per_server)| mean(per_server, |s| s.cpu_us_per_echo))
-                .filter(|cpu| *cpu > 0.0)
-                .fold(f64::INFINITY, f64::min);
-            let ratio = best_peer / mean(&samples[c][ours], |s| s.cpu_us_per_echo);
+        let best_peer = samples[c]
+            .iter()
+            .enumerate()
+            .filter(|(s, _)| !ours.contains(s))
+            .map(|(_, per_server)| mean(per_server, |s| s.cpu_us_per_echo))
+            .filter(|cpu| *cpu > 0.0)
+            .fold(f64::INFINITY, f64::min);
+        for &s in &ours {
+            let ratio = best_peer / mean(&samples[c][s], |s| s.cpu_us_per_echo);
             let _ = write!(row, " {ratio:.2} |");
         }
         let _ = writeln!(out, "{row}");

@@ -26,6 +26,12 @@ pub(crate) enum Server {
 }
 
 impl Server {
+    /// Whether this is one of Sockeye's servers (the others are the peers it is compared
+    /// with).
+    pub(crate) fn is_ours(self) -> bool {
+        matches!(self, Server::Sockeye | Server::SockeyeEndpoint)
+    }
+
     /// The name on the command line and in the tables.
     pub(crate) fn name(self) -> &'static str {
         match self {
