@@ -472,6 +472,8 @@ where
                     }
                 }
                 Event::Connected => {
+                    // The request was for the decision; an open session keeps none of it.
+                    drop(conn.take_request());
                     flush(conn, stream).await?;
                     return Ok(());
                 }

@@ -394,6 +394,13 @@ impl Connection {
         self.request.as_ref()
     }
 
+    /// Server: takes the client's handshake request out of the session, for an I/O layer
+    /// that has no use for it after the handshake (its header map is most of what an idle
+    /// connection would keep of it). [`request`](Self::request) returns `None` after.
+    pub fn take_request(&mut self) -> Option<Request> {
+        self.request.take()
+    }
+
     /// Client: the server's handshake response, once received.
     pub fn response(&self) -> Option<&Response> {
         self.response.as_ref()

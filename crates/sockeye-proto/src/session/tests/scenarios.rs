@@ -322,3 +322,21 @@ fn peer_that_never_answers_close_is_dropped_after_close_timeout_with_1006() {
     assert_eq!(info.error, Some(crate::Error::CloseTimeout));
     assert_eq!(info.initiator, Initiator::Local);
 }
+
+#[test]
+fn take_request_hands_over_the_request_once() {
+    let mut pair = Pair::open();
+    let request = pair.server.take_request().expect("the parsed request");
+    assert_eq!(request.path, "/chat");
+    assert!(pair.server.request().is_none());
+    assert!(pair.server.take_request().is_none());
+    // The session goes on without it.
+    pair.client
+        .send(Message::Text("still open".into()))
+        .unwrap();
+    pair.run();
+    assert_eq!(
+        pair.server_log.messages(),
+        vec![&Message::Text("still open".into())]
+    );
+}
