@@ -47,11 +47,13 @@ Output (stdout):
   latency      round-trip percentiles from an HDR histogram (3 significant digits)
   errors       connections that failed, sessions lost, echoes late or wrong
   unclean      connections whose closing handshake did not complete cleanly
+  compressed   with --deflate: connections on which the server agreed to permessage-deflate
 
 Examples:
   sockeye bench --url ws://127.0.0.1:9001 -c 100 -s 20 -d 10s
   sockeye bench -c 10 -s 16KiB -n 100000 --text
   sockeye bench -c 10 -s 1MiB --warmup 1s --json
+  sockeye bench -c 10 -s 16KiB --text --deflate   against `sockeye serve --deflate`
 
 Exit status:
   0  no errors
@@ -86,6 +88,11 @@ pub(crate) struct BenchArgs {
     /// Send text messages (ASCII) instead of binary ones
     #[arg(long)]
     text: bool,
+
+    /// Offer permessage-deflate compression (RFC 7692) on every connection; the result
+    /// says on how many the server agreed
+    #[arg(long)]
+    deflate: bool,
 
     /// Run this long before measuring; these echoes are not counted
     #[arg(long, value_name = "TIME", value_parser = parse_duration, default_value = "0s")]
@@ -267,13 +274,23 @@ pub(crate) async fn run(args: BenchArgs) -> ExitCode {
     let mut connecting = JoinSet::new();
     for _ in 0..connections {
         let url = args.url.clone();
-        connecting.spawn(async move { ClientBuilder::new().connect(&url).await });
+        let deflate = args.deflate;
+        connecting.spawn(async move { ClientBuilder::new().deflate(deflate).connect(&url).await });
     }
     let mut sockets = Vec::with_capacity(connections);
     let mut connect_errors = Vec::new();
+    let mut compressed = 0;
     while let Some(joined) = connecting.join_next().await {
         match joined {
-            Ok(Ok((ws, _response))) => sockets.push(ws),
+            Ok(Ok((ws, response))) => {
+                compressed += usize::from(
+                    response
+                        .extensions
+                        .iter()
+                        .any(|e| e.starts_with("permessage-deflate")),
+                );
+                sockets.push(ws);
+            }
             Ok(Err(error)) => connect_errors.push(error.to_string()),
             Err(error) => connect_errors.push(error.to_string()),
         }
@@ -334,7 +351,7 @@ pub(crate) async fn run(args: BenchArgs) -> ExitCode {
     progress.finish();
 
     // 3. Report.
-    let report = Report::new(&args, &run, connections - connect_errors.len());
+    let report = Report::new(&args, &run, connections - connect_errors.len(), compressed);
     if args.json {
         println!("{}", report.json());
     } else {
@@ -502,10 +519,13 @@ struct Report {
     errors: u64,
     first_error: Option<String>,
     unclean: u64,
+    /// Whether permessage-deflate was offered, and on how many connections it was agreed.
+    deflate: bool,
+    compressed: usize,
 }
 
 impl Report {
-    fn new(args: &BenchArgs, run: &Run, connected: usize) -> Report {
+    fn new(args: &BenchArgs, run: &Run, connected: usize, compressed: usize) -> Report {
         let histogram = run.histogram.lock().unwrap_or_else(|e| e.into_inner());
         let latency = if histogram.is_empty() {
             [0.0; 6]
@@ -537,6 +557,8 @@ impl Report {
                 .unwrap_or_else(|e| e.into_inner())
                 .clone(),
             unclean: run.unclean.load(Ordering::Relaxed),
+            deflate: args.deflate,
+            compressed,
         }
     }
 
@@ -596,6 +618,12 @@ impl Report {
             out.push_str(&format!("first error  {first}\n"));
         }
         out.push_str(&format!("unclean      {}\n", self.unclean));
+        if self.deflate {
+            out.push_str(&format!(
+                "compressed   {} of {} connections (permessage-deflate)\n",
+                self.compressed, self.connected
+            ));
+        }
         out
     }
 
@@ -625,6 +653,8 @@ impl Report {
             "errors": self.errors,
             "first_error": self.first_error,
             "unclean": self.unclean,
+            "deflate_offered": self.deflate,
+            "compressed_connections": self.compressed,
         })
     }
 }

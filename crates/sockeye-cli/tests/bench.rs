@@ -15,7 +15,11 @@ const LIMIT: Duration = Duration::from_secs(30);
 
 /// Starts a library server whose sessions answer each message with `reply(message)`.
 async fn server(reply: fn(Message) -> Message) -> SocketAddr {
-    let server = sockeye::Server::bind("127.0.0.1:0").await.unwrap();
+    server_with(sockeye::ServerBuilder::new(), reply).await
+}
+
+async fn server_with(builder: sockeye::ServerBuilder, reply: fn(Message) -> Message) -> SocketAddr {
+    let server = builder.bind("127.0.0.1:0").await.unwrap();
     let addr = server.local_addr().unwrap();
     tokio::spawn(server.serve(move |mut ws| async move {
         while let Some(Ok(message)) = ws.next().await {
@@ -160,4 +164,33 @@ async fn no_server_means_exit_status_2() {
     let output = bench(addr, &["-c", "1", "-n", "10"]).await;
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("no connection"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deflate_is_offered_and_counted_where_the_server_agrees() {
+    let args = [
+        "--connections",
+        "2",
+        "--size",
+        "4KiB",
+        "--text",
+        "--messages",
+        "100",
+        "--deflate",
+        "--json",
+    ];
+    let compressing = server_with(sockeye::ServerBuilder::new().deflate(true), |m| m).await;
+    let output = bench(compressing, &args).await;
+    assert!(output.status.success(), "exit status {}", output.status);
+    let result = json(&output);
+    assert_eq!(result["deflate_offered"], true);
+    assert_eq!(result["compressed_connections"], 2);
+    assert_eq!(result["messages"], 100);
+    assert_eq!(result["errors"], 0);
+
+    // A server without compression declines the offer; the run goes on uncompressed.
+    let plain = server(|m| m).await;
+    let result = json(&bench(plain, &args).await);
+    assert_eq!(result["compressed_connections"], 0);
+    assert_eq!(result["errors"], 0);
 }
