@@ -282,13 +282,8 @@ pub(crate) async fn run(args: BenchArgs) -> ExitCode {
     let mut compressed = 0;
     while let Some(joined) = connecting.join_next().await {
         match joined {
-            Ok(Ok((ws, response))) => {
-                compressed += usize::from(
-                    response
-                        .extensions
-                        .iter()
-                        .any(|e| e.starts_with("permessage-deflate")),
-                );
+            Ok(Ok((ws, _response))) => {
+                compressed += usize::from(ws.deflate().is_some());
                 sockets.push(ws);
             }
             Ok(Err(error)) => connect_errors.push(error.to_string()),

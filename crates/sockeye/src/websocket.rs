@@ -75,6 +75,12 @@ impl WebSocket {
         self.shared.lock().conn.subprotocol().map(str::to_owned)
     }
 
+    /// The permessage-deflate parameters agreed in the handshake, or `None` when messages
+    /// are not compressed.
+    pub fn deflate(&self) -> Option<sockeye_proto::extension::DeflateParams> {
+        self.shared.lock().conn.deflate().copied()
+    }
+
     /// Sends a message, waiting while the outgoing buffer is full.
     pub async fn send(&mut self, message: impl Into<Message>) -> Result<()> {
         self.shared.queue(message.into()).await

@@ -53,6 +53,10 @@ async fn client_and_server_negotiate_deflate_and_echo() {
         .unwrap()
         .unwrap();
     assert_eq!(response.extensions, ["permessage-deflate"]);
+    assert_eq!(
+        ws.deflate(),
+        Some(sockeye_proto::extension::DeflateParams::default())
+    );
     for len in [10, 100, 10_000, 1 << 20] {
         echo_round_trip(&mut ws, Message::Text(json(len))).await;
         echo_round_trip(&mut ws, Message::Binary(json(len).into_bytes().into())).await;
@@ -73,6 +77,7 @@ async fn deflate_is_off_unless_both_sides_enable_it() {
         .await
         .unwrap();
     assert!(response.extensions.is_empty());
+    assert_eq!(ws.deflate(), None);
     echo_round_trip(&mut ws, Message::Text(json(1000))).await;
 
     let url = echo_server(ServerBuilder::new().deflate(true)).await;
