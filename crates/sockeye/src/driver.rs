@@ -598,7 +598,7 @@ where
         }
 
         // 2. Output, and what to wait for.
-        let (want_read, deadline, closed, written, shutdown_wanted) = {
+        let (want_read, deadline, closed, flushed, aborted) = {
             let mut inner = shared.lock();
             let now = now();
             if inner.abort && !inner.conn.state().is_closed() {
@@ -631,23 +631,21 @@ where
                 // never reads cannot keep the transport forever.
                 flush_until = Some(now + inner.config.protocol.close_timeout);
             }
-            let written = inner.out.written();
-            let shutdown_wanted = inner.out.shutdown_wanted;
-            let flushed = written && (shutdown_done || !shutdown_wanted);
+            // Everything written, the shutdown included when one was asked for.
+            let flushed = inner.out.written() && (shutdown_done || !inner.out.shutdown_wanted);
             let deadline = match (closed, flushed) {
                 (true, true) => linger_until,
                 (true, false) => flush_until,
                 (false, _) => inner.conn.poll_timeout(),
             };
-            (want_read, deadline, closed, written, shutdown_wanted)
+            (want_read, deadline, closed, flushed, inner.abort)
         };
-        let flushed = written && (shutdown_done || !shutdown_wanted);
         if closed && !flushed && flush_until.is_some_and(|t| t <= now()) {
             debug!("output not written within the close timeout; dropping the transport");
             break;
         }
         if closed && flushed {
-            if read_eof || linger_until.is_some_and(|t| t <= now()) || inner_aborted(&shared) {
+            if read_eof || linger_until.is_some_and(|t| t <= now()) || aborted {
                 break;
             }
             if linger_until.is_none() {
@@ -658,7 +656,7 @@ where
 
         // 3. Wait for the socket, a deadline or the application.
         let outcome = {
-            let must_write = !written || (shutdown_wanted && !shutdown_done);
+            let must_write = !flushed;
             let write = std::future::poll_fn(|cx| {
                 let mut inner = shared.lock();
                 if !inner.out.written() {
@@ -884,10 +882,6 @@ async fn read_some<R: AsyncRead + Unpin>(
         }
     })
     .await
-}
-
-fn inner_aborted(shared: &Shared) -> bool {
-    shared.lock().abort
 }
 
 enum Outcome {
