@@ -196,23 +196,37 @@ impl FrameHeader {
     /// Writes the header, with the length in its shortest form (5.2: "the minimal number
     /// of bytes MUST be used to encode the length").
     pub fn encode(&self, out: &mut impl BufMut) {
-        let b0 = (u8::from(self.fin) << 7) | ((self.rsv & 0b111) << 4) | self.opcode.as_u8();
+        let (bytes, len) = self.encode_on_stack();
+        out.put_slice(&bytes[..len]);
+    }
+
+    /// The encoded header in a fixed array, and how many of its bytes are used: built on
+    /// the stack and appended in one piece, rather than byte by byte into the buffer.
+    fn encode_on_stack(self) -> ([u8; MAX_HEADER_LEN], usize) {
+        let mut bytes = [0u8; MAX_HEADER_LEN];
+        bytes[0] = (u8::from(self.fin) << 7) | ((self.rsv & 0b111) << 4) | self.opcode.as_u8();
         let mask_bit = if self.mask.is_some() { 0x80 } else { 0 };
-        out.put_u8(b0);
-        match self.len {
-            len @ 0..=125 => out.put_u8(mask_bit | len as u8),
+        let mut at = match self.len {
+            len @ 0..=125 => {
+                bytes[1] = mask_bit | len as u8;
+                2
+            }
             len @ 126..=0xffff => {
-                out.put_u8(mask_bit | 126);
-                out.put_u16(len as u16);
+                bytes[1] = mask_bit | 126;
+                bytes[2..4].copy_from_slice(&(len as u16).to_be_bytes());
+                4
             }
             len => {
-                out.put_u8(mask_bit | 127);
-                out.put_u64(len);
+                bytes[1] = mask_bit | 127;
+                bytes[2..10].copy_from_slice(&len.to_be_bytes());
+                10
             }
-        }
+        };
         if let Some(key) = self.mask {
-            out.put_slice(&key);
+            bytes[at..at + 4].copy_from_slice(&key);
+            at += 4;
         }
+        (bytes, at)
     }
 }
 
