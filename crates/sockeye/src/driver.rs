@@ -227,13 +227,34 @@ impl Inner {
     /// without waiting. Returns whether the driver must go on (bytes left, a shutdown, a
     /// failure, or no transport yet).
     fn write_now(&mut self) -> bool {
+        // The noop waker registers nobody for the transport's readiness: when it is full,
+        // the driver writes, and its own poll registers it.
+        let mut cx = Context::from_waker(Waker::noop());
+        if self.out.pending.is_empty() && !self.out.shutdown_wanted && self.out.failed.is_none() {
+            // Nothing of ours waits before the core's output: when it is one piece, write
+            // it from the core's buffer, without taking it out as `Bytes`.
+            if let (Some(io), Some(bytes)) = (self.out.io.as_mut(), self.conn.contiguous_output()) {
+                match io.as_mut().poll_write(&mut cx, bytes) {
+                    Poll::Ready(Ok(0)) => {
+                        self.out.failed = Some(std::io::ErrorKind::WriteZero.into());
+                        return true;
+                    }
+                    Poll::Ready(Ok(n)) => {
+                        self.out.unflushed = true;
+                        self.conn.output_written(n);
+                    }
+                    Poll::Ready(Err(error)) => {
+                        self.out.failed = Some(error);
+                        return true;
+                    }
+                    Poll::Pending => {}
+                }
+            }
+        }
         self.take_output();
         if self.out.io.is_none() || self.out.shutdown_wanted || self.out.failed.is_some() {
             return true;
         }
-        // The noop waker registers nobody for the transport's readiness: when it is full,
-        // the driver writes, and its own poll registers it.
-        let mut cx = Context::from_waker(Waker::noop());
         match self.poll_write_out(&mut cx) {
             Poll::Ready(Ok(())) => false,
             Poll::Ready(Err(error)) => {

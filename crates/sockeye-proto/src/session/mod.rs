@@ -307,6 +307,10 @@ pub const IDLE_TIMEOUT_REASON: &str = "idle timeout";
 /// Server payloads at least this long are queued as their own `Bytes` instead of being
 /// copied next to their header.
 const ZERO_COPY_THRESHOLD: usize = 1024;
+/// An output buffer written in place is kept for the next frames (no allocation per
+/// frame) while it is at most this large: a frame whose payload is copied next to its
+/// header. A larger one is released once written, so a quiet connection keeps at most this.
+const KEPT_OUTPUT_BUFFER: usize = ZERO_COPY_THRESHOLD + crate::frame::MAX_HEADER_LEN;
 
 impl Connection {
     fn new(role: Role, config: Config, rng: Option<StdRng>) -> Connection {
@@ -914,6 +918,33 @@ impl Connection {
             return Some(Transmit::Shutdown);
         }
         None
+    }
+
+    /// The output, when it is one piece in the connection's own buffer (the common case:
+    /// frames whose payloads were copied next to their headers), for an I/O layer that
+    /// writes it in place and reports with [`output_written`](Self::output_written);
+    /// `None` when there is nothing to send, when the output is in several pieces, or when
+    /// a shutdown is due: [`poll_transmit`](Self::poll_transmit) then. Either way, bytes
+    /// leave in order.
+    pub fn contiguous_output(&mut self) -> Option<&[u8]> {
+        self.settle();
+        if !self.out_queue.is_empty() || self.out_buf.is_empty() {
+            return None;
+        }
+        Some(&self.out_buf)
+    }
+
+    /// `n` bytes of [`contiguous_output`](Self::contiguous_output) were written. Once all
+    /// were, the buffer is released, as one taken by `poll_transmit` would be.
+    pub fn output_written(&mut self, n: usize) {
+        let n = n.min(self.out_buf.len());
+        // `capacity` counts from the start of the bytes: read it before they are consumed.
+        let small = self.out_buf.capacity() <= KEPT_OUTPUT_BUFFER;
+        self.out_buf.advance(n);
+        self.buffered -= n;
+        if self.out_buf.is_empty() && !small {
+            self.out_buf = BytesMut::new();
+        }
     }
 
     /// When [`handle_timeout`](Self::handle_timeout) must next be called, if ever.
@@ -1887,5 +1918,169 @@ mod receive_buffer_tests {
             };
             prop_assert_eq!(output(&mut copied), output(&mut lent));
         }
+    }
+}
+
+#[cfg(test)]
+mod contiguous_output_tests {
+    //! Output written in place from the connection's buffer: the same bytes, in the same
+    //! order, as `poll_transmit` gives, and a buffer kept only while it is small.
+
+    use super::*;
+
+    /// A server connection in OPEN, its handshake output taken.
+    fn open_server(now: Instant) -> Connection {
+        let mut client =
+            Connection::client(ClientRequest::new("example.com", "/"), Config::default());
+        let mut server = Connection::server(Config::default(), now);
+        client.connect(now);
+        while let Some(Transmit::Data(bytes)) = client.poll_transmit() {
+            server.receive_data(&bytes, now);
+        }
+        assert_eq!(server.poll_event(), Some(Event::Request));
+        server.accept(Accept::default(), now).unwrap();
+        assert_eq!(server.poll_event(), Some(Event::Connected));
+        server.open();
+        while server.poll_transmit().is_some() {}
+        server
+    }
+
+    /// Everything `poll_transmit` gives, concatenated.
+    fn drain(conn: &mut Connection) -> Vec<u8> {
+        let mut out = Vec::new();
+        while let Some(Transmit::Data(bytes)) = conn.poll_transmit() {
+            out.extend_from_slice(&bytes);
+        }
+        out
+    }
+
+    fn frame(payload: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        FrameHeader {
+            fin: true,
+            rsv: 0,
+            opcode: OpCode::Binary,
+            mask: None,
+            len: payload.len() as u64,
+        }
+        .encode(&mut out);
+        out.extend_from_slice(payload);
+        out
+    }
+
+    #[test]
+    fn small_frames_are_one_piece_and_a_partial_write_leaves_the_rest_in_order() {
+        let now = Instant::now();
+        let mut conn = open_server(now);
+        assert_eq!(conn.contiguous_output(), None, "nothing to send");
+        conn.send(Message::Binary(Bytes::from_static(b"first")))
+            .unwrap();
+        conn.send(Message::Binary(Bytes::from_static(b"second")))
+            .unwrap();
+        let mut expected = frame(b"first");
+        expected.extend_from_slice(&frame(b"second"));
+        assert_eq!(conn.contiguous_output(), Some(&expected[..]));
+        assert_eq!(conn.buffered_amount(), expected.len());
+
+        conn.output_written(3);
+        assert_eq!(conn.buffered_amount(), expected.len() - 3);
+        assert_eq!(conn.contiguous_output(), Some(&expected[3..]));
+        // What was not written in place comes from poll_transmit, after the written part.
+        assert_eq!(drain(&mut conn), &expected[3..]);
+        assert_eq!(conn.buffered_amount(), 0);
+        assert_eq!(conn.contiguous_output(), None);
+    }
+
+    #[test]
+    fn a_zero_copy_payload_is_not_one_piece() {
+        let now = Instant::now();
+        let mut conn = open_server(now);
+        let payload = Bytes::from(vec![7u8; ZERO_COPY_THRESHOLD]);
+        conn.send(Message::Binary(payload.clone())).unwrap();
+        assert_eq!(
+            conn.contiguous_output(),
+            None,
+            "header and payload are two pieces"
+        );
+        assert_eq!(drain(&mut conn), frame(&payload));
+    }
+
+    #[test]
+    fn a_small_buffer_is_kept_for_the_next_frame_and_a_large_one_released() {
+        let now = Instant::now();
+        let mut conn = open_server(now);
+        conn.send(Message::Binary(Bytes::from_static(b"small")))
+            .unwrap();
+        let len = conn.contiguous_output().map(<[u8]>::len).unwrap();
+        let storage = conn.out_buf.as_ptr() as usize
+            ..conn.out_buf.as_ptr() as usize + conn.out_buf.capacity();
+        let capacity = conn.out_buf.capacity();
+        conn.output_written(len);
+        assert!(capacity > len);
+        assert_eq!(
+            conn.out_buf.capacity(),
+            capacity - len,
+            "the storage is kept"
+        );
+        conn.send(Message::Binary(Bytes::from_static(b"again")))
+            .unwrap();
+        assert!(
+            storage.contains(&(conn.out_buf.as_ptr() as usize)),
+            "the next frame reuses the storage"
+        );
+        assert_eq!(conn.contiguous_output(), Some(&frame(b"again")[..]));
+
+        // A client masks, so its large frames are one piece too; their storage is released.
+        let mut client =
+            Connection::client(ClientRequest::new("example.com", "/"), Config::default());
+        let mut server = Connection::server(Config::default(), now);
+        client.connect(now);
+        while let Some(Transmit::Data(bytes)) = client.poll_transmit() {
+            server.receive_data(&bytes, now);
+        }
+        assert_eq!(server.poll_event(), Some(Event::Request));
+        server.accept(Accept::default(), now).unwrap();
+        while let Some(Transmit::Data(bytes)) = server.poll_transmit() {
+            client.receive_data(&bytes, now);
+        }
+        assert_eq!(client.poll_event(), Some(Event::Connected));
+        client.open();
+        client
+            .send(Message::Binary(Bytes::from(vec![1u8; 16 * 1024])))
+            .unwrap();
+        let len = client.contiguous_output().map(<[u8]>::len).unwrap();
+        assert_eq!(
+            len,
+            16 * 1024 + 8,
+            "header with the 16-bit length and the key"
+        );
+        client.output_written(len);
+        assert_eq!(client.out_buf.capacity(), 0, "a large buffer is not kept");
+    }
+
+    #[test]
+    fn the_reply_to_a_close_is_output_once_its_event_was_taken() {
+        let now = Instant::now();
+        let mut conn = open_server(now);
+        let mut close = Vec::new();
+        let payload = CloseFrame::new(CloseCode::NORMAL, "bye").unwrap().payload();
+        let key = [1, 2, 3, 4];
+        FrameHeader {
+            fin: true,
+            rsv: 0,
+            opcode: OpCode::Close,
+            mask: Some(key),
+            len: payload.len() as u64,
+        }
+        .encode(&mut close);
+        let start = close.len();
+        close.extend_from_slice(&payload);
+        apply_mask(&mut close[start..], key, 0);
+        conn.receive_data(&close, now);
+        assert!(matches!(conn.poll_event(), Some(Event::Close(_))));
+        let reply = conn.contiguous_output().map(<[u8]>::to_vec);
+        let reply = reply.expect("the reply is output");
+        assert_eq!(reply[0], 0x88, "a Close frame");
+        assert_eq!(&reply[2..4], &1000u16.to_be_bytes());
     }
 }
