@@ -1679,7 +1679,7 @@ mod receive_buffer_tests {
     const KEY: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
 
     /// A server connection in OPEN.
-    fn open_server(now: Instant) -> Connection {
+    pub(super) fn open_server(now: Instant) -> Connection {
         let mut client =
             Connection::client(ClientRequest::new("example.com", "/"), Config::default());
         let mut server = Connection::server(Config::default(), now);
@@ -1926,24 +1926,8 @@ mod contiguous_output_tests {
     //! Output written in place from the connection's buffer: the same bytes, in the same
     //! order, as `poll_transmit` gives, and a buffer kept only while it is small.
 
+    use super::receive_buffer_tests::open_server;
     use super::*;
-
-    /// A server connection in OPEN, its handshake output taken.
-    fn open_server(now: Instant) -> Connection {
-        let mut client =
-            Connection::client(ClientRequest::new("example.com", "/"), Config::default());
-        let mut server = Connection::server(Config::default(), now);
-        client.connect(now);
-        while let Some(Transmit::Data(bytes)) = client.poll_transmit() {
-            server.receive_data(&bytes, now);
-        }
-        assert_eq!(server.poll_event(), Some(Event::Request));
-        server.accept(Accept::default(), now).unwrap();
-        assert_eq!(server.poll_event(), Some(Event::Connected));
-        server.open();
-        while server.poll_transmit().is_some() {}
-        server
-    }
 
     /// Everything `poll_transmit` gives, concatenated.
     fn drain(conn: &mut Connection) -> Vec<u8> {
