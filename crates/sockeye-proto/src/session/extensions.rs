@@ -17,7 +17,7 @@ impl Connection {
     /// The permessage-deflate parameters agreed in the opening handshake, or `None` when
     /// the session runs without the extension.
     pub fn deflate(&self) -> Option<&DeflateParams> {
-        self.deflate.as_ref().map(PerMessageDeflate::params)
+        self.deflate.as_deref().map(PerMessageDeflate::params)
     }
 
     /// Client: adds the offer of [`Config::deflate`](crate::Config::deflate) to the
@@ -89,11 +89,11 @@ impl Connection {
     /// Puts an agreement in force: the extension claims RSV1 (RFC 7692 6).
     pub(super) fn start_deflate(&mut self, params: Option<DeflateParams>) {
         if let Some(params) = params {
-            self.deflate = Some(PerMessageDeflate::new(
+            self.deflate = Some(Box::new(PerMessageDeflate::new(
                 self.role,
                 params,
                 &self.config.deflate,
-            ));
+            )));
             self.allowed_rsv |= RSV1;
         }
     }
@@ -138,7 +138,7 @@ impl Connection {
 /// Inflates a piece of a compressed message into its buffer, within the message size
 /// limit, and checks the text it yields as it comes out (RFC 6455 8.1: fail fast).
 pub(super) fn inflate(
-    deflate: &mut Option<PerMessageDeflate>,
+    deflate: &mut Option<Box<PerMessageDeflate>>,
     partial: &mut Partial,
     chunk: &[u8],
     max: Option<u64>,
