@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -202,21 +203,24 @@ impl ServerBuilder {
 
     /// A [`Server`]'s handshake: counted in the registry until the session is registered,
     /// refused once the server is shutting down, abandoned when the shutdown timeout has
-    /// passed.
-    async fn server_handshake(
-        &self,
+    /// passed. Boxed, and owning the builder: a connection's task keeps room for neither
+    /// once the handshake is over.
+    fn server_handshake(
+        self,
         stream: tokio::net::TcpStream,
-        registry: &Registry,
-    ) -> Result<(Arc<Shared>, Transport<tokio::net::TcpStream>)> {
-        let shutting_down = || registry.closing.load(Ordering::SeqCst);
-        tokio::select! {
-            result = self.handshake_refusing(stream, shutting_down) => result,
-            () = registry.aborted() => Err(std::io::Error::new(
-                std::io::ErrorKind::ConnectionAborted,
-                "server shut down during the handshake",
-            )
-            .into()),
-        }
+        registry: Arc<Registry>,
+    ) -> Pin<Box<impl Future<Output = Result<Handshaken>> + Send>> {
+        Box::pin(async move {
+            let shutting_down = || registry.closing.load(Ordering::SeqCst);
+            tokio::select! {
+                result = self.handshake_refusing(stream, shutting_down) => result,
+                () = registry.aborted() => Err(std::io::Error::new(
+                    std::io::ErrorKind::ConnectionAborted,
+                    "server shut down during the handshake",
+                )
+                .into()),
+            }
+        })
     }
 
     /// Whether connections over `max_connections` get an HTTP response: not over TLS,
@@ -585,10 +589,9 @@ impl Server {
             let handler = handler.clone();
             // Counted from the accept on, so a shutdown starting now waits for it.
             let handshaking = Handshaking::start(&registry);
+            let handshake = builder.server_handshake(stream, registry.clone());
             async move {
-                // Boxed: the connection's task keeps no room for the handshake after it.
-                let (shared, stream) =
-                    Box::pin(builder.server_handshake(stream, &registry)).await?;
+                let (shared, stream) = handshake.await?;
                 let id = registry.insert(shared.clone());
                 drop(handshaking);
                 let ws = WebSocket::new(shared.clone());
@@ -617,11 +620,11 @@ impl Server {
             let make = make.clone();
             // Counted from the accept on, so a shutdown starting now waits for it.
             let handshaking = Handshaking::start(&registry);
+            let peer = stream.peer_addr();
+            let handshake = builder.server_handshake(stream, registry.clone());
             async move {
-                let peer = stream.peer_addr()?;
-                // Boxed: the connection's task keeps no room for the handshake after it.
-                let (shared, stream) =
-                    Box::pin(builder.server_handshake(stream, &registry)).await?;
+                let peer = peer?;
+                let (shared, stream) = handshake.await?;
                 let id = registry.insert(shared.clone());
                 drop(handshaking);
                 let endpoint = make(peer);
@@ -696,6 +699,9 @@ impl Server {
         Ok(())
     }
 }
+
+/// A server handshake's outcome: the session and its transport.
+type Handshaken = (Arc<Shared>, Transport<tokio::net::TcpStream>);
 
 /// Default of [`ServerBuilder::max_connections`].
 const DEFAULT_MAX_CONNECTIONS: usize = 10_000;

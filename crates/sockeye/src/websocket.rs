@@ -170,7 +170,7 @@ fn poll_ready(shared: &Shared, cx: &mut Context<'_>) -> Poll<Result<()>> {
         State::Closed => return Poll::Ready(Err(sockeye_proto::SendError::Closed.into())),
         _ => {}
     }
-    if inner.finished || inner.buffered() <= inner.config.write_buffer_high_water {
+    if inner.finished || inner.buffered() <= inner.limits.write_buffer_high_water {
         return Poll::Ready(Ok(()));
     }
     inner.wait(cx.waker());
