@@ -199,10 +199,7 @@ impl Inner {
                 }
                 io.as_mut().poll_write_vectored(cx, &slices[..count])
             };
-            let mut n = match written {
-                Poll::Ready(Ok(0)) => {
-                    return Poll::Ready(Err(std::io::ErrorKind::WriteZero.into()));
-                }
+            let mut n = match write_outcome(written) {
                 Poll::Ready(Ok(n)) => n,
                 Poll::Ready(Err(error)) => return Poll::Ready(Err(error)),
                 Poll::Pending => return Poll::Pending,
@@ -243,11 +240,7 @@ impl Inner {
             // Nothing of ours waits before the core's output: when it is one piece, write
             // it from the core's buffer, without taking it out as `Bytes`.
             if let (Some(io), Some(bytes)) = (self.out.io.as_mut(), self.conn.contiguous_output()) {
-                match io.as_mut().poll_write(&mut cx, bytes) {
-                    Poll::Ready(Ok(0)) => {
-                        self.out.failed = Some(std::io::ErrorKind::WriteZero.into());
-                        return true;
-                    }
+                match write_outcome(io.as_mut().poll_write(&mut cx, bytes)) {
                     Poll::Ready(Ok(n)) => {
                         self.out.unflushed = true;
                         self.conn.output_written(n);
@@ -580,6 +573,15 @@ impl<S: AsyncRead> AsyncRead for ReadSide<S> {
             ReadSide::Tcp(rd) => Pin::new(rd).poll_read(cx, buf),
             ReadSide::Split(rd) => Pin::new(rd).poll_read(cx, buf),
         }
+    }
+}
+
+/// A write's result, with a write of zero bytes made the error it means (the transport
+/// takes no more): what both the driver's and a sender's writes act on.
+fn write_outcome(result: Poll<std::io::Result<usize>>) -> Poll<std::io::Result<usize>> {
+    match result {
+        Poll::Ready(Ok(0)) => Poll::Ready(Err(std::io::ErrorKind::WriteZero.into())),
+        other => other,
     }
 }
 
@@ -1002,6 +1004,31 @@ async fn sleep_until(deadline: Option<Instant>) {
     match deadline {
         Some(deadline) => tokio::time::sleep_until(deadline.into()).await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod write_tests {
+    use super::*;
+
+    #[test]
+    fn a_write_of_nothing_is_a_write_zero_error_and_other_outcomes_pass_through() {
+        match write_outcome(Poll::Ready(Ok(0))) {
+            Poll::Ready(Err(error)) => assert_eq!(error.kind(), std::io::ErrorKind::WriteZero),
+            other => panic!("expected WriteZero, got {other:?}"),
+        }
+        assert!(matches!(
+            write_outcome(Poll::Ready(Ok(5))),
+            Poll::Ready(Ok(5))
+        ));
+        assert!(write_outcome(Poll::Pending).is_pending());
+        let reset = std::io::Error::from(std::io::ErrorKind::ConnectionReset);
+        match write_outcome(Poll::Ready(Err(reset))) {
+            Poll::Ready(Err(error)) => {
+                assert_eq!(error.kind(), std::io::ErrorKind::ConnectionReset)
+            }
+            other => panic!("expected the error, got {other:?}"),
+        }
     }
 }
 
