@@ -576,6 +576,24 @@ impl<S: AsyncRead> AsyncRead for ReadSide<S> {
     }
 }
 
+/// A read half that may be able to wait for data without a buffer.
+trait ReadReady: AsyncRead + Unpin {
+    /// Waits until the stream is readable, where the stream can tell without a read (a
+    /// TCP socket, through its readiness); `None` for streams that can only be read.
+    fn poll_read_ready(&mut self, _cx: &mut Context<'_>) -> Option<Poll<std::io::Result<()>>> {
+        None
+    }
+}
+
+impl<S: AsyncRead + Unpin> ReadReady for ReadSide<S> {
+    fn poll_read_ready(&mut self, cx: &mut Context<'_>) -> Option<Poll<std::io::Result<()>>> {
+        match self {
+            ReadSide::Tcp(rd) => Some(rd.as_ref().poll_read_ready(cx)),
+            ReadSide::Split(_) => None,
+        }
+    }
+}
+
 /// A write's result, with a write of zero bytes made the error it means (the transport
 /// takes no more): what both the driver's and a sender's writes act on.
 fn write_outcome(result: Poll<std::io::Result<usize>>) -> Poll<std::io::Result<usize>> {
@@ -939,7 +957,7 @@ const PROBE: usize = READ_MAX;
 /// into `buf` (a failure of that second read is kept in `failed` for the next call). When
 /// `buf` holds the start of a frame, the read goes straight into the room the core
 /// reserved for it. Cancel-safe, as `read_buf` is.
-async fn read_some<R: AsyncRead + Unpin>(
+async fn read_some<R: ReadReady>(
     rd: &mut R,
     buf: &mut BytesMut,
     size: usize,
@@ -956,6 +974,11 @@ async fn read_some<R: AsyncRead + Unpin>(
                 buf.reserve(size);
             }
             return std::pin::pin!(rd.read_buf(&mut *buf)).poll(cx);
+        }
+        if size >= FRESH_MIN {
+            if let Some(ready) = rd.poll_read_ready(cx) {
+                return read_fresh(rd, cx, ready, buf, &hint);
+            }
         }
         let mut probe = [std::mem::MaybeUninit::<u8>::uninit(); PROBE];
         let mut probe = tokio::io::ReadBuf::uninit(&mut probe);
@@ -990,6 +1013,46 @@ async fn read_some<R: AsyncRead + Unpin>(
         }
     })
     .await
+}
+
+/// Reads of at least this size lately (the adapted read room) make a readable TCP socket
+/// read straight into a new buffer rather than through the stack probe.
+const FRESH_MIN: usize = 4 * 1024;
+
+/// The read of a stream that can wait without a buffer, once `ready` says it is readable:
+/// the bytes go into a new buffer of [`PROBE`] bytes, which is then cut to the room `hint`
+/// asks for (the allocator shrinks it in place), so that a large message lands where it
+/// is kept, without the probe's copy, and an idle connection still holds no buffer.
+fn read_fresh<R: ReadReady>(
+    rd: &mut R,
+    cx: &mut Context<'_>,
+    ready: Poll<std::io::Result<()>>,
+    buf: &mut BytesMut,
+    hint: &impl Fn(&[u8]) -> usize,
+) -> Poll<std::io::Result<usize>> {
+    match ready {
+        Poll::Pending => return Poll::Pending,
+        Poll::Ready(Err(error)) => return Poll::Ready(Err(error)),
+        Poll::Ready(Ok(())) => {}
+    }
+    let mut fresh = Vec::with_capacity(PROBE);
+    // Pending here (the readiness was stale) registers the waker; the buffer is dropped.
+    let n = match std::pin::pin!(rd.read_buf(&mut fresh)).poll(cx) {
+        Poll::Ready(Ok(n)) => n,
+        other => return other,
+    };
+    if n == 0 {
+        return Poll::Ready(Ok(0));
+    }
+    let room = hint(&fresh).max(n);
+    if room > fresh.capacity() {
+        fresh.reserve_exact(room - n);
+    } else {
+        fresh.shrink_to(room);
+    }
+    // Collecting a vector's own iterator keeps its allocation: no copy.
+    *buf = fresh.into_iter().collect();
+    Poll::Ready(Ok(n))
 }
 
 enum Outcome {
@@ -1059,17 +1122,20 @@ mod read_tests {
         read.as_mut().poll(&mut cx).is_pending()
     }
 
+    impl ReadReady for tokio::io::DuplexStream {}
+
+    /// Two ends of a loopback TCP connection.
+    async fn pair() -> (tokio::net::TcpStream, tokio::net::TcpStream) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (ours, theirs) = tokio::join!(tokio::net::TcpStream::connect(addr), listener.accept());
+        (ours.unwrap(), theirs.unwrap().0)
+    }
+
     /// A TCP stream, bare or as a plain transport, is split into its own halves (no lock
     /// between them); any other stream through `tokio::io::split`. Both carry the bytes.
     #[tokio::test]
     async fn a_tcp_stream_is_split_into_its_own_halves() {
-        async fn pair() -> (tokio::net::TcpStream, tokio::net::TcpStream) {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            let addr = listener.local_addr().unwrap();
-            let (ours, theirs) =
-                tokio::join!(tokio::net::TcpStream::connect(addr), listener.accept());
-            (ours.unwrap(), theirs.unwrap().0)
-        }
         async fn echo_through<S: AsyncRead + AsyncWrite + Send + Unpin + 'static>(
             rd: &mut ReadSide<S>,
             wr: &mut Pin<Box<dyn AsyncWrite + Send>>,
@@ -1162,6 +1228,71 @@ mod read_tests {
         assert_eq!(n, 100);
         assert!(buf.capacity() >= 50_000, "capacity {}", buf.capacity());
     }
+    /// After large reads, a TCP socket is read straight into a new buffer once readable:
+    /// none is held while it waits, and the buffer is cut to the bytes (or to the room the
+    /// hint asks for).
+    #[tokio::test]
+    async fn a_tcp_read_after_large_ones_lands_in_a_buffer_of_its_own_size() {
+        let (ours, mut peer) = pair().await;
+        let (mut rd, _wr) = split(ours);
+        let mut buf = BytesMut::new();
+        let mut failed = None;
+        assert!(poll_once(read_some(
+            &mut rd,
+            &mut buf,
+            FRESH_MIN,
+            <[u8]>::len,
+            &mut failed
+        )));
+        assert_eq!(buf.capacity(), 0, "nothing to read: no buffer was taken");
+
+        let sent: Vec<u8> = (0..20_000u32).map(|i| (i % 251) as u8).collect();
+        peer.write_all(&sent).await.unwrap();
+        let mut got = BytesMut::new();
+        while got.len() < sent.len() {
+            let n = read_some(&mut rd, &mut buf, FRESH_MIN, <[u8]>::len, &mut failed)
+                .await
+                .unwrap();
+            assert_eq!(buf.len(), n);
+            assert_eq!(buf.capacity(), n, "cut to what arrived");
+            got.extend_from_slice(&buf.split());
+        }
+        assert_eq!(&got[..], &sent[..]);
+
+        peer.write_all(&[9u8; 100]).await.unwrap();
+        let mut buf = BytesMut::new();
+        let n = read_some(&mut rd, &mut buf, FRESH_MIN, |_| 50_000, &mut failed)
+            .await
+            .unwrap();
+        assert_eq!(n, 100);
+        assert_eq!(buf.capacity(), 50_000, "the room the hint asks for");
+
+        drop(peer);
+        let n = read_some(
+            &mut rd,
+            &mut BytesMut::new(),
+            FRESH_MIN,
+            <[u8]>::len,
+            &mut failed,
+        )
+        .await
+        .unwrap();
+        assert_eq!(n, 0, "end of stream");
+        assert!(failed.is_none());
+    }
+
+    /// The fresh read's buffer becomes the `BytesMut` without a copy.
+    #[test]
+    fn collecting_a_vector_into_bytes_keeps_its_allocation() {
+        let mut fresh = Vec::with_capacity(PROBE);
+        fresh.extend_from_slice(&[1u8; 16 * 1024 + 6]);
+        fresh.shrink_to(fresh.len());
+        let at = fresh.as_ptr();
+        let buf: BytesMut = fresh.into_iter().collect();
+        assert_eq!(buf.as_ptr(), at);
+        assert_eq!(buf.len(), 16 * 1024 + 6);
+    }
+
     #[test]
     fn read_room_grows_while_reads_fill_it_and_shrinks_back() {
         let mut size = READ_MIN;
