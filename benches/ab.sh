@@ -18,8 +18,13 @@ fi
 a=$1 b=$2 generator=$3
 shift 3
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
-options=(--servers sockeye --cells 100x20B,10x16KiB,10x1MiB --duration 3s --warmup 1s
-    --rounds 1)
+# A default is added only where the caller did not give that option (the runner takes
+# each option once).
+options=(--servers sockeye)
+[[ " $* " == *" --cells "* ]] || options+=(--cells 100x20B,10x16KiB,10x1MiB)
+[[ " $* " == *" --duration "* ]] || options+=(--duration 3s)
+[[ " $* " == *" --warmup "* ]] || options+=(--warmup 1s)
+[[ " $* " == *" --rounds "* ]] || options+=(--rounds 1)
 [[ " $* " == *" --idle "* ]] || options+=(--idle 0)
 for ((i = 1; i <= ${PAIRS:-2}; i++)); do
     for build in "$a" "$b"; do
