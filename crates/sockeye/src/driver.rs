@@ -956,7 +956,9 @@ const PROBE: usize = READ_MAX;
 /// frame arrives in place) or else `size`; a read that fills the probe goes on straight
 /// into `buf` (a failure of that second read is kept in `failed` for the next call). When
 /// `buf` holds the start of a frame, the read goes straight into the room the core
-/// reserved for it. Cancel-safe, as `read_buf` is.
+/// reserved for it. After reads of [`FRESH_MIN`] bytes and more (`size`), a stream that can
+/// wait without a buffer skips the probe (see [`read_fresh`]). Cancel-safe, as `read_buf`
+/// is.
 async fn read_some<R: ReadReady>(
     rd: &mut R,
     buf: &mut BytesMut,
