@@ -89,8 +89,10 @@ pub enum Event {
     /// A message arrived.
     Message(Message),
     /// The session's outcome is settled: emitted exactly once per session, when the peer's
-    /// Close frame arrives or the session fails, times out or loses its transport.
-    Close(CloseInfo),
+    /// Close frame arrives or the session fails, times out or loses its transport. Boxed:
+    /// the record is large and comes once, while every message's event is moved through
+    /// the queue.
+    Close(Box<CloseInfo>),
 }
 
 /// What the I/O layer must do with the transport.
@@ -1481,7 +1483,8 @@ impl Connection {
             error,
         );
         debug!(role = ?self.role, %info, "session outcome");
-        self.close_info = Some(Box::new(info.clone()));
+        let info = Box::new(info);
+        self.close_info = Some(info.clone());
         self.events.push_back(Event::Close(info));
     }
 
@@ -2082,5 +2085,17 @@ mod footprint_tests {
     fn a_connection_is_under_one_kibibyte() {
         let size = std::mem::size_of::<Connection>();
         assert!(size <= 1024, "Connection is {size} bytes");
+    }
+
+    /// Every message is moved through the event queue as an `Event`: the close record is
+    /// boxed so that an event is a message's size, moved inline rather than by `memcpy`.
+    #[test]
+    fn an_event_is_no_larger_than_a_message_and_its_tag() {
+        let event = std::mem::size_of::<Event>();
+        let message = std::mem::size_of::<Message>();
+        assert!(
+            event <= message + 8,
+            "Event is {event} bytes, Message {message}"
+        );
     }
 }

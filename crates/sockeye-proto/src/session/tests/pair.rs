@@ -28,7 +28,7 @@ impl Log {
         self.events
             .iter()
             .filter_map(|e| match e {
-                Event::Close(info) => Some(info),
+                Event::Close(info) => Some(&**info),
                 _ => None,
             })
             .collect()
