@@ -727,11 +727,10 @@ where
                 // 1. Events.
                 failure_held = queue_events(&mut inner);
             }
-            let now = now();
             if inner.abort && !inner.conn.state().is_closed() {
                 inner
                     .conn
-                    .transport_error("aborted by server shutdown", now);
+                    .transport_error("aborted by server shutdown", now());
                 inner.out.pending.clear();
                 inner.set_inflight(0);
             }
@@ -742,7 +741,7 @@ where
                 // Every handle was dropped without closing: close in the background so
                 // the peer sees a Close, not a lost connection.
                 debug!("all handles dropped; closing with 1001");
-                let _ = inner.conn.close(CloseCode::GOING_AWAY, "", now);
+                let _ = inner.conn.close(CloseCode::GOING_AWAY, "", now());
             }
             inner.take_output();
             let closed = inner.conn.state().is_closed();
@@ -750,13 +749,13 @@ where
             // in Endpoint mode or without a receiving handle).
             let want_read = !read_eof && !inner.incoming_over_high_water();
             if closed && linger_until.is_none() && shutdown_done {
-                linger_until = Some(now + inner.limits.linger);
+                linger_until = Some(now() + inner.limits.linger);
             }
             if closed && flush_until.is_none() {
                 // The core's deadlines are over. What is left to write (data queued before
                 // our Close, the Close itself) gets one close timeout, so that a peer that
                 // never reads cannot keep the transport forever.
-                flush_until = Some(now + inner.conn.config().close_timeout);
+                flush_until = Some(now() + inner.conn.config().close_timeout);
             }
             // Everything written, the shutdown included when one was asked for.
             let flushed = inner.out.written() && (shutdown_done || !inner.out.shutdown_wanted);
