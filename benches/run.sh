@@ -3,7 +3,8 @@
 # fastwebsockets, tokio-websockets), all on a multi-thread tokio runtime with 2 workers and
 # TCP_NODELAY, measured by `sockeye bench` (release build) over the matrix of loads, the
 # servers taking turns in a rotating order each round; then the idle memory per connection.
-# Prints Markdown tables: each server's msg/s (p99) and Sockeye's ratio to the best peer.
+# Prints Markdown tables: each server's msg/s (p99) and Sockeye's ratio to the best peer, with
+# the lowest and highest of the rounds' own ratios.
 #
 # Every option is passed to `peers matrix`; see `benches/run.sh --help`. For example:
 #   benches/run.sh                                    # the full matrix, 2 rounds of 5 s

@@ -382,6 +382,57 @@ fn mean(samples: &[Sample], f: impl Fn(&Sample) -> f64) -> f64 {
     samples.iter().map(f).sum::<f64>() / samples.len() as f64
 }
 
+/// One of Sockeye's servers (`s`) against the best peer, round by round: `ratio(ours,
+/// peers)` of each round's figures (`metric`). The servers of one round run minutes apart
+/// at most, so a drift of the machine's speed between rounds, which moves every server,
+/// moves these ratios far less than the figures.
+fn round_ratios(
+    cell: &[Vec<Sample>],
+    ours: &[usize],
+    s: usize,
+    metric: impl Fn(&Sample) -> f64,
+    ratio: impl Fn(f64, &[f64]) -> Option<f64>,
+) -> Vec<f64> {
+    let rounds = cell.iter().map(Vec::len).min().unwrap_or(0);
+    (0..rounds)
+        .filter_map(|r| {
+            let peers: Vec<f64> = cell
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| !ours.contains(i))
+                .map(|(_, per_round)| metric(&per_round[r]))
+                .collect();
+            ratio(metric(&cell[s][r]), &peers)
+        })
+        .collect()
+}
+
+/// Rate: ours over the fastest peer's.
+fn rate_ratio(ours: f64, peers: &[f64]) -> Option<f64> {
+    let best = peers.iter().copied().fold(0.0, f64::max);
+    (best > 0.0).then(|| ours / best)
+}
+
+/// CPU per echo: the most frugal peer's over ours.
+fn cpu_ratio(ours: f64, peers: &[f64]) -> Option<f64> {
+    let best = peers
+        .iter()
+        .copied()
+        .filter(|cpu| *cpu > 0.0)
+        .fold(f64::INFINITY, f64::min);
+    (best.is_finite() && ours > 0.0).then(|| best / ours)
+}
+
+/// " (lowest-highest)" of the per-round ratios, when there are two rounds or more.
+fn range_note(ratios: &[f64]) -> String {
+    if ratios.len() < 2 {
+        return String::new();
+    }
+    let low = ratios.iter().copied().fold(f64::INFINITY, f64::min);
+    let high = ratios.iter().copied().fold(0.0, f64::max);
+    format!(" ({low:.2}-{high:.2})")
+}
+
 fn render(
     args: &MatrixArgs,
     servers: &[Server],
@@ -400,7 +451,9 @@ fn render(
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "Echo rate, msg/s (p99 round trip), mean of {} round(s) of {} after {} warm-up:\n",
+        "Echo rate, msg/s (p99 round trip), mean of {} round(s) of {} after {} warm-up; \
+         the ratios are of the means, with the lowest and highest of the rounds' own ratios \
+         (each round's best peer) in brackets:\n",
         args.rounds, args.duration, args.warmup
     );
     let mut header = String::from("| load |");
@@ -434,14 +487,16 @@ fn render(
             .fold(0.0, f64::max);
         for &s in &ours {
             let ratio = mean(&samples[c][s], |s| s.msgs_per_s) / best_peer;
-            let _ = write!(row, " {ratio:.2} |");
+            let rounds = round_ratios(&samples[c], &ours, s, |s| s.msgs_per_s, rate_ratio);
+            let _ = write!(row, " {ratio:.2}{} |", range_note(&rounds));
         }
         let _ = writeln!(out, "{row}");
     }
     let _ = writeln!(
         out,
         "\nServer CPU time (user + system) per echoed message, µs, mean of the rounds \
-         (lower is better; the last columns are the best peer's figure over each of Sockeye's):\n"
+         (lower is better; the last columns are the best peer's figure over each of Sockeye's, \
+         with the range of the rounds' own ratios in brackets):\n"
     );
     let mut cpu_header = String::from("| load |");
     for server in servers {
@@ -465,7 +520,8 @@ fn render(
             .fold(f64::INFINITY, f64::min);
         for &s in &ours {
             let ratio = best_peer / mean(&samples[c][s], |s| s.cpu_us_per_echo);
-            let _ = write!(row, " {ratio:.2} |");
+            let rounds = round_ratios(&samples[c], &ours, s, |s| s.cpu_us_per_echo, cpu_ratio);
+            let _ = write!(row, " {ratio:.2}{} |", range_note(&rounds));
         }
         let _ = writeln!(out, "{row}");
     }
@@ -561,6 +617,33 @@ fn to_json(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn sample(msgs_per_s: f64, cpu_us_per_echo: f64) -> Sample {
+        Sample {
+            msgs_per_s,
+            mb_per_s: 0.0,
+            p99_us: 0.0,
+            errors: 0,
+            cpu_us_per_echo,
+            json: serde_json::Value::Null,
+        }
+    }
+
+    #[test]
+    fn each_rounds_ratio_is_against_that_rounds_best_peer() {
+        // Server 0 is ours; the machine ran twice as fast in round 2 for everyone.
+        let cell = vec![
+            vec![sample(90.0, 10.0), sample(180.0, 5.0)],
+            vec![sample(100.0, 9.0), sample(150.0, 6.0)],
+            vec![sample(80.0, 12.0), sample(200.0, 4.0)],
+        ];
+        let rates = round_ratios(&cell, &[0], 0, |s| s.msgs_per_s, rate_ratio);
+        assert_eq!(rates, vec![0.9, 0.9]);
+        let cpu = round_ratios(&cell, &[0], 0, |s| s.cpu_us_per_echo, cpu_ratio);
+        assert_eq!(cpu, vec![0.9, 0.8]);
+        assert_eq!(range_note(&cpu), " (0.80-0.90)");
+        assert_eq!(range_note(&[1.0]), "", "one round has no range");
+    }
 
     #[test]
     fn cells_are_connections_by_size() {
