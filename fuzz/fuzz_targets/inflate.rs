@@ -235,7 +235,7 @@ impl Harness {
                 }
                 Event::Close(info) => {
                     self.closes += 1;
-                    assert_eq!(self.conn.close_info(), Some(&info));
+                    assert_eq!(self.conn.close_info(), Some(&*info));
                 }
             }
             self.check_state();

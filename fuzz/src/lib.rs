@@ -368,7 +368,7 @@ impl Harness {
                     // Invariant 2 and 5: the outcome is told exactly once.
                     self.closes += 1;
                     check_close_info(&info);
-                    assert_eq!(self.conn.close_info(), Some(&info));
+                    assert_eq!(self.conn.close_info(), Some(&*info));
                 }
             }
             self.check_state();
