@@ -396,15 +396,45 @@ fn round_ratios(
     let rounds = cell.iter().map(Vec::len).min().unwrap_or(0);
     (0..rounds)
         .filter_map(|r| {
-            let peers: Vec<f64> = cell
-                .iter()
-                .enumerate()
-                .filter(|(i, _)| !ours.contains(i))
-                .map(|(_, per_round)| metric(&per_round[r]))
+            let peers: Vec<f64> = peers(cell, ours)
+                .map(|per_round| metric(&per_round[r]))
                 .collect();
             ratio(metric(&cell[s][r]), &peers)
         })
         .collect()
+}
+
+/// The peers' samples of one cell: every server that is not one of Sockeye's.
+fn peers<'a>(
+    cell: &'a [Vec<Sample>],
+    ours: &'a [usize],
+) -> impl Iterator<Item = &'a Vec<Sample>> + 'a {
+    cell.iter()
+        .enumerate()
+        .filter(|(i, _)| !ours.contains(i))
+        .map(|(_, per_round)| per_round)
+}
+
+/// One ratio column's entry: Sockeye's server `s` against the best peer by `ratio`, of the
+/// means over the rounds, then the range of the rounds' own ratios ("n/a" with no peer
+/// figure to compare with).
+fn ratio_entry(
+    cell: &[Vec<Sample>],
+    ours: &[usize],
+    s: usize,
+    metric: impl Fn(&Sample) -> f64,
+    ratio: impl Fn(f64, &[f64]) -> Option<f64>,
+) -> String {
+    let peer_means: Vec<f64> = peers(cell, ours)
+        .map(|per_server| mean(per_server, &metric))
+        .collect();
+    match ratio(mean(&cell[s], &metric), &peer_means) {
+        Some(of_means) => {
+            let rounds = round_ratios(cell, ours, s, &metric, &ratio);
+            format!("{of_means:.2}{}", range_note(&rounds))
+        }
+        None => "n/a".to_string(),
+    }
 }
 
 /// Rate: ours over the fastest peer's.
@@ -479,16 +509,9 @@ fn render(
             }
             row.push_str(" |");
         }
-        let best_peer = samples[c]
-            .iter()
-            .enumerate()
-            .filter(|(s, _)| !ours.contains(s))
-            .map(|(_, per_server)| mean(per_server, |s| s.msgs_per_s))
-            .fold(0.0, f64::max);
         for &s in &ours {
-            let ratio = mean(&samples[c][s], |s| s.msgs_per_s) / best_peer;
-            let rounds = round_ratios(&samples[c], &ours, s, |s| s.msgs_per_s, rate_ratio);
-            let _ = write!(row, " {ratio:.2}{} |", range_note(&rounds));
+            let entry = ratio_entry(&samples[c], &ours, s, |s| s.msgs_per_s, rate_ratio);
+            let _ = write!(row, " {entry} |");
         }
         let _ = writeln!(out, "{row}");
     }
@@ -511,17 +534,9 @@ fn render(
         for per_server in &samples[c] {
             let _ = write!(row, " {:.1} |", mean(per_server, |s| s.cpu_us_per_echo));
         }
-        let best_peer = samples[c]
-            .iter()
-            .enumerate()
-            .filter(|(s, _)| !ours.contains(s))
-            .map(|(_, per_server)| mean(per_server, |s| s.cpu_us_per_echo))
-            .filter(|cpu| *cpu > 0.0)
-            .fold(f64::INFINITY, f64::min);
         for &s in &ours {
-            let ratio = best_peer / mean(&samples[c][s], |s| s.cpu_us_per_echo);
-            let rounds = round_ratios(&samples[c], &ours, s, |s| s.cpu_us_per_echo, cpu_ratio);
-            let _ = write!(row, " {ratio:.2}{} |", range_note(&rounds));
+            let entry = ratio_entry(&samples[c], &ours, s, |s| s.cpu_us_per_echo, cpu_ratio);
+            let _ = write!(row, " {entry} |");
         }
         let _ = writeln!(out, "{row}");
     }
@@ -642,6 +657,20 @@ mod tests {
         let cpu = round_ratios(&cell, &[0], 0, |s| s.cpu_us_per_echo, cpu_ratio);
         assert_eq!(cpu, vec![0.9, 0.8]);
         assert_eq!(range_note(&cpu), " (0.80-0.90)");
+        // Of the means: 135 / max(125, 140); the most frugal peer's 7.5 / 7.5.
+        assert_eq!(
+            ratio_entry(&cell, &[0], 0, |s| s.msgs_per_s, rate_ratio),
+            "0.96 (0.90-0.90)"
+        );
+        assert_eq!(
+            ratio_entry(&cell, &[0], 0, |s| s.cpu_us_per_echo, cpu_ratio),
+            "1.00 (0.80-0.90)"
+        );
+        assert_eq!(
+            ratio_entry(&cell, &[0, 1, 2], 0, |s| s.msgs_per_s, rate_ratio),
+            "n/a",
+            "no peer to compare with"
+        );
         assert_eq!(range_note(&[1.0]), "", "one round has no range");
     }
 
