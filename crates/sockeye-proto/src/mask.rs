@@ -59,19 +59,12 @@ pub fn apply_mask(buf: &mut [u8], key: [u8; 4], offset: usize) {
     apply_mask_portable(buf, key, offset);
 }
 
-/// Short payloads: unaligned 8-byte words, then bytes.
+/// Short payloads: unaligned 8-byte words from the first byte on (no aligned head), then
+/// bytes.
 fn apply_mask_short(buf: &mut [u8], key: [u8; 4], offset: usize) {
-    let key = rotated(key, offset);
-    let key_word = u64::from_ne_bytes([
-        key[0], key[1], key[2], key[3], key[0], key[1], key[2], key[3],
-    ]);
-    let mut words = buf.chunks_exact_mut(8);
-    for word in &mut words {
-        let word: &mut [u8; 8] = word.try_into().expect("chunks of 8 bytes");
-        *word = (u64::from_ne_bytes(*word) ^ key_word).to_ne_bytes();
-    }
-    // Each word is 8 bytes, so the tail starts at key octet 0 again.
-    xor_bytes(words.into_remainder(), key);
+    xor_words::<8>(buf, rotated(key, offset), |word, key| {
+        *word = (u64::from_ne_bytes(*word) ^ u64::from_ne_bytes(*key)).to_ne_bytes();
+    });
 }
 
 /// The fallback for every CPU: one u128 XOR per 16-byte word.
@@ -119,15 +112,24 @@ fn apply_mask_words<const N: usize>(
     let head_len = buf.as_ptr().align_offset(N).min(buf.len());
     let (head, body) = buf.split_at_mut(head_len);
     xor_bytes(head, key);
-    let key = rotated(key, head_len);
+    xor_words::<N>(body, rotated(key, head_len), xor_word);
+}
 
+/// XORs `buf` (whose first byte uses key octet 0 of `key`) in whole `N`-byte words, each
+/// by `xor_word`, then the byte-wise tail. Inlined, like [`apply_mask_words`].
+#[inline(always)]
+fn xor_words<const N: usize>(
+    buf: &mut [u8],
+    key: [u8; 4],
+    xor_word: impl Fn(&mut [u8; N], &[u8; N]),
+) {
     // The key repeated over a whole word: byte i of the word is key octet (i MOD 4).
     let mut key_word = [0u8; N];
     for quad in key_word.chunks_exact_mut(4) {
         quad.copy_from_slice(&key);
     }
 
-    let mut words = body.chunks_exact_mut(N);
+    let mut words = buf.chunks_exact_mut(N);
     for word in &mut words {
         let word: &mut [u8; N] = word.try_into().expect("chunks of N bytes");
         xor_word(word, &key_word);
