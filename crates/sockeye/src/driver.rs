@@ -6,15 +6,16 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::io::IoSlice;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
 use bytes::{Buf, Bytes, BytesMut};
+use futures_util::task::AtomicWaker;
 use sockeye_proto::handshake::{Accept, Reject, Request};
 use sockeye_proto::{CloseCode, CloseInfo, Connection, Event, Message, State, Transmit};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::sync::Notify;
 use tracing::{debug, trace};
 
 use crate::config::Config;
@@ -51,7 +52,39 @@ fn next_read_size(size: usize, read: usize) -> usize {
 pub(crate) struct Shared {
     inner: Mutex<Inner>,
     /// Wakes the driver: output was queued, a handle went away, a read was taken.
-    pub(crate) wake_driver: Notify,
+    pub(crate) wake_driver: DriverWake,
+}
+
+/// The signal that wakes the driver's task, kept outside the session lock: a flag, which
+/// stays set until the driver sees it (a wake-up before the driver waits is not lost), and
+/// the waker of the driver's last wait. Checking it costs the driver two atomic operations
+/// at every turn, where `tokio::sync::Notify` takes the lock of its waiter list each
+/// time it is polled.
+#[derive(Debug, Default)]
+pub(crate) struct DriverWake {
+    woken: AtomicBool,
+    waker: AtomicWaker,
+}
+
+impl DriverWake {
+    /// Wakes the driver, now if it waits, else at its next wait.
+    pub(crate) fn notify_one(&self) {
+        self.woken.store(true, Ordering::Release);
+        self.waker.wake();
+    }
+
+    /// Ready once, and reset, after `notify_one`; else registers the task to be woken.
+    fn poll_woken(&self, cx: &mut Context<'_>) -> Poll<()> {
+        if self.woken.swap(false, Ordering::Acquire) {
+            return Poll::Ready(());
+        }
+        self.waker.register(cx.waker());
+        // A wake-up between the check and the registration found no waker to wake.
+        if self.woken.swap(false, Ordering::Acquire) {
+            return Poll::Ready(());
+        }
+        Poll::Pending
+    }
 }
 
 #[derive(Debug)]
@@ -342,7 +375,7 @@ impl Shared {
                 driver: None,
                 out: Output::default(),
             }),
-            wake_driver: Notify::new(),
+            wake_driver: DriverWake::default(),
         })
     }
 
@@ -676,9 +709,6 @@ where
     }
     shared.lock().conn.open();
 
-    // One registration with the Notify, renewed only when it fires, rather than a new one
-    // (a lock to enter its waiter list and one to leave it) at every turn of the loop.
-    let mut woken = std::pin::pin!(shared.wake_driver.notified());
     loop {
         // A sender's write failed: the same as the driver's own. In Queue mode this and
         // the events are handled in the lock of step 2.
@@ -804,10 +834,7 @@ where
                     &mut read_failed,
                 ), if want_read => Outcome::Read(result),
                 () = sleep_until(deadline), if deadline.is_some() => Outcome::Timer,
-                () = &mut woken => {
-                    woken.set(shared.wake_driver.notified());
-                    Outcome::Woken
-                }
+                () = std::future::poll_fn(|cx| shared.wake_driver.poll_woken(cx)) => Outcome::Woken,
                 () = reader_asks(&shared), if failure_held => Outcome::Woken,
             }
         };
