@@ -24,7 +24,10 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use json::Json;
-use ours::{EchoServer, assert_clean_close, binary, bounded, close_frame, pattern, text};
+use ours::{
+    EchoServer, Exchange, OUR_CLOSE_REASON, assert_clean_close, assorted, binary, bounded, bursts,
+    close_frame, exchange_then_close, next, pattern, text,
+};
 use sockeye::{ClientBuilder, CloseCode, CloseFrame, Initiator, Message, ServerBuilder};
 use sockeye_proto::extension::DeflateConfig;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader, Lines};
@@ -320,22 +323,6 @@ fn assert_python_close(closed: &Json, sent: CloseFrame, received: CloseFrame, rc
     );
 }
 
-fn bursts(range: std::ops::Range<usize>) -> Vec<Message> {
-    range.map(|i| text(&format!("burst {i}"))).collect()
-}
-
-/// Messages of every kind and size the tests echo.
-fn assorted() -> Vec<Message> {
-    vec![
-        text("hello"),
-        text("héllo wörld ✓ 🦀"),
-        text(""),
-        binary(pattern(1000)),
-        binary(Vec::new()),
-        binary(pattern(1 << 20)),
-    ]
-}
-
 /// The client script's actions that send `message`.
 fn action(message: &Message) -> String {
     match message {
@@ -352,13 +339,6 @@ fn action(message: &Message) -> String {
     }
 }
 
-async fn next(ws: &mut sockeye::WebSocket) -> Message {
-    bounded("our next message", ws.next())
-        .await
-        .expect("the stream ended early")
-        .expect("our session failed")
-}
-
 #[tokio::test]
 async fn our_client_exchanges_messages_with_python_server_and_closes_first() {
     let mut server = PythonServer::start().await;
@@ -367,41 +347,7 @@ async fn our_client_exchanges_messages_with_python_server_and_closes_first() {
         .expect("our handshake with their server");
     assert_eq!(response.status, 101);
 
-    let mut sent = Vec::new();
-    let mut received = Vec::new();
-    for message in assorted() {
-        ws.send(message.clone()).await.expect("send");
-        sent.push(message.clone());
-        received.push(next(&mut ws).await);
-        assert_eq!(received.last(), Some(&message));
-    }
-    for (ask, answer) in [
-        ("fragments frag ment ed", "fragmented"),
-        ("ping", "pong received"),
-        ("burst 50", "burst 0"),
-    ] {
-        ws.send(text(ask)).await.expect("send");
-        sent.push(text(ask));
-        received.push(next(&mut ws).await);
-        assert_eq!(received.last(), Some(&text(answer)));
-    }
-
-    // We close while the rest of the burst may be on its way.
-    let reason = "sockeye client done";
-    let info = bounded("our close", ws.close(CloseCode(4001), reason))
-        .await
-        .expect("close");
-    assert_clean_close(
-        &info,
-        Initiator::Local,
-        close_frame(4001, reason),
-        close_frame(4001, reason),
-    );
-    while let Some(item) = bounded("the rest of the burst", ws.next()).await {
-        received.push(item.expect("no failure"));
-    }
-    assert_eq!(ws.session().peer_closed_first(), Some(true));
-    assert!(ws.send(text("late")).await.is_err());
+    let Exchange { sent, received } = exchange_then_close(&mut ws, "pong received").await;
 
     let theirs = server.report().await;
     assert_eq!(Seen::list(theirs.get("received")), Seen::all(&sent));
@@ -413,8 +359,8 @@ async fn our_client_exchanges_messages_with_python_server_and_closes_first() {
     );
     assert_python_close(
         &theirs,
-        close_frame(4001, reason),
-        close_frame(4001, reason),
+        close_frame(4001, OUR_CLOSE_REASON),
+        close_frame(4001, OUR_CLOSE_REASON),
         true,
     );
 }

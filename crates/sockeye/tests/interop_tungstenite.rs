@@ -8,7 +8,10 @@
 mod ours;
 
 use futures_util::{SinkExt, StreamExt};
-use ours::{EchoServer, assert_clean_close, binary, bounded, close_frame, pattern, text};
+use ours::{
+    EchoServer, Exchange, OUR_CLOSE_REASON, assert_clean_close, assorted, binary, bounded, bursts,
+    close_frame, exchange_then_close, pattern, text,
+};
 use sockeye::{CloseCode, CloseFrame, Initiator, Message};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -73,10 +76,6 @@ where
             .expect("feed a frame");
     }
     ws.flush().await.expect("flush");
-}
-
-fn bursts(range: std::ops::Range<usize>) -> Vec<Message> {
-    range.map(|i| text(&format!("burst {i}"))).collect()
 }
 
 /// What one side using tokio-tungstenite saw.
@@ -196,25 +195,6 @@ where
     from_theirs(message)
 }
 
-/// Messages of every kind and size the tests echo.
-fn assorted() -> Vec<Message> {
-    vec![
-        text("hello"),
-        text("héllo wörld ✓ 🦀"),
-        text(""),
-        binary(pattern(1000)),
-        binary(Vec::new()),
-        binary(pattern(1 << 20)),
-    ]
-}
-
-async fn next(ws: &mut sockeye::WebSocket) -> Message {
-    bounded("our next message", ws.next())
-        .await
-        .expect("the stream ended early")
-        .expect("our session failed")
-}
-
 #[tokio::test]
 async fn our_client_exchanges_messages_with_tungstenite_server_and_closes_first() {
     let (url, server) = tungstenite_server().await;
@@ -223,48 +203,14 @@ async fn our_client_exchanges_messages_with_tungstenite_server_and_closes_first(
         .expect("our handshake with their server");
     assert_eq!(response.status, 101);
 
-    let mut sent = Vec::new();
-    let mut received = Vec::new();
-    for message in assorted() {
-        ws.send(message.clone()).await.expect("send");
-        sent.push(message.clone());
-        received.push(next(&mut ws).await);
-        assert_eq!(received.last(), Some(&message));
-    }
-    for (ask, answer) in [
-        ("fragments frag ment ed", "fragmented"),
-        ("ping", "pong received: interop"),
-        ("burst 50", "burst 0"),
-    ] {
-        ws.send(text(ask)).await.expect("send");
-        sent.push(text(ask));
-        received.push(next(&mut ws).await);
-        assert_eq!(received.last(), Some(&text(answer)));
-    }
-
-    // We close while the rest of the burst is on its way.
-    let reason = "sockeye client done";
-    let info = bounded("our close", ws.close(CloseCode(4001), reason))
-        .await
-        .expect("close");
-    assert_clean_close(
-        &info,
-        Initiator::Local,
-        close_frame(4001, reason),
-        close_frame(4001, reason),
-    );
+    let Exchange { sent, received } = exchange_then_close(&mut ws, "pong received: interop").await;
     // The server sent the whole burst before it read our Close: none of it is lost.
-    while let Some(item) = bounded("the rest of the burst", ws.next()).await {
-        received.push(item.expect("no failure"));
-    }
     assert_eq!(received[received.len() - 50..], bursts(0..50)[..]);
-    assert_eq!(ws.session().peer_closed_first(), Some(true));
-    assert!(ws.send(text("late")).await.is_err());
 
     let theirs = bounded("their server", server).await.expect("their server");
     assert_eq!(theirs.received, sent);
     assert_eq!(theirs.sent, received);
-    assert_eq!(theirs.close, Some(close_frame(4001, reason)));
+    assert_eq!(theirs.close, Some(close_frame(4001, OUR_CLOSE_REASON)));
     assert_eq!(theirs.error, None);
 }
 

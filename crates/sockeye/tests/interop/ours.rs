@@ -1,6 +1,7 @@
 //! Sockeye's side of the interop tests: an echo server steered by text messages like the
 //! peers' echo servers, which reports what it received, what it sent and how it closed;
-//! and the checks both test files make on a [`CloseInfo`].
+//! the messages both test files exchange, our client's side of the exchange they share,
+//! and the checks both make on a [`CloseInfo`].
 
 use std::future::Future;
 use std::time::Duration;
@@ -58,6 +59,83 @@ pub(crate) fn assert_clean_close(
     assert_eq!(info.code, received.code.expect("a code"), "{info:?}");
     assert_eq!(info.reason, received.reason, "{info:?}");
     assert_eq!(info.received, Some(received), "{info:?}");
+}
+
+/// The text messages `burst START` ... `burst END-1`, as a steered echo server sends them.
+pub(crate) fn bursts(range: std::ops::Range<usize>) -> Vec<Message> {
+    range.map(|i| text(&format!("burst {i}"))).collect()
+}
+
+/// Messages of every kind and size the tests echo.
+pub(crate) fn assorted() -> Vec<Message> {
+    vec![
+        text("hello"),
+        text("héllo wörld ✓ 🦀"),
+        text(""),
+        binary(pattern(1000)),
+        binary(Vec::new()),
+        binary(pattern(1 << 20)),
+    ]
+}
+
+/// The next message on our side, which must come within [`STEP`].
+pub(crate) async fn next(ws: &mut WebSocket) -> Message {
+    bounded("our next message", ws.next())
+        .await
+        .expect("the stream ended early")
+        .expect("our session failed")
+}
+
+/// The reason of our client's Close in [`exchange_then_close`] (code 4001).
+pub(crate) const OUR_CLOSE_REASON: &str = "sockeye client done";
+
+/// What our client sent and received in [`exchange_then_close`], in order.
+#[derive(Debug)]
+pub(crate) struct Exchange {
+    pub(crate) sent: Vec<Message>,
+    pub(crate) received: Vec<Message>,
+}
+
+/// Our client's side of the exchange with a peer's steered echo server: each of
+/// [`assorted`] echoed, then `fragments` (one message sent in fragments), `ping` (their
+/// Ping, whose Pong they acknowledge with `pong_answer`) and `burst 50`; then our Close
+/// (4001, [`OUR_CLOSE_REASON`]) while the burst may still be on its way, whose handshake
+/// must complete cleanly, and the rest of the burst read to the end of the stream. Checks
+/// that the peer closed TCP first (7.1.1) and that nothing can be sent after the close.
+pub(crate) async fn exchange_then_close(ws: &mut WebSocket, pong_answer: &str) -> Exchange {
+    let mut sent = Vec::new();
+    let mut received = Vec::new();
+    let asks = [
+        ("fragments frag ment ed", "fragmented"),
+        ("ping", pong_answer),
+        ("burst 50", "burst 0"),
+    ];
+    let echoes = assorted().into_iter().map(|m| (m.clone(), m));
+    let asks = asks
+        .into_iter()
+        .map(|(ask, answer)| (text(ask), text(answer)));
+    for (message, answer) in echoes.chain(asks) {
+        ws.send(message.clone()).await.expect("send");
+        sent.push(message);
+        received.push(next(ws).await);
+        assert_eq!(received.last(), Some(&answer));
+    }
+
+    let info = bounded("our close", ws.close(CloseCode(4001), OUR_CLOSE_REASON))
+        .await
+        .expect("close");
+    assert_clean_close(
+        &info,
+        Initiator::Local,
+        close_frame(4001, OUR_CLOSE_REASON),
+        close_frame(4001, OUR_CLOSE_REASON),
+    );
+    while let Some(item) = bounded("the rest of the burst", ws.next()).await {
+        received.push(item.expect("no failure"));
+    }
+    assert_eq!(ws.session().peer_closed_first(), Some(true));
+    assert!(ws.send(text("late")).await.is_err());
+    Exchange { sent, received }
 }
 
 /// What [`EchoServer`] saw on one connection.
@@ -129,7 +207,7 @@ async fn echo(mut ws: WebSocket, reports: mpsc::UnboundedSender<ServerReport>) {
         let replies = match command {
             Some(("burst", n)) => {
                 let n: usize = n.parse().expect("burst N");
-                (0..n).map(|i| text(&format!("burst {i}"))).collect()
+                bursts(0..n)
             }
             Some(("close", rest)) => {
                 let (code, reason) = rest.split_once(' ').unwrap_or((rest, ""));
