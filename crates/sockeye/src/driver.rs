@@ -1123,6 +1123,58 @@ mod write_tests {
     }
 }
 
+#[cfg(test)]
+mod wake_tests {
+    use std::sync::atomic::AtomicUsize;
+    use std::task::Wake;
+
+    use super::*;
+
+    /// A waker that counts its wake-ups.
+    #[derive(Default)]
+    struct Count(AtomicUsize);
+
+    impl Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    /// A wake-up before the driver waits is kept for its next wait, a wake-up while it
+    /// waits wakes its task, and each is seen once: the next wait is pending again.
+    #[test]
+    fn a_wake_up_is_kept_until_seen_and_seen_once() {
+        let signal = DriverWake::default();
+        let count = Arc::new(Count::default());
+        let waker = Waker::from(count.clone());
+        let mut cx = Context::from_waker(&waker);
+
+        assert!(signal.poll_woken(&mut cx).is_pending());
+        signal.notify_one();
+        assert_eq!(
+            count.0.load(Ordering::SeqCst),
+            1,
+            "the waiting task is woken"
+        );
+        assert!(signal.poll_woken(&mut cx).is_ready());
+        assert!(
+            signal.poll_woken(&mut cx).is_pending(),
+            "one wake-up, seen once"
+        );
+
+        // Two wake-ups before the next wait are one.
+        signal.notify_one();
+        signal.notify_one();
+        assert!(signal.poll_woken(&mut cx).is_ready());
+        assert!(signal.poll_woken(&mut cx).is_pending());
+        assert_eq!(
+            count.0.load(Ordering::SeqCst),
+            2,
+            "only the registered wait is woken"
+        );
+    }
+}
+
 #[cfg(all(test, target_pointer_width = "64"))]
 mod footprint_tests {
     /// Every idle connection holds one `Inner` (with the core's `Connection` in it): the
