@@ -1,7 +1,8 @@
 //! `peers`: the echo servers of Sockeye and its peers, and the runner of the side-by-side
 //! benchmark (`benches/run.sh` builds and calls it).
 //!
-//! - `peers serve NAME [--addr HOST:PORT]`: one echo server; prints `listening on ADDR`.
+//! - `peers serve NAME [--addr HOST:PORT] [--ping-interval SECS] [--idle-timeout SECS]`:
+//!   one echo server; prints `listening on ADDR`. The timers are for Sockeye's servers.
 //! - `peers matrix`: every server against the matrix of loads, with `sockeye bench` as the
 //!   load generator, then the idle memory per connection; prints the tables.
 //! - `peers idle ADDR N`: opens N idle WebSocket connections to ADDR and holds them until
@@ -9,6 +10,7 @@
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
@@ -34,6 +36,14 @@ enum Command {
         /// Address to listen on; the bound address is printed as `listening on ADDR`
         #[arg(long, default_value = "127.0.0.1:0")]
         addr: SocketAddr,
+        /// Sockeye's servers only: send a Ping after this many seconds without one
+        /// (`ping_interval`), to measure a session's timer
+        #[arg(long, value_name = "SECS")]
+        ping_interval: Option<u64>,
+        /// Sockeye's servers only: close a session after this many seconds without a
+        /// frame (`idle_timeout`)
+        #[arg(long, value_name = "SECS")]
+        idle_timeout: Option<u64>,
     },
     /// Run the benchmark matrix against every server and print the tables.
     Matrix(matrix::MatrixArgs),
@@ -48,15 +58,30 @@ enum Command {
 
 fn main() -> ExitCode {
     match Cli::parse().command {
-        Command::Serve { server, addr } => match servers::run(server, addr) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(error) => {
-                eprintln!("peers: {} server failed: {error}", server.name());
-                ExitCode::FAILURE
-            }
-        },
+        Command::Serve {
+            server,
+            addr,
+            ping_interval,
+            idle_timeout,
+        } => {
+            let timers = servers::Timers {
+                ping_interval: ping_interval.map(Duration::from_secs),
+                idle_timeout: idle_timeout.map(Duration::from_secs),
+            };
+            serve(server, addr, timers)
+        }
         Command::Matrix(args) => matrix::run(args),
         Command::Idle { addr, connections } => hold_idle(addr, connections),
+    }
+}
+
+fn serve(server: servers::Server, addr: SocketAddr, timers: servers::Timers) -> ExitCode {
+    match servers::run(server, addr, timers) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("peers: {} server failed: {error}", server.name());
+            ExitCode::FAILURE
+        }
     }
 }
 

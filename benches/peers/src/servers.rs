@@ -3,9 +3,11 @@
 //! Every server runs on a multi-thread tokio runtime with two workers, sets TCP_NODELAY
 //! on each accepted socket, echoes every text and binary message back to its sender, and
 //! uses its library's defaults otherwise. Each prints `listening on ADDR` on stderr once
-//! it is bound.
+//! it is bound. Sockeye's servers can be given session timers (`Timers`) to measure what
+//! a session with a ping interval or an idle timeout costs; the matrix never does.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -44,16 +46,43 @@ impl Server {
     }
 }
 
+/// Session timers for Sockeye's servers (`sockeye_proto::Config`'s `ping_interval` and
+/// `idle_timeout`); the default is none, the library's default.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Timers {
+    pub(crate) ping_interval: Option<Duration>,
+    pub(crate) idle_timeout: Option<Duration>,
+}
+
+impl Timers {
+    fn is_set(self) -> bool {
+        self.ping_interval.is_some() || self.idle_timeout.is_some()
+    }
+
+    /// Sockeye's server configuration: the defaults, with these timers.
+    fn builder(self) -> sockeye::ServerBuilder {
+        let mut config = sockeye::Config::default();
+        config.protocol.ping_interval = self.ping_interval;
+        config.protocol.idle_timeout = self.idle_timeout;
+        sockeye::ServerBuilder::new().config(config)
+    }
+}
+
 /// Runs `server` on `addr` until the process is killed.
-pub(crate) fn run(server: Server, addr: SocketAddr) -> std::io::Result<()> {
+pub(crate) fn run(server: Server, addr: SocketAddr, timers: Timers) -> std::io::Result<()> {
+    if timers.is_set() && !server.is_ours() {
+        return Err(std::io::Error::other(
+            "session timers are a setting of Sockeye's servers only",
+        ));
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()?;
     runtime.block_on(async move {
         match server {
-            Server::Sockeye => sockeye_server(addr).await,
-            Server::SockeyeEndpoint => sockeye_endpoint_server(addr).await,
+            Server::Sockeye => sockeye_server(addr, timers).await,
+            Server::SockeyeEndpoint => sockeye_endpoint_server(addr, timers).await,
             other => {
                 let listener = TcpListener::bind(addr).await?;
                 announce(listener.local_addr()?);
@@ -77,8 +106,10 @@ fn announce(addr: SocketAddr) {
 
 /// Sockeye: the library's server (it sets TCP_NODELAY itself) and the echo loop of
 /// `sockeye serve`.
-async fn sockeye_server(addr: SocketAddr) -> std::io::Result<()> {
-    let server = sockeye::Server::bind(addr)
+async fn sockeye_server(addr: SocketAddr, timers: Timers) -> std::io::Result<()> {
+    let server = timers
+        .builder()
+        .bind(addr)
         .await
         .map_err(std::io::Error::other)?;
     announce(server.local_addr().map_err(std::io::Error::other)?);
@@ -95,14 +126,16 @@ async fn sockeye_server(addr: SocketAddr) -> std::io::Result<()> {
 }
 
 /// Sockeye's endpoint model: the echo runs in `on_message`, on the session's own task.
-async fn sockeye_endpoint_server(addr: SocketAddr) -> std::io::Result<()> {
+async fn sockeye_endpoint_server(addr: SocketAddr, timers: Timers) -> std::io::Result<()> {
     struct Echo;
     impl sockeye::Endpoint for Echo {
         fn on_message(&mut self, session: &sockeye::Session, message: sockeye::Message) {
             let _ = session.try_send(message);
         }
     }
-    let server = sockeye::Server::bind(addr)
+    let server = timers
+        .builder()
+        .bind(addr)
         .await
         .map_err(std::io::Error::other)?;
     announce(server.local_addr().map_err(std::io::Error::other)?);
@@ -166,5 +199,26 @@ async fn tokio_websockets_echo(stream: TcpStream) {
         if (message.is_text() || message.is_binary()) && ws.send(message).await.is_err() {
             break;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timers_are_refused_for_a_peer() {
+        let timers = Timers {
+            ping_interval: Some(Duration::from_secs(30)),
+            idle_timeout: None,
+        };
+        let addr: SocketAddr = "127.0.0.1:0".parse().unwrap();
+        let error = run(Server::Fastwebsockets, addr, timers).unwrap_err();
+        assert!(
+            error.to_string().contains("Sockeye's servers only"),
+            "{error}"
+        );
+        assert!(!Timers::default().is_set());
+        assert!(timers.is_set());
     }
 }
