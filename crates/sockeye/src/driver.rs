@@ -700,6 +700,7 @@ where
     let mut read_eof = false;
     let mut linger_until: Option<Instant> = None;
     let mut flush_until: Option<Instant> = None;
+    let mut timer = None;
     let session = Session::new(shared.clone());
 
     // Seed 000: on_open runs in CONNECTED; the session is OPEN once it returns, unless
@@ -833,7 +834,7 @@ where
                     |first: &[u8]| shared.lock().conn.receive_size_hint(first),
                     &mut read_failed,
                 ), if want_read => Outcome::Read(result),
-                () = sleep_until(deadline), if deadline.is_some() => Outcome::Timer,
+                () = sleep_until(&mut timer, deadline), if deadline.is_some() => Outcome::Timer,
                 () = std::future::poll_fn(|cx| shared.wake_driver.poll_woken(cx)) => Outcome::Woken,
                 () = reader_asks(&shared), if failure_held => Outcome::Woken,
             }
@@ -1091,11 +1092,27 @@ enum Outcome {
     Woken,
 }
 
-async fn sleep_until(deadline: Option<Instant>) {
-    match deadline {
-        Some(deadline) => tokio::time::sleep_until(deadline.into()).await,
-        None => std::future::pending().await,
-    }
+/// Waits until `deadline` on the session's one timer, made at the first deadline and
+/// kept. A new `Sleep` at every turn would register with the runtime's timer and be
+/// cancelled again once per message: 620 instructions per 20-byte echo for a session with
+/// a ping interval (callgrind). A deadline that moved later (the idle timeout, restarted
+/// by every frame) is not followed at once: the timer fires at the earlier one, the core
+/// finds nothing due, and the timer is set again from there. Boxed, so that a session
+/// without deadlines (the default) holds no room for one.
+async fn sleep_until(timer: &mut Option<Pin<Box<tokio::time::Sleep>>>, deadline: Option<Instant>) {
+    let Some(deadline) = deadline.map(tokio::time::Instant::from_std) else {
+        return std::future::pending().await;
+    };
+    let sleep = match timer {
+        Some(sleep) => {
+            if deadline < sleep.deadline() || (sleep.is_elapsed() && deadline != sleep.deadline()) {
+                sleep.as_mut().reset(deadline);
+            }
+            sleep
+        }
+        None => timer.insert(Box::pin(tokio::time::sleep_until(deadline))),
+    };
+    sleep.as_mut().await
 }
 
 #[cfg(test)]
@@ -1120,6 +1137,84 @@ mod write_tests {
             }
             other => panic!("expected the error, got {other:?}"),
         }
+    }
+}
+
+#[cfg(test)]
+mod timer_tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    type Timer = Option<Pin<Box<tokio::time::Sleep>>>;
+
+    /// Polls `future` once, in the test's task.
+    async fn poll_once<F: Future>(mut future: Pin<&mut F>) -> Poll<F::Output> {
+        std::future::poll_fn(|cx| Poll::Ready(future.as_mut().poll(cx))).await
+    }
+
+    /// Waits on the timer for `deadline` and returns how long after `start` it fired.
+    async fn fired(timer: &mut Timer, deadline: Instant, start: Instant) -> Duration {
+        sleep_until(timer, Some(deadline)).await;
+        now() - start
+    }
+
+    /// The timer is made once and kept; a deadline moved later fires first at the earlier
+    /// one (the core then finds nothing due) and then at its own; one moved earlier is
+    /// followed at once.
+    #[tokio::test(start_paused = true)]
+    async fn one_timer_is_kept_and_fires_no_later_than_the_deadline() {
+        let start = now();
+        let at = |secs| start + Duration::from_secs(secs);
+        let mut timer: Timer = None;
+        assert_eq!(
+            fired(&mut timer, at(5), start).await,
+            Duration::from_secs(5)
+        );
+        let kept = timer.as_deref().map(std::ptr::from_ref);
+        assert!(kept.is_some(), "the timer is made at the first deadline");
+
+        // Armed for 10 s, then the deadline moves to 12 s: it fires at 10, then at 12.
+        {
+            let wait = sleep_until(&mut timer, Some(at(10)));
+            tokio::pin!(wait);
+            assert!(poll_once(wait.as_mut()).await.is_pending());
+        }
+        assert_eq!(
+            fired(&mut timer, at(12), start).await,
+            Duration::from_secs(10)
+        );
+        assert_eq!(
+            fired(&mut timer, at(12), start).await,
+            Duration::from_secs(12)
+        );
+
+        // Armed for 20 s, then the deadline moves to 14 s: it fires at 14.
+        {
+            let wait = sleep_until(&mut timer, Some(at(20)));
+            tokio::pin!(wait);
+            assert!(poll_once(wait.as_mut()).await.is_pending());
+        }
+        assert_eq!(
+            fired(&mut timer, at(14), start).await,
+            Duration::from_secs(14)
+        );
+
+        assert_eq!(
+            timer.as_deref().map(std::ptr::from_ref),
+            kept,
+            "the same timer throughout"
+        );
+    }
+
+    /// Without a deadline the wait never ends and no timer is made.
+    #[tokio::test(start_paused = true)]
+    async fn no_deadline_makes_no_timer_and_never_fires() {
+        let mut timer: Timer = None;
+        let waited =
+            tokio::time::timeout(Duration::from_secs(3600), sleep_until(&mut timer, None)).await;
+        assert!(waited.is_err());
+        assert!(timer.is_none());
     }
 }
 
