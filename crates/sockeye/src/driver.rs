@@ -430,14 +430,15 @@ impl Shared {
         }
     }
 
-    /// Queues a message, waiting while the buffer is over its high-water mark.
+    /// Queues a message, waiting while the buffer is over its high-water mark. The first
+    /// try is made at once: with room (the common case) a send takes the lock once.
     pub(crate) async fn queue(&self, mut message: Message) -> Result<()> {
         loop {
-            self.writable().await;
             match self.try_queue(message)? {
                 None => return Ok(()),
                 Some(back) => message = back,
             }
+            self.writable().await;
         }
     }
 
