@@ -1160,6 +1160,14 @@ mod timer_tests {
         now() - start
     }
 
+    /// Sets the timer for `deadline` and leaves it: a turn of the driver that another
+    /// branch ended.
+    async fn arm(timer: &mut Timer, deadline: Instant) {
+        let wait = sleep_until(timer, Some(deadline));
+        tokio::pin!(wait);
+        assert!(poll_once(wait.as_mut()).await.is_pending());
+    }
+
     /// The timer is made once and kept; a deadline moved later fires first at the earlier
     /// one (the core then finds nothing due) and then at its own; one moved earlier is
     /// followed at once.
@@ -1167,45 +1175,23 @@ mod timer_tests {
     async fn one_timer_is_kept_and_fires_no_later_than_the_deadline() {
         let start = now();
         let at = |secs| start + Duration::from_secs(secs);
+        let secs = Duration::from_secs;
         let mut timer: Timer = None;
-        assert_eq!(
-            fired(&mut timer, at(5), start).await,
-            Duration::from_secs(5)
-        );
+        assert_eq!(fired(&mut timer, at(5), start).await, secs(5));
         let kept = timer.as_deref().map(std::ptr::from_ref);
         assert!(kept.is_some(), "the timer is made at the first deadline");
 
         // Armed for 10 s, then the deadline moves to 12 s: it fires at 10, then at 12.
-        {
-            let wait = sleep_until(&mut timer, Some(at(10)));
-            tokio::pin!(wait);
-            assert!(poll_once(wait.as_mut()).await.is_pending());
-        }
-        assert_eq!(
-            fired(&mut timer, at(12), start).await,
-            Duration::from_secs(10)
-        );
-        assert_eq!(
-            fired(&mut timer, at(12), start).await,
-            Duration::from_secs(12)
-        );
+        arm(&mut timer, at(10)).await;
+        assert_eq!(fired(&mut timer, at(12), start).await, secs(10));
+        assert_eq!(fired(&mut timer, at(12), start).await, secs(12));
 
         // Armed for 20 s, then the deadline moves to 14 s: it fires at 14.
-        {
-            let wait = sleep_until(&mut timer, Some(at(20)));
-            tokio::pin!(wait);
-            assert!(poll_once(wait.as_mut()).await.is_pending());
-        }
-        assert_eq!(
-            fired(&mut timer, at(14), start).await,
-            Duration::from_secs(14)
-        );
+        arm(&mut timer, at(20)).await;
+        assert_eq!(fired(&mut timer, at(14), start).await, secs(14));
 
-        assert_eq!(
-            timer.as_deref().map(std::ptr::from_ref),
-            kept,
-            "the same timer throughout"
-        );
+        let now_kept = timer.as_deref().map(std::ptr::from_ref);
+        assert_eq!(now_kept, kept, "the same timer throughout");
     }
 
     /// Without a deadline the wait never ends and no timer is made.
