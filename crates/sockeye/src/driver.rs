@@ -1095,11 +1095,11 @@ enum Outcome {
 
 /// Waits until `deadline` on the session's one timer, made at the first deadline and
 /// kept. A new `Sleep` at every turn would register with the runtime's timer and be
-/// cancelled again once per message: 620 instructions per 20-byte echo for a session with
-/// a ping interval (callgrind). A deadline that moved later (the idle timeout, restarted
-/// by every frame) is not followed at once: the timer fires at the earlier one, the core
-/// finds nothing due, and the timer is set again from there. Boxed, so that a session
-/// without deadlines (the default) holds no room for one.
+/// cancelled again once per message: about 600 instructions per 20-byte echo for a
+/// session with a ping interval (callgrind). A deadline that moved later (the idle
+/// timeout, restarted by every frame) is not followed at once: the timer fires at the
+/// earlier one, the core finds nothing due, and the timer is set again from there. Boxed,
+/// so that a session without deadlines (the default) holds no room for one.
 async fn sleep_until(timer: &mut Option<Pin<Box<tokio::time::Sleep>>>, deadline: Option<Instant>) {
     let Some(deadline) = deadline.map(tokio::time::Instant::from_std) else {
         return std::future::pending().await;
