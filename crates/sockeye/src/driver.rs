@@ -1116,6 +1116,17 @@ async fn sleep_until(timer: &mut Option<Pin<Box<tokio::time::Sleep>>>, deadline:
     sleep.as_mut().await
 }
 
+/// Polls `future` once, as the driver's `select!` polls each branch before it waits, and
+/// says whether it is pending; the future is dropped, as a branch is when another wins.
+#[cfg(test)]
+fn pending_at_first_poll(future: impl Future) -> bool {
+    let mut future = std::pin::pin!(future);
+    future
+        .as_mut()
+        .poll(&mut Context::from_waker(Waker::noop()))
+        .is_pending()
+}
+
 #[cfg(test)]
 mod write_tests {
     use super::*;
@@ -1149,11 +1160,6 @@ mod timer_tests {
 
     type Timer = Option<Pin<Box<tokio::time::Sleep>>>;
 
-    /// Polls `future` once, in the test's task.
-    async fn poll_once<F: Future>(mut future: Pin<&mut F>) -> Poll<F::Output> {
-        std::future::poll_fn(|cx| Poll::Ready(future.as_mut().poll(cx))).await
-    }
-
     /// Waits on the timer for `deadline` and returns how long after `start` it fired.
     async fn fired(timer: &mut Timer, deadline: Instant, start: Instant) -> Duration {
         sleep_until(timer, Some(deadline)).await;
@@ -1162,10 +1168,8 @@ mod timer_tests {
 
     /// Sets the timer for `deadline` and leaves it: a turn of the driver that another
     /// branch ended.
-    async fn arm(timer: &mut Timer, deadline: Instant) {
-        let wait = sleep_until(timer, Some(deadline));
-        tokio::pin!(wait);
-        assert!(poll_once(wait.as_mut()).await.is_pending());
+    fn arm(timer: &mut Timer, deadline: Instant) {
+        assert!(pending_at_first_poll(sleep_until(timer, Some(deadline))));
     }
 
     /// The timer is made once and kept; a deadline moved later fires first at the earlier
@@ -1182,12 +1186,12 @@ mod timer_tests {
         assert!(kept.is_some(), "the timer is made at the first deadline");
 
         // Armed for 10 s, then the deadline moves to 12 s: it fires at 10, then at 12.
-        arm(&mut timer, at(10)).await;
+        arm(&mut timer, at(10));
         assert_eq!(fired(&mut timer, at(12), start).await, secs(10));
         assert_eq!(fired(&mut timer, at(12), start).await, secs(12));
 
         // Armed for 20 s, then the deadline moves to 14 s: it fires at 14.
-        arm(&mut timer, at(20)).await;
+        arm(&mut timer, at(20));
         assert_eq!(fired(&mut timer, at(14), start).await, secs(14));
 
         let now_kept = timer.as_deref().map(std::ptr::from_ref);
@@ -1276,14 +1280,6 @@ mod read_tests {
 
     use super::*;
 
-    /// Polls a read once, as the driver's `select!` does before it waits.
-    fn poll_once(read: impl Future<Output = std::io::Result<usize>>) -> bool {
-        let mut read = std::pin::pin!(read);
-        let waker = futures_util::task::noop_waker();
-        let mut cx = std::task::Context::from_waker(&waker);
-        read.as_mut().poll(&mut cx).is_pending()
-    }
-
     impl ReadReady for tokio::io::DuplexStream {}
 
     /// Two ends of a loopback TCP connection.
@@ -1336,7 +1332,7 @@ mod read_tests {
         let (mut peer, mut ours) = tokio::io::duplex(64 * 1024);
         let mut buf = BytesMut::new();
         let mut failed = None;
-        assert!(poll_once(read_some(
+        assert!(pending_at_first_poll(read_some(
             &mut ours,
             &mut buf,
             READ_MIN,
@@ -1353,7 +1349,7 @@ mod read_tests {
         // Whole frames take no more room than they need.
         assert!(buf.capacity() < READ_MIN, "capacity {}", buf.capacity());
         // Bytes already held (the start of a frame) stay while the read waits.
-        assert!(poll_once(read_some(
+        assert!(pending_at_first_poll(read_some(
             &mut ours,
             &mut buf,
             READ_MIN,
@@ -1399,7 +1395,7 @@ mod read_tests {
         let (mut rd, _wr) = split(ours);
         let mut buf = BytesMut::new();
         let mut failed = None;
-        assert!(poll_once(read_some(
+        assert!(pending_at_first_poll(read_some(
             &mut rd,
             &mut buf,
             FRESH_MIN,
