@@ -122,8 +122,9 @@ pub(crate) struct Inner {
     /// The reader asked for a message and found none: it has handled every message it
     /// took. Cleared when it takes one.
     reader_asked: bool,
-    /// The driver, while it holds back a failure until the reader asks for more.
-    driver: Option<Waker>,
+    /// The driver holds back a failure until the reader asks for more: the reader's next
+    /// empty ask wakes it.
+    driver_waits: bool,
     /// The transport's write side and the bytes taken from the core for it.
     out: Output,
 }
@@ -326,13 +327,13 @@ impl Inner {
         self.incoming_bytes > self.limits.read_buffer_high_water
     }
 
-    pub(crate) fn pop_incoming(&mut self) -> Option<Message> {
+    pub(crate) fn pop_incoming(&mut self, wake_driver: &DriverWake) -> Option<Message> {
         let Some(message) = self.incoming.pop_front() else {
             // The reader wants the next message: a failure held back until now may take
             // effect (see `queue_events`).
             self.reader_asked = true;
-            if let Some(driver) = self.driver.take() {
-                driver.wake();
+            if std::mem::take(&mut self.driver_waits) {
+                wake_driver.notify_one();
             }
             return None;
         };
@@ -372,7 +373,7 @@ impl Shared {
                 abort: false,
                 // Nothing was handed to the reader yet, so it has handled everything.
                 reader_asked: true,
-                driver: None,
+                driver_waits: false,
                 out: Output::default(),
             }),
             wake_driver: DriverWake::default(),
@@ -714,7 +715,6 @@ where
     loop {
         // A sender's write failed: the same as the driver's own. In Queue mode this and
         // the events are handled in the lock of step 2.
-        let mut failure_held = false;
         if let Dispatch::Endpoint(endpoint) = &mut dispatch {
             let failed = shared.lock().out.failed.take();
             if let Some(error) = failed {
@@ -757,7 +757,7 @@ where
                     write_failed(&mut inner, error, &mut shutdown_done, &mut read_eof);
                 }
                 // 1. Events.
-                failure_held = queue_events(&mut inner);
+                queue_events(&mut inner);
             }
             if inner.abort && !inner.conn.state().is_closed() {
                 inner
@@ -837,7 +837,6 @@ where
                 ), if want_read => Outcome::Read(result),
                 () = sleep_until(&mut timer, deadline), if deadline.is_some() => Outcome::Timer,
                 () = std::future::poll_fn(|cx| shared.wake_driver.poll_woken(cx)) => Outcome::Woken,
-                () = reader_asks(&shared), if failure_held => Outcome::Woken,
             }
         };
 
@@ -890,16 +889,15 @@ where
     trace!(state = %inner.conn.state(), "driver finished");
 }
 
-/// Moves the core's events to the queue the `WebSocket` reads from. Returns whether a
-/// failure is held back.
+/// Moves the core's events to the queue the `WebSocket` reads from.
 ///
 /// A protocol violation of the peer takes effect when its Close event is taken (see
 /// [`Connection::poll_event`]). That event is held back until the application has taken
 /// every message received before it and asks for the next one (or no handle is left), so
 /// that it can still answer them: then the Close frame follows the answers. The core's
-/// close timeout bounds the wait.
-fn queue_events(inner: &mut Inner) -> bool {
-    let mut held = false;
+/// close timeout bounds the wait; the reader's next ask (or its handle's drop) wakes the
+/// driver.
+fn queue_events(inner: &mut Inner) {
     loop {
         if (inner.conn.failure_pending() || inner.conn.close_reply_pending())
             && matches!(inner.conn.peek_event(), Some(Event::Close(_)))
@@ -910,7 +908,7 @@ fn queue_events(inner: &mut Inner) -> bool {
                 inner.holding_close = true;
             }
             if inner.holding_close && !inner.reader_caught_up() {
-                held = true;
+                inner.driver_waits = true;
                 break;
             }
         }
@@ -937,20 +935,6 @@ fn queue_events(inner: &mut Inner) -> bool {
             reader.wake();
         }
     }
-    held
-}
-
-/// Resolves once the reader has caught up (see [`Inner::reader_caught_up`]).
-async fn reader_asks(shared: &Shared) {
-    std::future::poll_fn(|cx| {
-        let mut inner = shared.lock();
-        if inner.reader_caught_up() {
-            return std::task::Poll::Ready(());
-        }
-        inner.driver = Some(cx.waker().clone());
-        std::task::Poll::Pending
-    })
-    .await
 }
 
 /// A write failed, the driver's or a sender's: the session is over (1006), and nothing

@@ -142,7 +142,7 @@ impl Drop for WebSocket {
 pub(crate) fn poll_recv(shared: &Shared, cx: &mut Context<'_>) -> Poll<Option<Result<Message>>> {
     let mut inner = shared.lock();
     let was_full = inner.incoming_over_high_water();
-    if let Some(message) = inner.pop_incoming() {
+    if let Some(message) = inner.pop_incoming(&shared.wake_driver) {
         if was_full {
             drop(inner);
             shared.wake_driver.notify_one();
