@@ -57,9 +57,9 @@ pub(crate) struct Shared {
 
 /// The signal that wakes the driver's task, kept outside the session lock: a flag, which
 /// stays set until the driver sees it (a wake-up before the driver waits is not lost), and
-/// the waker of the driver's last wait. Checking it costs the driver two atomic operations
-/// at every turn, where `tokio::sync::Notify` takes the lock of its waiter list each
-/// time it is polled.
+/// the waker of the driver's last wait. Checking it takes a few atomic operations (the
+/// flag, and the waker's registration when the flag is clear), where `tokio::sync::Notify`
+/// takes the lock of its waiter list each time it is polled.
 #[derive(Debug, Default)]
 pub(crate) struct DriverWake {
     woken: AtomicBool,
@@ -1090,7 +1090,8 @@ async fn sleep_until(timer: &mut Option<Pin<Box<tokio::time::Sleep>>>, deadline:
     };
     let sleep = match timer {
         Some(sleep) => {
-            if deadline < sleep.deadline() || (sleep.is_elapsed() && deadline != sleep.deadline()) {
+            let moved = deadline != sleep.deadline();
+            if moved && (deadline < sleep.deadline() || sleep.is_elapsed()) {
                 sleep.as_mut().reset(deadline);
             }
             sleep
