@@ -127,6 +127,8 @@ pub(crate) struct Inner {
     driver_waits: bool,
     /// The transport's write side and the bytes taken from the core for it.
     out: Output,
+    /// The transport's read side and what its reads keep between them.
+    input: Input,
 }
 
 /// The settings of [`Config`] that the runtime layer applies itself.
@@ -163,6 +165,45 @@ impl fmt::Debug for Output {
             .field("unflushed", &self.unflushed)
             .field("shutdown_wanted", &self.shutdown_wanted)
             .finish_non_exhaustive()
+    }
+}
+
+/// The read side of the transport, in the shared state so that whichever task reads (the
+/// driver, or a receiving handle waiting for a message) feeds the core under the session
+/// lock, in order.
+struct Input {
+    /// `None` before the driver starts and after it dropped the transport.
+    io: Option<ReadSide>,
+    /// The core's receive buffer, lent for the reads (they go straight into it).
+    buf: BytesMut,
+    /// The room a read asks for, adapted to what the reads bring.
+    size: usize,
+    /// A read's failure kept for the next one (see [`poll_read_some`]).
+    failed: Option<std::io::Error>,
+    /// The read side is done: end of stream, a read or write failure.
+    eof: bool,
+}
+
+impl fmt::Debug for Input {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Input")
+            .field("open", &self.io.is_some())
+            .field("buffered", &self.buf.len())
+            .field("size", &self.size)
+            .field("eof", &self.eof)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for Input {
+    fn default() -> Input {
+        Input {
+            io: None,
+            buf: BytesMut::new(),
+            size: READ_MIN,
+            failed: None,
+            eof: false,
+        }
     }
 }
 
@@ -301,6 +342,46 @@ impl Inner {
         }
     }
 
+    /// Reads what the transport has and gives it to the core (or the end of the stream, or
+    /// the failure). Ready once a read was made; pending, with `cx` registered for the
+    /// socket's readiness, when nothing has arrived.
+    fn poll_input(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let Some(io) = self.input.io.as_mut() else {
+            return Poll::Pending;
+        };
+        let conn = &self.conn;
+        let read = poll_read_some(
+            io,
+            cx,
+            &mut self.input.buf,
+            self.input.size,
+            |first: &[u8]| conn.receive_size_hint(first),
+            &mut self.input.failed,
+        );
+        match read {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(Ok(0)) => {
+                self.input.eof = true;
+                self.conn.receive_eof(now());
+            }
+            Poll::Ready(Ok(n)) => {
+                if self.conn.state().is_closed() {
+                    self.input.buf.clear();
+                } else {
+                    self.input.size = next_read_size(self.input.size, n);
+                    let buf = std::mem::take(&mut self.input.buf);
+                    self.conn.receive_buffer(buf, now());
+                    self.input.buf = self.conn.lend_receive_buffer(0);
+                }
+            }
+            Poll::Ready(Err(error)) => {
+                self.input.eof = true;
+                self.conn.transport_error(error.to_string(), now());
+            }
+        }
+        Poll::Ready(())
+    }
+
     /// Wakes the tasks waiting for buffer space or a flush (not the reader).
     fn wake_waiters(&mut self) {
         for waker in self.waiters.drain(..) {
@@ -375,6 +456,7 @@ impl Shared {
                 reader_asked: true,
                 driver_waits: false,
                 out: Output::default(),
+                input: Input::default(),
             }),
             wake_driver: DriverWake::default(),
         })
@@ -591,14 +673,14 @@ async fn flush<S: AsyncWrite + Unpin>(conn: &mut Connection, stream: &mut S) -> 
 }
 
 /// The read half of a session's transport.
-enum ReadSide<S> {
+enum ReadSide {
     /// A TCP stream's own read half: reading takes no lock shared with the writers.
     Tcp(tokio::net::tcp::OwnedReadHalf),
     /// Any other stream, split with a lock between its halves.
-    Split(tokio::io::ReadHalf<S>),
+    Split(Pin<Box<dyn AsyncRead + Send>>),
 }
 
-impl<S: AsyncRead> AsyncRead for ReadSide<S> {
+impl AsyncRead for ReadSide {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -606,7 +688,7 @@ impl<S: AsyncRead> AsyncRead for ReadSide<S> {
     ) -> Poll<std::io::Result<()>> {
         match self.get_mut() {
             ReadSide::Tcp(rd) => Pin::new(rd).poll_read(cx, buf),
-            ReadSide::Split(rd) => Pin::new(rd).poll_read(cx, buf),
+            ReadSide::Split(rd) => rd.as_mut().poll_read(cx, buf),
         }
     }
 }
@@ -620,7 +702,7 @@ trait ReadReady: AsyncRead + Unpin {
     }
 }
 
-impl<S: AsyncRead + Unpin> ReadReady for ReadSide<S> {
+impl ReadReady for ReadSide {
     fn poll_read_ready(&mut self, cx: &mut Context<'_>) -> Option<Poll<std::io::Result<()>>> {
         match self {
             ReadSide::Tcp(rd) => Some(rd.as_ref().poll_read_ready(cx)),
@@ -643,11 +725,11 @@ fn write_outcome(result: Poll<std::io::Result<usize>>) -> Poll<std::io::Result<u
 /// halves, which share no lock; any other stream goes through `tokio::io::split`, whose
 /// halves take a lock at every read and write (a few percent of the instructions of a
 /// small echo, measured with callgrind).
-fn split<S>(stream: S) -> (ReadSide<S>, Pin<Box<dyn AsyncWrite + Send>>)
+fn split<S>(stream: S) -> (ReadSide, Pin<Box<dyn AsyncWrite + Send>>)
 where
     S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
 {
-    fn tcp<S>(tcp: tokio::net::TcpStream) -> (ReadSide<S>, Pin<Box<dyn AsyncWrite + Send>>) {
+    fn tcp(tcp: tokio::net::TcpStream) -> (ReadSide, Pin<Box<dyn AsyncWrite + Send>>) {
         let (rd, wr) = tcp.into_split();
         (ReadSide::Tcp(rd), Box::pin(wr))
     }
@@ -672,7 +754,7 @@ where
     match slot {
         Some(stream) => {
             let (rd, wr) = tokio::io::split(stream);
-            (ReadSide::Split(rd), Box::pin(wr))
+            (ReadSide::Split(Box::pin(rd)), Box::pin(wr))
         }
         // Only a TCP stream is taken out of the slot, and it returned above.
         None => unreachable!("the transport was taken for a TCP split"),
@@ -692,14 +774,15 @@ pub(crate) async fn drive<S>(shared: Arc<Shared>, stream: S, mut dispatch: Dispa
 where
     S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
 {
-    let (mut rd, wr) = split(stream);
-    shared.lock().out.io = Some(wr);
-    // Reads go straight into the core's receive buffer, lent for the time of the read.
-    let mut read_size = READ_MIN;
-    let mut rbuf = shared.lock().conn.lend_receive_buffer(0);
-    let mut read_failed = None;
+    let (rd, wr) = split(stream);
+    {
+        let mut inner = shared.lock();
+        inner.out.io = Some(wr);
+        inner.input.io = Some(rd);
+        // Reads go straight into the core's receive buffer, lent for the time of the read.
+        inner.input.buf = inner.conn.lend_receive_buffer(0);
+    }
     let mut shutdown_done = false;
-    let mut read_eof = false;
     let mut linger_until: Option<Instant> = None;
     let mut flush_until: Option<Instant> = None;
     let mut timer = None;
@@ -718,7 +801,7 @@ where
         if let Dispatch::Endpoint(endpoint) = &mut dispatch {
             let failed = shared.lock().out.failed.take();
             if let Some(error) = failed {
-                write_failed(&mut shared.lock(), error, &mut shutdown_done, &mut read_eof);
+                write_failed(&mut shared.lock(), error, &mut shutdown_done);
             }
             // 1. Events, one at a time, outside the lock: a callback may use the session
             // (answer a message, close) before the next event is taken, and a failure of
@@ -750,11 +833,11 @@ where
         }
 
         // 2. Output, and what to wait for.
-        let (want_read, deadline, closed, flushed, aborted) = {
+        let (want_read, deadline, closed, flushed, aborted, read_eof) = {
             let mut inner = shared.lock();
             if let Dispatch::Queue = dispatch {
                 if let Some(error) = inner.out.failed.take() {
-                    write_failed(&mut inner, error, &mut shutdown_done, &mut read_eof);
+                    write_failed(&mut inner, error, &mut shutdown_done);
                 }
                 // 1. Events.
                 queue_events(&mut inner);
@@ -779,7 +862,7 @@ where
             let closed = inner.conn.state().is_closed();
             // Only received messages waiting for a reader stop reading (none are queued
             // in Endpoint mode or without a receiving handle).
-            let want_read = !read_eof && !inner.incoming_over_high_water();
+            let want_read = !inner.input.eof && !inner.incoming_over_high_water();
             if closed && linger_until.is_none() && shutdown_done {
                 linger_until = Some(now() + inner.limits.linger);
             }
@@ -796,7 +879,14 @@ where
                 (true, false) => flush_until,
                 (false, _) => inner.conn.poll_timeout(),
             };
-            (want_read, deadline, closed, flushed, inner.abort)
+            (
+                want_read,
+                deadline,
+                closed,
+                flushed,
+                inner.abort,
+                inner.input.eof,
+            )
         };
         if closed && !flushed && flush_until.is_some_and(|t| t <= now()) {
             debug!("output not written within the close timeout; dropping the transport");
@@ -828,13 +918,7 @@ where
             tokio::select! {
                 biased;
                 outcome = write, if must_write => outcome,
-                result = read_some(
-                    &mut rd,
-                    &mut rbuf,
-                    read_size,
-                    |first: &[u8]| shared.lock().conn.receive_size_hint(first),
-                    &mut read_failed,
-                ), if want_read => Outcome::Read(result),
+                () = std::future::poll_fn(|cx| shared.lock().poll_input(cx)), if want_read => Outcome::Read,
                 () = sleep_until(&mut timer, deadline), if deadline.is_some() => Outcome::Timer,
                 () = std::future::poll_fn(|cx| shared.wake_driver.poll_woken(cx)) => Outcome::Woken,
             }
@@ -847,27 +931,11 @@ where
                 shared.lock().wake_waiters();
             }
             Outcome::Wrote(Err(error)) | Outcome::Shut(Err(error)) => {
-                write_failed(&mut shared.lock(), error, &mut shutdown_done, &mut read_eof);
+                write_failed(&mut shared.lock(), error, &mut shutdown_done);
             }
             Outcome::Shut(Ok(())) => shutdown_done = true,
-            Outcome::Read(Ok(0)) => {
-                read_eof = true;
-                shared.lock().conn.receive_eof(now());
-            }
-            Outcome::Read(Ok(n)) => {
-                if closed {
-                    rbuf.clear();
-                } else {
-                    read_size = next_read_size(read_size, n);
-                    let mut inner = shared.lock();
-                    inner.conn.receive_buffer(std::mem::take(&mut rbuf), now());
-                    rbuf = inner.conn.lend_receive_buffer(0);
-                }
-            }
-            Outcome::Read(Err(error)) => {
-                read_eof = true;
-                shared.lock().conn.transport_error(error.to_string(), now());
-            }
+            // The read was given to the core; its events are taken in the next turn.
+            Outcome::Read => {}
             Outcome::Timer => {
                 if !closed {
                     shared.lock().conn.handle_timeout(now());
@@ -880,8 +948,8 @@ where
     // The transport is closed before anyone waiting for the end is woken: `finished`
     // means the socket is gone, so a caller of `closed()` that counts its file
     // descriptors, or is at its limit, never sees it still open.
-    drop(rd);
     let mut inner = shared.lock();
+    inner.input = Input::default();
     inner.out.io = None;
     inner.finished = true;
     inner.incoming_bytes = inner.incoming.iter().map(|m| m.as_bytes().len()).sum();
@@ -939,19 +1007,14 @@ fn queue_events(inner: &mut Inner) {
 
 /// A write failed, the driver's or a sender's: the session is over (1006), and nothing
 /// more is read or written.
-fn write_failed(
-    inner: &mut Inner,
-    error: std::io::Error,
-    shutdown_done: &mut bool,
-    read_eof: &mut bool,
-) {
+fn write_failed(inner: &mut Inner, error: std::io::Error, shutdown_done: &mut bool) {
     trace!(%error, "write failed");
     inner.conn.transport_error(error.to_string(), now());
     inner.set_inflight(0);
     inner.out.pending.clear();
     inner.out.unflushed = false;
     *shutdown_done = true;
-    *read_eof = true;
+    inner.input.eof = true;
 }
 
 /// Bytes a read takes on the stack when the receive buffer is empty: as many as the
@@ -971,15 +1034,15 @@ const PROBE: usize = READ_MAX;
 /// reserved for it. After reads of [`FRESH_MIN`] bytes and more (`size`), a stream that can
 /// wait without a buffer skips the probe (see [`read_fresh`]). Cancel-safe, as `read_buf`
 /// is.
-async fn read_some<R: ReadReady>(
+fn poll_read_some<R: ReadReady>(
     rd: &mut R,
+    cx: &mut Context<'_>,
     buf: &mut BytesMut,
     size: usize,
     hint: impl Fn(&[u8]) -> usize,
     failed: &mut Option<std::io::Error>,
-) -> std::io::Result<usize> {
-    use std::task::Poll;
-    std::future::poll_fn(|cx| {
+) -> Poll<std::io::Result<usize>> {
+    {
         if let Some(error) = failed.take() {
             return Poll::Ready(Err(error));
         }
@@ -1025,8 +1088,19 @@ async fn read_some<R: ReadReady>(
                 Poll::Ready(Ok(n))
             }
         }
-    })
-    .await
+    }
+}
+
+/// [`poll_read_some`] as a future.
+#[cfg(test)]
+async fn read_some<R: ReadReady>(
+    rd: &mut R,
+    buf: &mut BytesMut,
+    size: usize,
+    hint: impl Fn(&[u8]) -> usize,
+    failed: &mut Option<std::io::Error>,
+) -> std::io::Result<usize> {
+    std::future::poll_fn(|cx| poll_read_some(rd, cx, buf, size, &hint, failed)).await
 }
 
 /// Reads of at least this size lately (the adapted read room) make a readable TCP socket
@@ -1072,7 +1146,7 @@ fn read_fresh<R: ReadReady>(
 enum Outcome {
     Wrote(std::io::Result<()>),
     Shut(std::io::Result<()>),
-    Read(std::io::Result<usize>),
+    Read,
     Timer,
     Woken,
 }
@@ -1279,8 +1353,8 @@ mod read_tests {
     /// between them); any other stream through `tokio::io::split`. Both carry the bytes.
     #[tokio::test]
     async fn a_tcp_stream_is_split_into_its_own_halves() {
-        async fn echo_through<S: AsyncRead + AsyncWrite + Send + Unpin + 'static>(
-            rd: &mut ReadSide<S>,
+        async fn echo_through(
+            rd: &mut ReadSide,
             wr: &mut Pin<Box<dyn AsyncWrite + Send>>,
             peer: &mut (impl AsyncRead + AsyncWrite + Unpin),
         ) {
