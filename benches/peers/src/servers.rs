@@ -115,7 +115,7 @@ async fn sockeye_server(addr: SocketAddr, timers: Timers) -> std::io::Result<()>
     announce(server.local_addr().map_err(std::io::Error::other)?);
     server
         .serve(|mut ws| async move {
-            while let Some(Ok(message)) = ws.next().await {
+            while let Some(Ok(message)) = ws.recv().await {
                 if ws.send(message).await.is_err() {
                     break;
                 }

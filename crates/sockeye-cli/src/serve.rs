@@ -8,7 +8,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures_util::StreamExt;
 use sockeye::{CloseCode, CloseInfo, Endpoint, Error, Message, ServerBuilder, Session, WebSocket};
 use tokio::sync::watch;
 use tracing::{error, info, warn};
@@ -169,7 +168,7 @@ async fn echo(mut ws: WebSocket) {
     let session = ws.session();
     // The stream ends after the peer's Close frame, or with an error if the session
     // failed; a send fails once the session is closing. Either way the outcome is below.
-    while let Some(Ok(message)) = ws.next().await {
+    while let Some(Ok(message)) = ws.recv().await {
         if ws.send(message).await.is_err() {
             break;
         }

@@ -51,8 +51,58 @@ fn next_read_size(size: usize, read: usize) -> usize {
 #[derive(Debug)]
 pub(crate) struct Shared {
     inner: Mutex<Inner>,
+    /// The driver's wake-up signal, and the routing of the socket's read readiness.
+    pub(crate) wakes: Arc<Wakes>,
+    /// The waker a waiting `recv` reads the socket with: [`Wakes`] as a `Waker`.
+    read_waker: Waker,
+}
+
+/// Who is woken when the socket becomes readable. The driver reads when nobody else
+/// does; while a `recv` waits for a message, its own task reads instead (one task
+/// switch per message fewer: the driver is not woken to read and then wake the reader).
+/// The socket keeps one read waker, which the waiting `recv` sets to this one; a wake is
+/// sent on to the reader while it waits, else to the driver, so that a session keeps
+/// answering pings and closes while the application is not receiving.
+#[derive(Debug, Default)]
+pub(crate) struct Wakes {
     /// Wakes the driver: output was queued, a handle went away, a read was taken.
-    pub(crate) wake_driver: DriverWake,
+    pub(crate) driver: DriverWake,
+    /// A `recv` waits and reads the socket itself.
+    reader_reads: AtomicBool,
+    /// The socket's readiness was signalled since the reader last tried to read: when the
+    /// reader stops reading before it tried again, the driver must read.
+    readable: AtomicBool,
+    /// The waiting `recv`'s task.
+    reader: AtomicWaker,
+}
+
+impl std::task::Wake for Wakes {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        // Sequentially consistent with `stop_reading`: either the reader sees `readable`
+        // once it stopped, or this sees that it stopped and wakes the driver.
+        self.readable.store(true, Ordering::SeqCst);
+        if self.reader_reads.load(Ordering::SeqCst) {
+            self.reader.wake();
+        } else {
+            self.driver.notify_one();
+        }
+    }
+}
+
+impl Wakes {
+    /// The reader stops reading (it returns a message, or its `recv` was dropped): the
+    /// socket's next readiness goes to the driver, and one that came since the reader's
+    /// last read wakes the driver now.
+    pub(crate) fn stop_reading(&self) {
+        self.reader_reads.store(false, Ordering::SeqCst);
+        if self.readable.swap(false, Ordering::SeqCst) {
+            self.driver.notify_one();
+        }
+    }
 }
 
 /// The signal that wakes the driver's task, kept outside the session lock: a flag, which
@@ -182,6 +232,9 @@ struct Input {
     failed: Option<std::io::Error>,
     /// The read side is done: end of stream, a read or write failure.
     eof: bool,
+    /// The last read was the waiting reader's and found nothing: the socket's readiness
+    /// wakes it through [`Wakes`]. Cleared when the driver reads.
+    reader_registered: bool,
 }
 
 impl fmt::Debug for Input {
@@ -203,6 +256,7 @@ impl Default for Input {
             size: READ_MIN,
             failed: None,
             eof: false,
+            reader_registered: false,
         }
     }
 }
@@ -404,6 +458,12 @@ impl Inner {
             && self.buffered() > self.limits.write_buffer_high_water
     }
 
+    /// Whether the transport may be read: it is there, its read side is not done, and the
+    /// received messages are not over their high-water mark.
+    fn may_read(&self) -> bool {
+        self.input.io.is_some() && !self.input.eof && !self.incoming_over_high_water()
+    }
+
     pub(crate) fn incoming_over_high_water(&self) -> bool {
         self.incoming_bytes > self.limits.read_buffer_high_water
     }
@@ -432,6 +492,7 @@ impl Inner {
 
 impl Shared {
     pub(crate) fn new(conn: Connection, config: Config) -> Arc<Shared> {
+        let wakes = Arc::new(Wakes::default());
         Arc::new(Shared {
             inner: Mutex::new(Inner {
                 conn,
@@ -458,8 +519,61 @@ impl Shared {
                 out: Output::default(),
                 input: Input::default(),
             }),
-            wake_driver: DriverWake::default(),
+            wakes: wakes.clone(),
+            read_waker: Waker::from(wakes),
         })
+    }
+
+    /// A `recv` that found no message reads the socket itself, on its own task, and gives
+    /// what arrived to the core; the driver is woken only when a read leaves it something
+    /// to do (see [`Wakes`]). Reads until the socket has nothing more, whose readiness then
+    /// wakes this reader (`reading` records that it reads), or until the session's read
+    /// side is done or the received messages fill the queue.
+    pub(crate) fn read_for_reader(&self, inner: &mut Inner, cx: &Context<'_>, reading: &mut bool) {
+        if !inner.may_read() {
+            return;
+        }
+        self.wakes.reader.register(cx.waker());
+        if !*reading {
+            self.wakes.reader_reads.store(true, Ordering::SeqCst);
+            *reading = true;
+        }
+        if inner.input.reader_registered && !self.wakes.readable.load(Ordering::SeqCst) {
+            // The socket holds the reader's waker from its last read, which found nothing,
+            // and nothing has arrived since: a read would find nothing either.
+            return;
+        }
+        let mut read_cx = Context::from_waker(&self.read_waker);
+        let mut deadline = inner.conn.poll_timeout();
+        while inner.may_read() {
+            self.wakes.readable.store(false, Ordering::SeqCst);
+            let state = inner.conn.state();
+            if inner.poll_input(&mut read_cx).is_pending() {
+                inner.input.reader_registered = true;
+                break;
+            }
+            // The messages are for this task, which is running: nobody to wake.
+            inner.reader = None;
+            queue_events(inner);
+            let before = std::mem::replace(&mut deadline, inner.conn.poll_timeout());
+            let nearer = match (before, deadline) {
+                (Some(before), Some(now)) => now < before,
+                (None, now) => now.is_some(),
+                (Some(_), None) => false,
+            };
+            // Answers (a Pong, a Close) are written here; what is left, a change of state
+            // (closing, closed, the end of the stream) and a nearer deadline are the
+            // driver's.
+            let unwritten = inner.conn.buffered_amount() > 0 && inner.write_now();
+            if unwritten || inner.input.eof || inner.conn.state() != state || nearer {
+                self.wake_driver();
+            }
+        }
+    }
+
+    /// Wakes the driver, now if it waits, else at its next wait.
+    pub(crate) fn wake_driver(&self) {
+        self.wakes.driver.notify_one();
     }
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -483,14 +597,14 @@ impl Shared {
         inner.conn.close(code, reason, now())?;
         inner.wake_all();
         drop(inner);
-        self.wake_driver.notify_one();
+        self.wake_driver();
         Ok(())
     }
 
     /// Drops the transport at once (server shutdown after its deadline).
     pub(crate) fn abort(&self) {
         self.lock().abort = true;
-        self.wake_driver.notify_one();
+        self.wake_driver();
     }
 
     /// Queues a message if the buffer has room; gives it back when it has not.
@@ -509,7 +623,7 @@ impl Shared {
     pub(crate) fn written_or_handed_over(&self, mut inner: MutexGuard<'_, Inner>) {
         if inner.write_now() {
             drop(inner);
-            self.wake_driver.notify_one();
+            self.wake_driver();
         }
     }
 
@@ -569,7 +683,7 @@ impl Shared {
             inner.incoming_bytes = 0;
         }
         drop(inner);
-        self.wake_driver.notify_one();
+        self.wake_driver();
     }
 }
 
@@ -918,9 +1032,13 @@ where
             tokio::select! {
                 biased;
                 outcome = write, if must_write => outcome,
-                () = std::future::poll_fn(|cx| shared.lock().poll_input(cx)), if want_read => Outcome::Read,
+                () = std::future::poll_fn(|cx| {
+                    let mut inner = shared.lock();
+                    inner.input.reader_registered = false;
+                    inner.poll_input(cx)
+                }), if want_read => Outcome::Read,
                 () = sleep_until(&mut timer, deadline), if deadline.is_some() => Outcome::Timer,
-                () = std::future::poll_fn(|cx| shared.wake_driver.poll_woken(cx)) => Outcome::Woken,
+                () = std::future::poll_fn(|cx| shared.wakes.driver.poll_woken(cx)) => Outcome::Woken,
             }
         };
 
@@ -1546,6 +1664,8 @@ mod tests {
 
     use crate::{ClientBuilder, Endpoint, Message, ServerBuilder, Session};
 
+    use super::*;
+
     const LIMIT: Duration = Duration::from_secs(5);
     const KEY: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
 
@@ -1625,6 +1745,13 @@ mod tests {
     /// A raw client: handshake, then case 3.2; returns what the server wrote after its
     /// 101 response.
     async fn raw_client(mut io: DuplexStream) -> Vec<u8> {
+        raw_handshake(&mut io).await;
+        io.write_all(&message_then_violation(true)).await.unwrap();
+        read_to_end(&mut io).await
+    }
+
+    /// A raw client's opening handshake.
+    async fn raw_handshake(io: &mut DuplexStream) {
         io.write_all(
             b"GET / HTTP/1.1\r\nHost: example.com\r\nUpgrade: websocket\r\n\
               Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
@@ -1632,10 +1759,87 @@ mod tests {
         )
         .await
         .unwrap();
-        let head = read_head(&mut io).await;
+        let head = read_head(io).await;
         assert!(head.starts_with("HTTP/1.1 101"), "{head}");
-        io.write_all(&message_then_violation(true)).await.unwrap();
-        read_to_end(&mut io).await
+    }
+
+    /// An open server `WebSocket` whose driver has started, and the raw client's end.
+    async fn accepted_by_raw_client() -> (crate::WebSocket, DuplexStream) {
+        let (mut client_io, server_io) = tokio::io::duplex(64 * 1024);
+        let (ws, ()) = tokio::join!(
+            async { ServerBuilder::new().accept(server_io).await.unwrap() },
+            raw_handshake(&mut client_io)
+        );
+        while ws.shared().lock().input.io.is_none() {
+            tokio::task::yield_now().await;
+        }
+        (ws, client_io)
+    }
+
+    /// Polls `future` once with a waker that does nothing.
+    fn poll_once<F: Future + Unpin>(future: &mut F) -> Poll<F::Output> {
+        Pin::new(future).poll(&mut Context::from_waker(Waker::noop()))
+    }
+
+    /// The Pong a server writes for a Ping with `payload`, read by the raw client.
+    async fn expect_pong(peer: &mut DuplexStream, payload: &[u8]) {
+        let mut pong = vec![0u8; 2 + payload.len()];
+        tokio::time::timeout(LIMIT, peer.read_exact(&mut pong))
+            .await
+            .expect("no Pong: nobody read the Ping")
+            .unwrap();
+        assert_eq!(pong, frame(0x8a, payload, false));
+    }
+
+    /// A `recv` that waits reads the socket on its own task: on a current-thread runtime
+    /// that never ran the driver in between, its next poll returns the message.
+    #[tokio::test]
+    async fn a_waiting_recv_reads_the_socket_itself() {
+        let (mut ws, mut peer) = accepted_by_raw_client().await;
+        let mut recv = Box::pin(ws.recv());
+        assert!(poll_once(&mut recv).is_pending());
+        peer.write_all(&frame(0x81, b"hi", true)).await.unwrap();
+        match poll_once(&mut recv) {
+            Poll::Ready(Some(Ok(Message::Text(text)))) => assert_eq!(text, "hi"),
+            other => panic!("the waiting recv did not read: {other:?}"),
+        }
+        drop(recv);
+        // A Ping read by the recv is answered too.
+        let mut recv = Box::pin(ws.recv());
+        assert!(poll_once(&mut recv).is_pending());
+        peer.write_all(&frame(0x89, b"p", true)).await.unwrap();
+        assert!(poll_once(&mut recv).is_pending(), "a Ping is no message");
+        expect_pong(&mut peer, b"p").await;
+    }
+
+    /// A `recv` dropped while it waits (a lost `select!` race, a timeout) gives the reading
+    /// back to the driver: a Ping that arrives later is still answered.
+    #[tokio::test]
+    async fn a_recv_dropped_while_it_waits_leaves_the_reading_to_the_driver() {
+        let (mut ws, mut peer) = accepted_by_raw_client().await;
+        let mut recv = Box::pin(ws.recv());
+        assert!(poll_once(&mut recv).is_pending());
+        drop(recv);
+        peer.write_all(&frame(0x89, b"later", true)).await.unwrap();
+        expect_pong(&mut peer, b"later").await;
+        assert_eq!(ws.state(), State::Open);
+    }
+
+    /// A `recv` woken by the socket and dropped before it was polled again (its task took
+    /// another branch) hands the unread bytes to the driver.
+    #[tokio::test]
+    async fn a_recv_woken_and_dropped_unpolled_hands_its_read_to_the_driver() {
+        let (mut ws, mut peer) = accepted_by_raw_client().await;
+        let shared = ws.shared().clone();
+        let mut recv = Box::pin(ws.recv());
+        assert!(poll_once(&mut recv).is_pending());
+        peer.write_all(&frame(0x89, b"now", true)).await.unwrap();
+        assert!(
+            shared.wakes.readable.load(Ordering::SeqCst),
+            "the socket's wake-up went to the waiting recv"
+        );
+        drop(recv);
+        expect_pong(&mut peer, b"now").await;
     }
 
     /// A raw server: answers the handshake, then case 3.2; returns what the client wrote

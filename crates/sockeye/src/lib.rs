@@ -20,7 +20,7 @@
 //! // An echo server...
 //! let server = sockeye::Server::bind("127.0.0.1:9001").await?;
 //! tokio::spawn(server.serve(|mut ws| async move {
-//!     while let Some(Ok(message)) = ws.next().await {
+//!     while let Some(Ok(message)) = ws.recv().await {
 //!         let _ = ws.send(message).await;
 //!     }
 //! }));

@@ -34,12 +34,12 @@ type Transport<S> = S;
 /// settings, accepting any valid request.
 ///
 /// ```no_run
-/// use futures_util::{SinkExt, StreamExt};
+/// use futures_util::SinkExt;
 /// # async fn run() -> sockeye::Result<()> {
 /// let listener = tokio::net::TcpListener::bind("127.0.0.1:9001").await?;
 /// let (stream, _) = listener.accept().await?;
 /// let mut ws = sockeye::accept(stream).await?;
-/// while let Some(message) = ws.next().await {
+/// while let Some(message) = ws.recv().await {
 ///     ws.send(message?).await?;
 /// }
 /// # Ok(()) }
@@ -462,7 +462,7 @@ async fn stopped(stop: &mut watch::Receiver<bool>) {
 /// });
 /// server
 ///     .serve(|mut ws| async move {
-///         while let Some(Ok(message)) = ws.next().await {
+///         while let Some(Ok(message)) = ws.recv().await {
 ///             if ws.send(message).await.is_err() {
 ///                 break;
 ///             }

@@ -1,6 +1,7 @@
 //! The `Stream` + `Sink` face of a session, and its two halves.
 
 use std::fmt;
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -19,8 +20,12 @@ use crate::session::Session;
 /// - **Receiving** yields Text and Binary messages (Ping is answered and Pong tracked by
 ///   the session). The stream ends (`None`) after the peer's Close frame, or yields one
 ///   `Err` first if the session failed (protocol error, lost connection, timeout).
-///   Receiving is cancel-safe: dropping a `next()` future (in `tokio::select!`, say)
-///   loses nothing; the message stays queued for the next call.
+///   Receiving is cancel-safe: dropping a `next()` or `recv()` future (in
+///   `tokio::select!`, say) loses nothing; the message stays queued for the next call.
+///   [`recv`](Self::recv) is the faster of the two: while it waits, its own task reads the
+///   socket, where `next()` leaves the reading to the session's task, which then wakes
+///   the reader (a task switch per message). Either way pings are answered while nobody
+///   receives.
 /// - **Sending** waits while the outgoing buffer is over its high-water mark; once the
 ///   session is closing, sending is an error, never a silent drop.
 /// - **Closing**: [`close`](Self::close) runs the closing handshake and returns how the
@@ -87,9 +92,14 @@ impl WebSocket {
     }
 
     /// Receives the next message; `None` once the session is closing or closed.
-    /// Cancel-safe.
+    /// Cancel-safe. While it waits, the calling task reads the socket itself (the
+    /// session's own task reads whenever no `recv` waits, and when one is dropped).
     pub async fn recv(&mut self) -> Option<Result<Message>> {
-        std::future::poll_fn(|cx| poll_recv(&self.shared, cx)).await
+        Recv {
+            shared: &self.shared,
+            reading: false,
+        }
+        .await
     }
 
     /// Runs the closing handshake with `code` and `reason` and waits until the session is
@@ -104,6 +114,11 @@ impl WebSocket {
     /// How the session ended, once known.
     pub fn close_info(&self) -> Option<CloseInfo> {
         self.shared.close_info()
+    }
+
+    #[cfg(test)]
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.shared
     }
 
     /// Splits into a sending and a receiving half, usable from two tasks. Closing either
@@ -140,12 +155,57 @@ impl Drop for WebSocket {
 }
 
 pub(crate) fn poll_recv(shared: &Shared, cx: &mut Context<'_>) -> Poll<Option<Result<Message>>> {
-    let mut inner = shared.lock();
+    take_message(shared, shared.lock(), cx)
+}
+
+/// The future of `recv`: [`poll_recv`], but while it waits its task reads the socket
+/// itself (see [`Shared::read_for_reader`]), which spares the driver's task a wake-up per
+/// message. Dropped while it waits, it hands the reading back to the driver; the
+/// `Stream` (whose `next()` future can be dropped without a trace) leaves the reading to
+/// the driver.
+struct Recv<'a> {
+    shared: &'a Shared,
+    /// This `recv` reads the socket while it waits.
+    reading: bool,
+}
+
+impl Future for Recv<'_> {
+    type Output = Option<Result<Message>>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        let mut inner = this.shared.lock();
+        if inner.incoming.is_empty() && !inner.incoming_ended() {
+            this.shared
+                .read_for_reader(&mut inner, cx, &mut this.reading);
+        }
+        let poll = take_message(this.shared, inner, cx);
+        if poll.is_ready() && std::mem::take(&mut this.reading) {
+            this.shared.wakes.stop_reading();
+        }
+        poll
+    }
+}
+
+impl Drop for Recv<'_> {
+    fn drop(&mut self) {
+        if self.reading {
+            self.shared.wakes.stop_reading();
+        }
+    }
+}
+
+/// Takes the next received message, or the end of the stream; else registers the reader.
+fn take_message(
+    shared: &Shared,
+    mut inner: std::sync::MutexGuard<'_, crate::driver::Inner>,
+    cx: &mut Context<'_>,
+) -> Poll<Option<Result<Message>>> {
     let was_full = inner.incoming_over_high_water();
-    if let Some(message) = inner.pop_incoming(&shared.wake_driver) {
+    if let Some(message) = inner.pop_incoming(&shared.wakes.driver) {
         if was_full {
             drop(inner);
-            shared.wake_driver.notify_one();
+            shared.wake_driver();
         }
         return Poll::Ready(Some(Ok(message)));
     }
@@ -203,7 +263,7 @@ fn poll_close(shared: &Shared, cx: &mut Context<'_>) -> Poll<Result<()>> {
             let now = crate::driver::now();
             inner.conn.close(CloseCode::NORMAL, "", now)?;
             drop(inner);
-            shared.wake_driver.notify_one();
+            shared.wake_driver();
         }
     }
     let mut inner = shared.lock();
@@ -311,9 +371,14 @@ impl WebSocketReceiver {
     }
 
     /// Receives the next message; `None` once the session is closing or closed.
-    /// Cancel-safe.
+    /// Cancel-safe. While it waits, the calling task reads the socket itself (the
+    /// session's own task reads whenever no `recv` waits, and when one is dropped).
     pub async fn recv(&mut self) -> Option<Result<Message>> {
-        std::future::poll_fn(|cx| poll_recv(&self.shared, cx)).await
+        Recv {
+            shared: &self.shared,
+            reading: false,
+        }
+        .await
     }
 
     /// A cloneable handle on the session.

@@ -250,14 +250,39 @@ async fn dropping_both_halves_sends_1001() {
 
 #[tokio::test]
 async fn next_futures_dropped_in_select_lose_no_message() {
+    dropped_receives_lose_no_message(Receive::Next, 10_000).await;
+}
+
+/// The same with `recv()`, whose waiting future reads the socket on its own task and
+/// gives the reading back to the driver when it is dropped.
+#[tokio::test]
+async fn recv_futures_dropped_in_select_lose_no_message() {
+    dropped_receives_lose_no_message(Receive::Recv, 5_000).await;
+}
+
+#[derive(Clone, Copy)]
+enum Receive {
+    /// `StreamExt::next`.
+    Next,
+    /// `WebSocket::recv`.
+    Recv,
+}
+
+async fn receive(ws: &mut sockeye::WebSocket, how: Receive) -> Option<sockeye::Result<Message>> {
+    match how {
+        Receive::Next => ws.next().await,
+        Receive::Recv => ws.recv().await,
+    }
+}
+
+async fn dropped_receives_lose_no_message(how: Receive, messages: u32) {
     const BATCH: u32 = 5;
-    const MESSAGES: u32 = 10_000;
     let (mut client, mut server) = ws_pair(ClientBuilder::new(), ServerBuilder::new()).await;
 
     // The server sends a numbered sequence in batches, waiting for an acknowledgement
     // between batches, so that the client's queue runs empty thousands of times.
     let sending = tokio::spawn(async move {
-        for batch in 0..MESSAGES / BATCH {
+        for batch in 0..messages / BATCH {
             for i in batch * BATCH..(batch + 1) * BATCH {
                 // Some messages are long enough to arrive in several reads.
                 let padding = if i % 97 == 0 {
@@ -285,13 +310,13 @@ async fn next_futures_dropped_in_select_lose_no_message() {
             tokio::select! {
                 biased;
                 () = tokio::time::sleep(Duration::from_micros(100)) => continue,
-                received = client.next() => received,
+                received = receive(&mut client, how) => received,
             }
         } else {
             tokio::select! {
                 biased;
                 () = tokio::task::yield_now() => { cancelled += 1; continue }
-                received = client.next() => received,
+                received = receive(&mut client, how) => received,
             }
         };
         let Some(message) = received else { break };
@@ -305,9 +330,9 @@ async fn next_futures_dropped_in_select_lose_no_message() {
             client.send("ack").await.unwrap();
         }
     }
-    assert_eq!(expected, MESSAGES);
+    assert_eq!(expected, messages);
     assert!(
-        cancelled >= MESSAGES / BATCH / 2,
+        cancelled >= messages / BATCH / 2,
         "{cancelled} cancellations only"
     );
     let info = within("the server", sending).await.unwrap();
