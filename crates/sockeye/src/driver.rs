@@ -528,7 +528,10 @@ impl Shared {
     /// what arrived to the core; the driver is woken only when a read leaves it something
     /// to do (see [`Wakes`]). Reads until the socket has nothing more, whose readiness then
     /// wakes this reader (`reading` records that it reads), or until the session's read
-    /// side is done or the received messages fill the queue.
+    /// side is done or the received messages fill the queue. Once a message waits, one more
+    /// read is made (usually finding nothing, which registers the reader); if it brings
+    /// more, the rest is left to the driver, so that a peer that keeps sending does not
+    /// keep the reader from its first message.
     pub(crate) fn read_for_reader(&self, inner: &mut Inner, cx: &Context<'_>, reading: &mut bool) {
         if !inner.may_read() {
             return;
@@ -545,6 +548,7 @@ impl Shared {
         }
         let mut read_cx = Context::from_waker(&self.read_waker);
         let mut deadline = inner.conn.poll_timeout();
+        let mut message_waits = false;
         while inner.may_read() {
             self.wakes.readable.store(false, Ordering::SeqCst);
             let state = inner.conn.state();
@@ -567,6 +571,15 @@ impl Shared {
             let unwritten = inner.conn.buffered_amount() > 0 && inner.write_now();
             if unwritten || inner.input.eof || inner.conn.state() != state || nearer {
                 self.wake_driver();
+            }
+            if !inner.incoming.is_empty() {
+                if message_waits {
+                    // More keeps coming: the driver reads it while this task takes the
+                    // first message.
+                    self.wake_driver();
+                    break;
+                }
+                message_waits = true;
             }
         }
     }
@@ -1671,10 +1684,15 @@ mod tests {
 
     /// A frame as the peer writes it: masked with `KEY` when the peer is a client.
     fn frame(first_byte: u8, payload: &[u8], masked: bool) -> Vec<u8> {
-        let mut out = vec![
-            first_byte,
-            payload.len() as u8 | if masked { 0x80 } else { 0 },
-        ];
+        let mask_bit = if masked { 0x80 } else { 0 };
+        let mut out = match u16::try_from(payload.len()) {
+            Ok(len @ 0..=125) => vec![first_byte, len as u8 | mask_bit],
+            Ok(len) => {
+                let [high, low] = len.to_be_bytes();
+                vec![first_byte, 126 | mask_bit, high, low]
+            }
+            Err(_) => panic!("test frames are under 64 KiB"),
+        };
         let start = if masked {
             out.extend_from_slice(&KEY);
             out.len()
@@ -1810,6 +1828,48 @@ mod tests {
         peer.write_all(&frame(0x89, b"p", true)).await.unwrap();
         assert!(poll_once(&mut recv).is_pending(), "a Ping is no message");
         expect_pong(&mut peer, b"p").await;
+    }
+
+    /// A waiting `recv` whose peer keeps sending returns the first message after two reads,
+    /// and leaves the rest to the driver, which still reads all of it.
+    #[tokio::test]
+    async fn a_waiting_recv_takes_two_reads_at_most_and_leaves_a_flood_to_the_driver() {
+        // 900 KB: all of it fits the pipe and stays under the received messages' high-water
+        // mark (1 MiB), so only the bound on reads stops the waiting recv.
+        const MESSAGES: usize = 900;
+        let (client_io, server_io) = tokio::io::duplex(1024 * 1024);
+        let mut peer = client_io;
+        let (mut ws, ()) = tokio::join!(
+            async { ServerBuilder::new().accept(server_io).await.unwrap() },
+            raw_handshake(&mut peer)
+        );
+        while ws.shared().lock().input.io.is_none() {
+            tokio::task::yield_now().await;
+        }
+        let shared = ws.shared().clone();
+        let mut recv = Box::pin(ws.recv());
+        assert!(poll_once(&mut recv).is_pending());
+        let payload = [b'x'; 1000];
+        let mut wire = Vec::new();
+        for _ in 0..MESSAGES {
+            wire.extend(frame(0x82, &payload, true));
+        }
+        peer.write_all(&wire).await.unwrap();
+        let first = poll_once(&mut recv);
+        assert!(
+            matches!(first, Poll::Ready(Some(Ok(Message::Binary(_))))),
+            "{first:?}"
+        );
+        drop(recv);
+        let queued = shared.lock().incoming.len();
+        assert!(
+            queued < MESSAGES / 2,
+            "the waiting recv read {queued} more messages before returning"
+        );
+        for _ in 1..MESSAGES {
+            let message = tokio::time::timeout(LIMIT, ws.recv()).await.unwrap();
+            assert_eq!(message.unwrap().unwrap().as_bytes(), &payload[..]);
+        }
     }
 
     /// A `recv` dropped while it waits (a lost `select!` race, a timeout) gives the reading
