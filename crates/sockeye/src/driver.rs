@@ -888,6 +888,17 @@ where
     }
 }
 
+/// The time of one turn of the driver's loop: read from the clock when first needed (most
+/// turns need none), then the same for every decision of that turn.
+#[derive(Default)]
+struct TurnClock(Option<Instant>);
+
+impl TurnClock {
+    fn now(&mut self) -> Instant {
+        *self.0.get_or_insert_with(now)
+    }
+}
+
 /// Who hears about the session's events.
 pub(crate) enum Dispatch {
     /// Messages are queued for the `WebSocket` stream.
@@ -959,7 +970,8 @@ where
             }
         }
 
-        // 2. Output, and what to wait for.
+        // 2. Output, and what to wait for. The clock is read once in a turn, if at all.
+        let mut clock = TurnClock::default();
         let (want_read, deadline, closed, flushed, aborted, read_eof) = {
             let mut inner = shared.lock();
             if let Dispatch::Queue = dispatch {
@@ -972,7 +984,7 @@ where
             if inner.abort && !inner.conn.state().is_closed() {
                 inner
                     .conn
-                    .transport_error("aborted by server shutdown", now());
+                    .transport_error("aborted by server shutdown", clock.now());
                 inner.out.pending.clear();
                 inner.set_inflight(0);
             }
@@ -983,7 +995,7 @@ where
                 // Every handle was dropped without closing: close in the background so
                 // the peer sees a Close, not a lost connection.
                 debug!("all handles dropped; closing with 1001");
-                let _ = inner.conn.close(CloseCode::GOING_AWAY, "", now());
+                let _ = inner.conn.close(CloseCode::GOING_AWAY, "", clock.now());
             }
             inner.take_output();
             let closed = inner.conn.state().is_closed();
@@ -991,13 +1003,13 @@ where
             // in Endpoint mode or without a receiving handle).
             let want_read = !inner.input.eof && !inner.incoming_over_high_water();
             if closed && linger_until.is_none() && shutdown_done {
-                linger_until = Some(now() + inner.limits.linger);
+                linger_until = Some(clock.now() + inner.limits.linger);
             }
             if closed && flush_until.is_none() {
                 // The core's deadlines are over. What is left to write (data queued before
                 // our Close, the Close itself) gets one close timeout, so that a peer that
                 // never reads cannot keep the transport forever.
-                flush_until = Some(now() + inner.conn.config().close_timeout);
+                flush_until = Some(clock.now() + inner.conn.config().close_timeout);
             }
             // Everything written, the shutdown included when one was asked for.
             let flushed = inner.out.written() && (shutdown_done || !inner.out.shutdown_wanted);
@@ -1015,12 +1027,12 @@ where
                 inner.input.eof,
             )
         };
-        if closed && !flushed && flush_until.is_some_and(|t| t <= now()) {
+        if closed && !flushed && flush_until.is_some_and(|t| t <= clock.now()) {
             debug!("output not written within the close timeout; dropping the transport");
             break;
         }
         if closed && flushed {
-            if read_eof || linger_until.is_some_and(|t| t <= now()) || aborted {
+            if read_eof || linger_until.is_some_and(|t| t <= clock.now()) || aborted {
                 break;
             }
             if linger_until.is_none() {
