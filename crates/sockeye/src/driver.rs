@@ -319,6 +319,11 @@ impl Inner {
             let written = if self.out.pending.len() == 1 {
                 // One buffer (an answer, a lone message): a plain write, no slices to build.
                 io.as_mut().poll_write(cx, first)
+            } else if self.out.pending.len() == 2 {
+                // A header and the payload it goes with (a message of 1 KiB and more): two
+                // slices, not an array of `MAX_IOVECS` to fill.
+                let slices = [IoSlice::new(first), IoSlice::new(&self.out.pending[1])];
+                io.as_mut().poll_write_vectored(cx, &slices)
             } else {
                 let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
                 let mut count = 0;
