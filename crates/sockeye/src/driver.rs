@@ -72,7 +72,8 @@ pub(crate) struct Wakes {
     /// The socket's readiness was signalled since the reader last tried to read: when the
     /// reader stops reading before it tried again, the driver must read.
     readable: AtomicBool,
-    /// The waiting `recv`'s task.
+    /// The task of the reader waiting for a message: woken when one is queued or the
+    /// stream ends, and by the socket while that reader reads it.
     reader: AtomicWaker,
 }
 
@@ -148,8 +149,8 @@ pub(crate) struct Inner {
     /// Bytes the driver took from the core and has not written yet. The core counts them
     /// against its hard bound (`max_write_buffer`): change it with `set_inflight` only.
     inflight: usize,
-    /// The task reading messages, waiting for one.
-    pub(crate) reader: Option<Waker>,
+    /// The session's wake-ups (the same as [`Shared::wakes`]), for the reader's.
+    wakes: Arc<Wakes>,
     /// Tasks waiting for buffer space, a flush, or the end of the session.
     waiters: Vec<Waker>,
     /// The driver has dropped the transport.
@@ -289,9 +290,12 @@ impl Inner {
 
     fn wake_all(&mut self) {
         self.wake_waiters();
-        if let Some(reader) = self.reader.take() {
-            reader.wake();
-        }
+        self.wakes.reader.wake();
+    }
+
+    /// Registers the task of the reader waiting for a message.
+    pub(crate) fn wait_for_message(&self, waker: &Waker) {
+        self.wakes.reader.register(waker);
     }
 
     /// Moves the core's output to the write queue.
@@ -509,7 +513,7 @@ impl Shared {
                 incoming: VecDeque::new(),
                 incoming_bytes: 0,
                 inflight: 0,
-                reader: None,
+                wakes: wakes.clone(),
                 waiters: Vec::new(),
                 finished: false,
                 failure_reported: false,
@@ -541,7 +545,7 @@ impl Shared {
         if !inner.may_read() {
             return;
         }
-        self.wakes.reader.register(cx.waker());
+        inner.wait_for_message(cx.waker());
         if !*reading {
             self.wakes.reader_reads.store(true, Ordering::SeqCst);
             *reading = true;
@@ -562,7 +566,6 @@ impl Shared {
                 break;
             }
             // The messages are for this task, which is running: nobody to wake.
-            inner.reader = None;
             queue_events(inner);
             let before = std::mem::replace(&mut deadline, inner.conn.poll_timeout());
             let nearer = match (before, deadline) {
@@ -985,6 +988,9 @@ where
                 }
                 // 1. Events.
                 queue_events(&mut inner);
+                if !inner.incoming.is_empty() || inner.close_seen {
+                    inner.wakes.reader.wake();
+                }
             }
             if inner.abort && !inner.conn.state().is_closed() {
                 inner
@@ -1105,7 +1111,8 @@ where
     trace!(state = %inner.conn.state(), "driver finished");
 }
 
-/// Moves the core's events to the queue the `WebSocket` reads from.
+/// Moves the core's events to the queue the `WebSocket` reads from (the caller wakes the
+/// reader, unless it is the reader).
 ///
 /// A protocol violation of the peer takes effect when its Close event is taken (see
 /// [`Connection::poll_event`]). That event is held back until the application has taken
@@ -1144,11 +1151,6 @@ fn queue_events(inner: &mut Inner) {
                 inner.wake_all();
             }
             Event::Request | Event::Connected => {}
-        }
-    }
-    if !inner.incoming.is_empty() || inner.close_seen {
-        if let Some(reader) = inner.reader.take() {
-            reader.wake();
         }
     }
 }

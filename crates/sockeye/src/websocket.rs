@@ -219,7 +219,7 @@ fn take_message(
         }
         return Poll::Ready(None);
     }
-    inner.reader = Some(cx.waker().clone());
+    inner.wait_for_message(cx.waker());
     Poll::Pending
 }
 
