@@ -568,11 +568,7 @@ impl Shared {
             // The messages are for this task, which is running: nobody to wake.
             queue_events(inner);
             let before = std::mem::replace(&mut deadline, inner.conn.poll_timeout());
-            let nearer = match (before, deadline) {
-                (Some(before), Some(now)) => now < before,
-                (None, now) => now.is_some(),
-                (Some(_), None) => false,
-            };
+            let nearer = deadline.is_some_and(|now| before.is_none_or(|before| now < before));
             // Answers (a Pong, a Close) are written here; what is left, a change of state
             // (closing, closed, the end of the stream) and a nearer deadline are the
             // driver's.
@@ -1012,7 +1008,7 @@ where
             let closed = inner.conn.state().is_closed();
             // Only received messages waiting for a reader stop reading (none are queued
             // in Endpoint mode or without a receiving handle).
-            let want_read = !inner.input.eof && !inner.incoming_over_high_water();
+            let want_read = inner.may_read();
             if closed && linger_until.is_none() && shutdown_done {
                 linger_until = Some(clock.now() + inner.limits.linger);
             }

@@ -95,11 +95,7 @@ impl WebSocket {
     /// Cancel-safe. While it waits, the calling task reads the socket itself (the
     /// session's own task reads whenever no `recv` waits, and when one is dropped).
     pub async fn recv(&mut self) -> Option<Result<Message>> {
-        Recv {
-            shared: &self.shared,
-            reading: false,
-        }
-        .await
+        Recv::new(&self.shared).await
     }
 
     /// Runs the closing handshake with `code` and `reason` and waits until the session is
@@ -167,6 +163,15 @@ struct Recv<'a> {
     shared: &'a Shared,
     /// This `recv` reads the socket while it waits.
     reading: bool,
+}
+
+impl<'a> Recv<'a> {
+    fn new(shared: &'a Shared) -> Recv<'a> {
+        Recv {
+            shared,
+            reading: false,
+        }
+    }
 }
 
 impl Future for Recv<'_> {
@@ -374,11 +379,7 @@ impl WebSocketReceiver {
     /// Cancel-safe. While it waits, the calling task reads the socket itself (the
     /// session's own task reads whenever no `recv` waits, and when one is dropped).
     pub async fn recv(&mut self) -> Option<Result<Message>> {
-        Recv {
-            shared: &self.shared,
-            reading: false,
-        }
-        .await
+        Recv::new(&self.shared).await
     }
 
     /// A cloneable handle on the session.
