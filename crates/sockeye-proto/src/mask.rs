@@ -3,8 +3,8 @@
 //! Masking and unmasking are the same operation: octet `i` of the payload is XORed with
 //! octet `i % 4` of the key. [`apply_mask`] does it a word at a time: 16-byte words in
 //! portable Rust, 32-byte words when the CPU has AVX2 (detected at run time; the same
-//! loop, compiled for that feature), and payloads under 64 bytes in unaligned 8-byte
-//! words. It takes the payload offset of the first byte so that a payload can be unmasked
+//! loop, compiled for that feature), and payloads under 64 bytes, as well as the head
+//! before the first aligned word and the tail after the last, in unaligned 8-byte words. It takes the payload offset of the first byte so that a payload can be unmasked
 //! piece by piece as it arrives from the transport.
 
 /// Bytes XORed per step of the portable word loop.
@@ -62,9 +62,17 @@ pub fn apply_mask(buf: &mut [u8], key: [u8; 4], offset: usize) {
 /// Short payloads: unaligned 8-byte words from the first byte on (no aligned head), then
 /// bytes.
 fn apply_mask_short(buf: &mut [u8], key: [u8; 4], offset: usize) {
-    xor_words::<8>(buf, rotated(key, offset), |word, key| {
+    xor_short(buf, rotated(key, offset));
+}
+
+/// XORs `buf` (whose first byte uses key octet 0 of `key`) in unaligned 8-byte words, then
+/// the last bytes one by one: the short payloads, and the head and tail of the word loop.
+#[inline(always)]
+fn xor_short(buf: &mut [u8], key: [u8; 4]) {
+    let rest = xor_words::<8>(buf, key, |word, key| {
         *word = (u64::from_ne_bytes(*word) ^ u64::from_ne_bytes(*key)).to_ne_bytes();
     });
+    xor_bytes(rest, key);
 }
 
 /// The fallback for every CPU: one u128 XOR per 16-byte word.
@@ -93,8 +101,8 @@ unsafe fn apply_mask_avx2(buf: &mut [u8], key: [u8; 4], offset: usize) {
 }
 
 /// [`apply_mask`] with words of `N` bytes (a multiple of 4), each XORed with the key by
-/// `xor_word`: a byte-wise head up to the next `N`-byte boundary, whole aligned words, a
-/// byte-wise tail. Inlined into each caller, so that the word loop is compiled with the
+/// `xor_word`: a head up to the next `N`-byte boundary, whole aligned words, a tail (head
+/// and tail in 8-byte words and bytes). Inlined into each caller, so that the word loop is compiled with the
 /// caller's target features.
 #[inline(always)]
 fn apply_mask_words<const N: usize>(
@@ -111,18 +119,22 @@ fn apply_mask_words<const N: usize>(
     // memory; the key then rotates by the head's length.
     let head_len = buf.as_ptr().align_offset(N).min(buf.len());
     let (head, body) = buf.split_at_mut(head_len);
-    xor_bytes(head, key);
-    xor_words::<N>(body, rotated(key, head_len), xor_word);
+    xor_short(head, key);
+    let key = rotated(key, head_len);
+    // Every word is a multiple of 4 bytes long, so the tail starts at key octet 0 again.
+    let tail = xor_words::<N>(body, key, xor_word);
+    xor_short(tail, key);
 }
 
 /// XORs `buf` (whose first byte uses key octet 0 of `key`) in whole `N`-byte words, each
-/// by `xor_word`, then the byte-wise tail. Inlined, like [`apply_mask_words`].
+/// by `xor_word`, and returns the rest (shorter than a word). Inlined, like
+/// [`apply_mask_words`].
 #[inline(always)]
 fn xor_words<const N: usize>(
     buf: &mut [u8],
     key: [u8; 4],
     xor_word: impl Fn(&mut [u8; N], &[u8; N]),
-) {
+) -> &mut [u8] {
     // The key repeated over a whole word: byte i of the word is key octet (i MOD 4).
     let mut key_word = [0u8; N];
     for quad in key_word.chunks_exact_mut(4) {
@@ -134,8 +146,7 @@ fn xor_words<const N: usize>(
         let word: &mut [u8; N] = word.try_into().expect("chunks of N bytes");
         xor_word(word, &key_word);
     }
-    // Every word is a multiple of 4 bytes long, so the tail starts at key octet 0 again.
-    xor_bytes(words.into_remainder(), key);
+    words.into_remainder()
 }
 
 /// The key as seen from payload byte `by` onwards: `rotated(key, by)[i] == key[(by + i) % 4]`.
