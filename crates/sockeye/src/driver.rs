@@ -1163,12 +1163,18 @@ fn write_failed(inner: &mut Inner, error: std::io::Error, shutdown_done: &mut bo
     inner.input.eof = true;
 }
 
-/// Bytes a read takes on the stack when the receive buffer is empty: as many as the
-/// largest read, so that one read takes a whole 16 KiB message. A read that returns less
+/// Bytes a read takes on the stack when the receive buffer is empty and recent reads were
+/// not all small: as many as the largest read, so that one read takes a whole 16 KiB
+/// message. A read that returns less
 /// than it asked for tells tokio the socket is drained, which saves the next read's
 /// `EAGAIN`; a smaller probe that a message fills costs a second read and that `EAGAIN`
 /// (three `recvfrom` per 16 KiB message instead of one, measured with `strace -c`).
 const PROBE: usize = READ_MAX;
+
+/// The probe of a stream whose reads have lately been small (its adapted read room is
+/// the least, [`READ_MIN`]): it fits in one page of stack, which needs no probing. A
+/// larger message than it holds is read on in place, into the room its header asks for.
+const SMALL_PROBE: usize = READ_MIN;
 
 /// Reads into `buf` (the core's lent receive buffer) without holding memory while the
 /// read waits. When `buf` is empty (no frame in progress), the read goes to a buffer on
@@ -1203,36 +1209,69 @@ fn poll_read_some<R: ReadReady>(
                 return read_fresh(rd, cx, ready, buf, &hint);
             }
         }
-        let mut probe = [std::mem::MaybeUninit::<u8>::uninit(); PROBE];
-        let mut probe = tokio::io::ReadBuf::uninit(&mut probe);
-        match std::pin::Pin::new(&mut *rd).poll_read(cx, &mut probe) {
-            Poll::Pending => return Poll::Pending,
-            Poll::Ready(Err(error)) => return Poll::Ready(Err(error)),
-            Poll::Ready(Ok(())) => {}
+        if size <= SMALL_PROBE {
+            read_probed::<SMALL_PROBE, R>(rd, cx, buf, size, &hint, failed)
+        } else {
+            read_probed_large(rd, cx, buf, size, &hint, failed)
         }
-        let n = probe.filled().len();
-        // A frame that goes on past the bytes that arrived gets exactly its room; bytes that
-        // hold whole frames get no more room than they take (the payload of the last frame
-        // then takes the whole buffer, and a small one comes from the allocator's fast path).
-        let frame = hint(probe.filled());
-        let room = frame.max(n);
-        *buf = BytesMut::with_capacity(room);
-        buf.extend_from_slice(probe.filled());
-        if n < PROBE {
-            return Poll::Ready(Ok(n));
-        }
-        // More may be waiting: read it in place rather than in another turn.
-        if buf.capacity() == buf.len() {
-            buf.reserve(size);
-        }
-        match std::pin::pin!(rd.read_buf(&mut *buf)).poll(cx) {
-            Poll::Ready(Ok(more)) => Poll::Ready(Ok(n + more)),
-            Poll::Pending => Poll::Ready(Ok(n)),
-            // The probe's bytes are delivered first; the failure comes with the next read.
-            Poll::Ready(Err(error)) => {
-                *failed = Some(error);
-                Poll::Ready(Ok(n))
-            }
+    }
+}
+
+/// [`read_probed`] with the full [`PROBE`], kept out of line: a stack frame over a page is
+/// probed page by page at every call (about 64 instructions for 64 KiB), which the small
+/// probe's callers should not pay.
+#[inline(never)]
+fn read_probed_large<R: ReadReady>(
+    rd: &mut R,
+    cx: &mut Context<'_>,
+    buf: &mut BytesMut,
+    size: usize,
+    hint: &impl Fn(&[u8]) -> usize,
+    failed: &mut Option<std::io::Error>,
+) -> Poll<std::io::Result<usize>> {
+    read_probed::<PROBE, R>(rd, cx, buf, size, hint, failed)
+}
+
+/// The read of [`poll_read_some`] when no frame is in progress: into `P` bytes on the
+/// stack, then into a buffer allocated for what arrived.
+#[inline(always)]
+fn read_probed<const P: usize, R: ReadReady>(
+    rd: &mut R,
+    cx: &mut Context<'_>,
+    buf: &mut BytesMut,
+    size: usize,
+    hint: &impl Fn(&[u8]) -> usize,
+    failed: &mut Option<std::io::Error>,
+) -> Poll<std::io::Result<usize>> {
+    let mut probe = [std::mem::MaybeUninit::<u8>::uninit(); P];
+    let mut probe = tokio::io::ReadBuf::uninit(&mut probe);
+    match std::pin::Pin::new(&mut *rd).poll_read(cx, &mut probe) {
+        Poll::Pending => return Poll::Pending,
+        Poll::Ready(Err(error)) => return Poll::Ready(Err(error)),
+        Poll::Ready(Ok(())) => {}
+    }
+    let n = probe.filled().len();
+    // A frame that goes on past the bytes that arrived gets exactly its room; bytes that
+    // hold whole frames get no more room than they take (the payload of the last frame
+    // then takes the whole buffer, and a small one comes from the allocator's fast path).
+    let frame = hint(probe.filled());
+    let room = frame.max(n);
+    *buf = BytesMut::with_capacity(room);
+    buf.extend_from_slice(probe.filled());
+    if n < P {
+        return Poll::Ready(Ok(n));
+    }
+    // More may be waiting: read it in place rather than in another turn.
+    if buf.capacity() == buf.len() {
+        buf.reserve(size);
+    }
+    match std::pin::pin!(rd.read_buf(&mut *buf)).poll(cx) {
+        Poll::Ready(Ok(more)) => Poll::Ready(Ok(n + more)),
+        Poll::Pending => Poll::Ready(Ok(n)),
+        // The probe's bytes are delivered first; the failure comes with the next read.
+        Poll::Ready(Err(error)) => {
+            *failed = Some(error);
+            Poll::Ready(Ok(n))
         }
     }
 }
@@ -1576,6 +1615,24 @@ mod read_tests {
             .unwrap();
         assert!(n > PROBE, "one read took {n} bytes");
         assert_eq!(&buf[..], &sent[..n]);
+        assert!(failed.is_none());
+    }
+
+    /// After small reads the probe is small; a frame larger than it still arrives in one
+    /// call, the rest read in place into the room its header asks for.
+    #[tokio::test]
+    async fn a_frame_larger_than_the_small_probe_is_read_on_into_its_room() {
+        let (mut peer, mut ours) = tokio::io::duplex(64 * 1024);
+        let sent: Vec<u8> = (0..10_000u32).map(|i| (i % 251) as u8).collect();
+        peer.write_all(&sent).await.unwrap();
+        let mut buf = BytesMut::new();
+        let mut failed = None;
+        let n = read_some(&mut ours, &mut buf, READ_MIN, |_| 10_000, &mut failed)
+            .await
+            .unwrap();
+        assert!(n > SMALL_PROBE, "one call took {n} bytes");
+        assert_eq!(&buf[..], &sent[..n]);
+        assert_eq!(buf.capacity(), 10_000, "the room the hint asks for");
         assert!(failed.is_none());
     }
 
