@@ -66,12 +66,20 @@ fn apply_mask_short(buf: &mut [u8], key: [u8; 4], offset: usize) {
 }
 
 /// XORs `buf` (whose first byte uses key octet 0 of `key`) in unaligned 8-byte words, then
-/// the last bytes one by one: the short payloads, and the head and tail of the word loop.
+/// a 4-byte word and the last bytes one by one: the short payloads, and the head and tail
+/// of the word loop.
 #[inline(always)]
 fn xor_short(buf: &mut [u8], key: [u8; 4]) {
     let rest = xor_words::<8>(buf, key, |word, key| {
         *word = (u64::from_ne_bytes(*word) ^ u64::from_ne_bytes(*key)).to_ne_bytes();
     });
+    let rest = match rest.split_first_chunk_mut::<4>() {
+        Some((word, rest)) => {
+            *word = (u32::from_ne_bytes(*word) ^ u32::from_ne_bytes(key)).to_ne_bytes();
+            rest
+        }
+        None => rest,
+    };
     xor_bytes(rest, key);
 }
 
@@ -151,12 +159,10 @@ fn xor_words<const N: usize>(
 
 /// The key as seen from payload byte `by` onwards: `rotated(key, by)[i] == key[(by + i) % 4]`.
 fn rotated(key: [u8; 4], by: usize) -> [u8; 4] {
-    [
-        key[by % 4],
-        key[(by + 1) % 4],
-        key[(by + 2) % 4],
-        key[(by + 3) % 4],
-    ]
+    // Little-endian, byte i of the key is bits 8i..8i+8: rotating right by whole bytes
+    // moves byte (by + i) % 4 to position i.
+    let by = (by % 4) as u32;
+    u32::from_le_bytes(key).rotate_right(8 * by).to_le_bytes()
 }
 
 /// XORs `bytes[i]` with `key[i % 4]`.
