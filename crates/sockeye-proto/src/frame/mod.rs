@@ -101,30 +101,13 @@ impl FrameHeader {
         if opcode.is_control() && !fin {
             return Err(ProtocolError::FragmentedControlFrame);
         }
-        let Some(&b1) = buf.get(1) else {
+        let Some((len, mut pos, masked)) = length_fields(buf) else {
             return Ok(None);
         };
-        let masked = b1 & 0x80 != 0;
-        let (len, mut pos) = match b1 & 0x7f {
-            126 => match buf.get(2..4) {
-                Some(b) => (u64::from(u16::from_be_bytes([b[0], b[1]])), 4),
-                None => return Ok(None),
-            },
-            127 => match buf.get(2..10) {
-                Some(b) => {
-                    let mut be = [0u8; 8];
-                    be.copy_from_slice(b);
-                    let len = u64::from_be_bytes(be);
-                    // 5.2: "the most significant bit MUST be 0".
-                    if len >> 63 != 0 {
-                        return Err(ProtocolError::InvalidLength);
-                    }
-                    (len, 10)
-                }
-                None => return Ok(None),
-            },
-            short => (u64::from(short), 2),
-        };
+        // 5.2: "the most significant bit MUST be 0".
+        if len >> 63 != 0 {
+            return Err(ProtocolError::InvalidLength);
+        }
         if opcode.is_control() && len > MAX_CONTROL_PAYLOAD as u64 {
             return Err(ProtocolError::ControlFrameTooLong(len));
         }
@@ -228,6 +211,32 @@ impl FrameHeader {
         }
         (bytes, at)
     }
+}
+
+/// The length fields of a frame header (5.2) at the start of `buf`: the payload length,
+/// where the header's masking key (or its end) begins, and whether the frame is masked;
+/// `None` until `buf` holds them all. Nothing else of the header is checked.
+#[inline]
+fn length_fields(buf: &[u8]) -> Option<(u64, usize, bool)> {
+    let b1 = *buf.get(1)?;
+    let masked = b1 & 0x80 != 0;
+    let (len, pos) = match b1 & 0x7f {
+        126 => (
+            u64::from(u16::from_be_bytes(*buf.get(2..4)?.first_chunk()?)),
+            4,
+        ),
+        127 => (u64::from_be_bytes(*buf.get(2..10)?.first_chunk()?), 10),
+        short => (u64::from(short), 2),
+    };
+    Some((len, pos, masked))
+}
+
+/// The lengths of the frame whose header begins `buf`: its header's and its payload's,
+/// once the header's length fields have arrived; for sizing the buffer a frame is read
+/// into, before the header is parsed and checked.
+pub fn frame_lengths(buf: &[u8]) -> Option<(usize, u64)> {
+    let (len, pos, masked) = length_fields(buf)?;
+    Some((pos + if masked { 4 } else { 0 }, len))
 }
 
 #[cfg(test)]

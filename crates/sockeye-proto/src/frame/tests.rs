@@ -223,6 +223,25 @@ proptest! {
         }
     }
 
+    /// The lengths read for sizing the buffer are those of the header parsed later: known
+    /// once the length fields are in, before the masking key is.
+    #[test]
+    fn frame_lengths_are_the_parsed_header_s(header in arb_header(), more in 0usize..8) {
+        let mut out = Vec::new();
+        header.encode(&mut out);
+        out.extend(std::iter::repeat_n(0xaa, more));
+        prop_assert_eq!(frame_lengths(&out), Some((header.encoded_len(), header.len)));
+        let fields_end = header.encoded_len() - if header.mask.is_some() { 4 } else { 0 };
+        for end in 0..out.len() {
+            let known = frame_lengths(&out[..end]);
+            if end < fields_end {
+                prop_assert_eq!(known, None, "{} of {} bytes", end, out.len());
+            } else {
+                prop_assert_eq!(known, Some((header.encoded_len(), header.len)));
+            }
+        }
+    }
+
     #[test]
     fn parse_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..20)) {
         if let Ok(Some((_, n))) = FrameHeader::parse(&bytes) {

@@ -20,7 +20,7 @@ use crate::close::{CloseCode, CloseFrame, CloseInfo, Initiator, MAX_REASON_LEN};
 use crate::config::Config;
 use crate::error::{CloseError, Error, HandshakeError, ProtocolError, SendError};
 use crate::extension::deflate::PerMessageDeflate;
-use crate::frame::{FrameHeader, MAX_CONTROL_PAYLOAD, OpCode};
+use crate::frame::{self, FrameHeader, MAX_CONTROL_PAYLOAD, OpCode};
 use crate::handshake::{self, Accept, ClientRequest, Reject, Request, Response};
 use crate::mask::apply_mask;
 use crate::utf8::Utf8Validator;
@@ -751,11 +751,9 @@ impl Connection {
             return first.len();
         }
         let rest_of_frame = match self.read {
-            Read::Header => match FrameHeader::parse(first) {
-                Ok(Some((header, header_len))) => {
-                    header_len.saturating_add(frame_reserve(header.len))
-                }
-                _ => 0,
+            Read::Header => match frame::frame_lengths(first) {
+                Some((header_len, len)) => header_len.saturating_add(frame_reserve(len)),
+                None => 0,
             },
             Read::Payload { header, seen } => frame_reserve(header.len).saturating_sub(seen),
         };
@@ -1099,6 +1097,7 @@ impl Connection {
     fn process_frames(&mut self, now: Instant) {
         while !self.discard_input {
             match self.read {
+                Read::Header if self.inbuf.is_empty() => return,
                 Read::Header => {
                     let parsed = match FrameHeader::parse(&self.inbuf) {
                         Ok(Some((header, consumed))) => header
