@@ -1165,10 +1165,10 @@ fn write_failed(inner: &mut Inner, error: std::io::Error, shutdown_done: &mut bo
 
 /// Bytes a read takes on the stack when the receive buffer is empty and recent reads were
 /// not all small: as many as the largest read, so that one read takes a whole 16 KiB
-/// message. A read that returns less
-/// than it asked for tells tokio the socket is drained, which saves the next read's
-/// `EAGAIN`; a smaller probe that a message fills costs a second read and that `EAGAIN`
-/// (three `recvfrom` per 16 KiB message instead of one, measured with `strace -c`).
+/// message. A read that returns less than it asked for tells tokio the socket is drained,
+/// which saves the next read's `EAGAIN`; a smaller probe that a message fills costs a
+/// second read and that `EAGAIN` (three `recvfrom` per 16 KiB message instead of one,
+/// measured with `strace -c`).
 const PROBE: usize = READ_MAX;
 
 /// The probe of a stream whose reads have lately been small (its adapted read room is
