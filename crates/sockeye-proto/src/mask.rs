@@ -62,7 +62,14 @@ pub fn apply_mask(buf: &mut [u8], key: [u8; 4], offset: usize) {
 /// Short payloads: unaligned 8-byte words from the first byte on (no aligned head), then
 /// bytes.
 fn apply_mask_short(buf: &mut [u8], key: [u8; 4], offset: usize) {
-    xor_short(buf, rotated(key, offset));
+    // The key rotated as a little-endian word: byte i is bits 8i..8i+8, so rotating right
+    // by whole bytes moves byte (offset + i) % 4 to position i, as `rotated` does. One
+    // instruction instead of four look-ups, which matter for a short payload; in the word
+    // loop's function the look-ups are kept (the rotation made the compiler unroll the
+    // 32-byte loop half as far: 16 KiB 87 -> 112 ns).
+    let by = (offset % 4) as u32;
+    let key = u32::from_le_bytes(key).rotate_right(8 * by).to_le_bytes();
+    xor_short(buf, key);
 }
 
 /// XORs `buf` (whose first byte uses key octet 0 of `key`) in unaligned 8-byte words, then
@@ -159,10 +166,12 @@ fn xor_words<const N: usize>(
 
 /// The key as seen from payload byte `by` onwards: `rotated(key, by)[i] == key[(by + i) % 4]`.
 fn rotated(key: [u8; 4], by: usize) -> [u8; 4] {
-    // Little-endian, byte i of the key is bits 8i..8i+8: rotating right by whole bytes
-    // moves byte (by + i) % 4 to position i.
-    let by = (by % 4) as u32;
-    u32::from_le_bytes(key).rotate_right(8 * by).to_le_bytes()
+    [
+        key[by % 4],
+        key[(by + 1) % 4],
+        key[(by + 2) % 4],
+        key[(by + 3) % 4],
+    ]
 }
 
 /// XORs `bytes[i]` with `key[i % 4]`.
