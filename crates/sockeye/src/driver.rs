@@ -22,6 +22,7 @@ use crate::config::Config;
 use crate::endpoint::Endpoint;
 use crate::error::{Error, Result};
 use crate::session::Session;
+use crate::spare::{SPARE_MIN, Spare};
 
 /// The clock of the runtime: tokio's, so that paused time in tests drives the protocol's
 /// deadlines too.
@@ -231,6 +232,8 @@ struct Input {
     size: usize,
     /// A read's failure kept for the next one (see [`poll_read_some`]).
     failed: Option<std::io::Error>,
+    /// The storage of the last large frame, for the next one (see [`Spare`]).
+    spare: Option<Spare>,
     /// The read side is done: end of stream, a read or write failure.
     eof: bool,
     /// The last read was the waiting reader's and found nothing: the socket's readiness
@@ -256,6 +259,7 @@ impl Default for Input {
             buf: BytesMut::new(),
             size: READ_MIN,
             failed: None,
+            spare: None,
             eof: false,
             reader_registered: false,
         }
@@ -420,6 +424,7 @@ impl Inner {
             self.input.size,
             |first: &[u8]| conn.receive_size_hint(first),
             &mut self.input.failed,
+            &mut self.input.spare,
         );
         match read {
             Poll::Pending => return Poll::Pending,
@@ -1193,6 +1198,7 @@ fn poll_read_some<R: ReadReady>(
     size: usize,
     hint: impl Fn(&[u8]) -> usize,
     failed: &mut Option<std::io::Error>,
+    spare: &mut Option<Spare>,
 ) -> Poll<std::io::Result<usize>> {
     {
         if let Some(error) = failed.take() {
@@ -1206,9 +1212,11 @@ fn poll_read_some<R: ReadReady>(
         }
         if size >= FRESH_MIN {
             if let Some(ready) = rd.poll_read_ready(cx) {
-                return read_fresh(rd, cx, ready, buf, &hint);
+                return read_fresh(rd, cx, ready, buf, &hint, spare);
             }
         }
+        // The reads have turned small: the storage of a large frame is not kept for them.
+        *spare = None;
         if size <= SMALL_PROBE {
             read_probed::<SMALL_PROBE, R>(rd, cx, buf, size, &hint, failed)
         } else {
@@ -1285,7 +1293,20 @@ async fn read_some<R: ReadReady>(
     hint: impl Fn(&[u8]) -> usize,
     failed: &mut Option<std::io::Error>,
 ) -> std::io::Result<usize> {
-    std::future::poll_fn(|cx| poll_read_some(rd, cx, buf, size, &hint, failed)).await
+    read_some_keeping(rd, buf, size, hint, failed, &mut None).await
+}
+
+/// [`read_some`] with a connection's [`Spare`].
+#[cfg(test)]
+async fn read_some_keeping<R: ReadReady>(
+    rd: &mut R,
+    buf: &mut BytesMut,
+    size: usize,
+    hint: impl Fn(&[u8]) -> usize,
+    failed: &mut Option<std::io::Error>,
+    spare: &mut Option<Spare>,
+) -> std::io::Result<usize> {
+    std::future::poll_fn(|cx| poll_read_some(rd, cx, buf, size, &hint, failed, spare)).await
 }
 
 /// Reads of at least this size lately (the adapted read room) make a readable TCP socket
@@ -1295,18 +1316,26 @@ const FRESH_MIN: usize = 4 * 1024;
 /// The read of a stream that can wait without a buffer, once `ready` says it is readable:
 /// the bytes go into a new buffer of [`PROBE`] bytes, which is then cut to the room `hint`
 /// asks for (the allocator shrinks it in place), so that a large message lands where it
-/// is kept, without the probe's copy, and an idle connection still holds no buffer.
+/// is kept, without the probe's copy, and an idle connection still holds no buffer. A
+/// frame of [`SPARE_MIN`] bytes and more leaves its storage in `spare`, where the next
+/// large read finds it once its message was dropped (see [`Spare`]).
 fn read_fresh<R: ReadReady>(
     rd: &mut R,
     cx: &mut Context<'_>,
     ready: Poll<std::io::Result<()>>,
     buf: &mut BytesMut,
     hint: &impl Fn(&[u8]) -> usize,
+    spare: &mut Option<Spare>,
 ) -> Poll<std::io::Result<usize>> {
     match ready {
         Poll::Pending => return Poll::Pending,
         Poll::Ready(Err(error)) => return Poll::Ready(Err(error)),
         Poll::Ready(Ok(())) => {}
+    }
+    if let Some(kept) = spare.as_mut() {
+        if let Some(storage) = kept.reuse() {
+            return read_into_spare(rd, cx, buf, hint, kept, storage);
+        }
     }
     let mut fresh = Vec::with_capacity(PROBE);
     // Pending here (the readiness was stale) registers the waker; the buffer is dropped.
@@ -1325,6 +1354,47 @@ fn read_fresh<R: ReadReady>(
     }
     // Collecting a vector's own iterator keeps its allocation: no copy.
     *buf = fresh.into_iter().collect();
+    if room >= SPARE_MIN {
+        // Replaced: the last frame's storage is freed with its message.
+        *spare = None;
+        *spare = Spare::keep(buf);
+    }
+    Poll::Ready(Ok(n))
+}
+
+/// [`read_fresh`] into the kept `storage` of an earlier large frame. A frame that fits it
+/// without leaving most of it unused is read in place, and the storage is kept again;
+/// other bytes are copied into a buffer of their own, and the storage goes back unused
+/// (or, for a larger frame, is replaced by that frame's).
+fn read_into_spare<R: ReadReady>(
+    rd: &mut R,
+    cx: &mut Context<'_>,
+    buf: &mut BytesMut,
+    hint: &impl Fn(&[u8]) -> usize,
+    kept: &mut Spare,
+    mut storage: BytesMut,
+) -> Poll<std::io::Result<usize>> {
+    let n = match std::pin::pin!(rd.read_buf(&mut storage)).poll(cx) {
+        Poll::Ready(Ok(n)) if n > 0 => n,
+        other => {
+            kept.put_back(storage);
+            return other;
+        }
+    };
+    let room = hint(&storage).max(n);
+    if room <= kept.capacity() && room > kept.capacity() / 2 {
+        kept.hold(&mut storage);
+        *buf = storage;
+        return Poll::Ready(Ok(n));
+    }
+    *buf = BytesMut::with_capacity(room);
+    buf.extend_from_slice(&storage);
+    kept.put_back(storage);
+    if room > kept.capacity() {
+        if let Some(larger) = Spare::keep(buf) {
+            *kept = larger;
+        }
+    }
     Poll::Ready(Ok(n))
 }
 
@@ -1699,6 +1769,47 @@ mod read_tests {
         .unwrap();
         assert_eq!(n, 0, "end of stream");
         assert!(failed.is_none());
+    }
+
+    /// A large frame's storage is read into again by the next large frame once its
+    /// message was dropped, and never while the message lives.
+    #[tokio::test]
+    async fn a_large_frame_s_storage_is_reused_once_its_message_is_gone() {
+        const FRAME: usize = 300_000;
+        let (ours, mut peer) = pair().await;
+        let (mut rd, _wr) = split(ours);
+        let mut spare = None;
+        let mut failed = None;
+        let mut read_frame = async |fill: u8, spare: &mut Option<Spare>| {
+            peer.write_all(&vec![fill; FRAME]).await.unwrap();
+            let mut buf = BytesMut::new();
+            while buf.len() < FRAME {
+                read_some_keeping(&mut rd, &mut buf, FRESH_MIN, |_| FRAME, &mut failed, spare)
+                    .await
+                    .unwrap();
+            }
+            assert_eq!(buf.len(), FRAME, "one frame at a time");
+            buf.split().freeze()
+        };
+        let first = read_frame(1, &mut spare).await;
+        assert!(spare.is_some(), "the storage of a large frame is kept");
+        let second = read_frame(2, &mut spare).await;
+        assert_ne!(
+            second.as_ptr(),
+            first.as_ptr(),
+            "the first message still holds its storage"
+        );
+        assert!(first.iter().all(|&b| b == 1), "and it is intact");
+        let at = second.as_ptr();
+        drop(second);
+        let third = read_frame(3, &mut spare).await;
+        assert_eq!(
+            third.as_ptr(),
+            at,
+            "the second frame's storage, read into again"
+        );
+        assert!(third.iter().all(|&b| b == 3));
+        assert!(first.iter().all(|&b| b == 1));
     }
 
     /// The fresh read's buffer becomes the `BytesMut` without a copy.

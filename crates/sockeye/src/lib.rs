@@ -66,6 +66,7 @@ mod error;
 pub mod reconnect;
 mod server;
 mod session;
+mod spare;
 #[cfg(feature = "tls")]
 mod tls;
 mod websocket;
