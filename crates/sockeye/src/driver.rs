@@ -1309,9 +1309,24 @@ async fn read_some_keeping<R: ReadReady>(
     std::future::poll_fn(|cx| poll_read_some(rd, cx, buf, size, &hint, failed, spare)).await
 }
 
+/// Room a kept buffer has past its frame: the read that completes a frame then asks for
+/// more than it gets, which tells tokio the socket is drained (a read that fills its room
+/// exactly leaves the readiness set, and the next read finds nothing).
+const TAIL_ROOM: usize = 64;
+
+/// The room of a new buffer for `room` bytes of frame: with [`TAIL_ROOM`] when it is kept
+/// for the next frame (see [`Spare`]).
+fn with_tail_room(room: usize) -> usize {
+    if room >= SPARE_MIN {
+        room + TAIL_ROOM
+    } else {
+        room
+    }
+}
+
 /// Reads of at least this size lately (the adapted read room) make a readable TCP socket
 /// read straight into a new buffer rather than through the stack probe.
-const FRESH_MIN: usize = 4 * 1024;
+pub(crate) const FRESH_MIN: usize = 4 * 1024;
 
 /// The read of a stream that can wait without a buffer, once `ready` says it is readable:
 /// the bytes go into a new buffer of [`PROBE`] bytes, which is then cut to the room `hint`
@@ -1346,7 +1361,7 @@ fn read_fresh<R: ReadReady>(
     if n == 0 {
         return Poll::Ready(Ok(0));
     }
-    let room = hint(&fresh).max(n);
+    let room = with_tail_room(hint(&fresh).max(n));
     if room > fresh.capacity() {
         fresh.reserve_exact(room - n);
     } else {
@@ -1387,10 +1402,11 @@ fn read_into_spare<R: ReadReady>(
         *buf = storage;
         return Poll::Ready(Ok(n));
     }
-    *buf = BytesMut::with_capacity(room);
+    let larger = room > kept.capacity();
+    *buf = BytesMut::with_capacity(if larger { with_tail_room(room) } else { room });
     buf.extend_from_slice(&storage);
     kept.put_back(storage);
-    if room > kept.capacity() {
+    if larger {
         if let Some(larger) = Spare::keep(buf) {
             *kept = larger;
         }
@@ -1744,7 +1760,7 @@ mod read_tests {
                 .await
                 .unwrap();
             assert_eq!(buf.len(), n);
-            assert_eq!(buf.capacity(), n, "cut to what arrived");
+            assert_eq!(buf.capacity(), with_tail_room(n), "cut to what arrived");
             got.extend_from_slice(&buf.split());
         }
         assert_eq!(&got[..], &sent[..]);
@@ -1755,7 +1771,11 @@ mod read_tests {
             .await
             .unwrap();
         assert_eq!(n, 100);
-        assert_eq!(buf.capacity(), 50_000, "the room the hint asks for");
+        assert_eq!(
+            buf.capacity(),
+            50_000 + TAIL_ROOM,
+            "the room the hint asks for"
+        );
 
         drop(peer);
         let n = read_some(

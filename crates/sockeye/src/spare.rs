@@ -1,25 +1,27 @@
 //! The receive buffer of a large frame, kept for the connection's next large frame.
 //!
-//! A new buffer per large message costs more than its allocation: glibc's allocator gives
-//! the freed megabyte back to the system (`madvise`) and the next message faults its pages
-//! in again, 18-45 faults and up to 100 µs of kernel time per echoed 1 MiB message
-//! (docs/performance.md). A connection therefore keeps a handle on the storage of its last
-//! large frame, and the next large read reuses that storage once nothing else holds it
-//! (the message it carried was dropped); while the message lives, the read takes a new
-//! buffer, so a kept message is never written over. What all connections keep together
-//! is bounded ([`SPARE_BUDGET`]); a connection whose reads turn small gives its spare
-//! back.
+//! A new buffer per message costs the allocator's work for each (a 64 KiB allocation cut to
+//! the frame, then freed: about 0.6 k instructions per 16 KiB echo), and from about
+//! 128 KiB on more than that: glibc gives the freed memory back to the system (`madvise`)
+//! and the next message faults its pages in again, 18-45 faults and up to 100 µs of kernel
+//! time per echoed 1 MiB message (docs/performance.md). A connection therefore keeps a
+//! handle on the storage of its last frame of [`SPARE_MIN`] bytes or more, and its next
+//! such read reuses that storage once nothing else holds it (the message it carried was
+//! dropped); while the message lives, the read takes a new buffer, so a kept message is
+//! never written over. What all connections keep together is bounded ([`SPARE_BUDGET`]);
+//! a connection whose reads turn small gives its spare back.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use bytes::BytesMut;
 
-/// Buffers from this size on are kept: the size from which glibc maps large allocations
-/// and trims its heaps by default, where a new buffer per message starts to fault.
-pub(crate) const SPARE_MIN: usize = 128 * 1024;
+/// Buffers from this size on are kept: those of the reads that go straight into a buffer
+/// of their own.
+pub(crate) const SPARE_MIN: usize = crate::driver::FRESH_MIN;
 
-/// The most the process keeps in spare buffers, over all its connections.
-const SPARE_BUDGET: usize = 32 * 1024 * 1024;
+/// The most the process keeps in spare buffers, over all its connections: 1,000
+/// connections' 16 KiB, or 16 of 1 MiB. Beyond it, frames get buffers of their own.
+const SPARE_BUDGET: usize = 16 * 1024 * 1024;
 
 /// Bytes kept in spare buffers now, over all connections.
 static SPARE_BYTES: AtomicUsize = AtomicUsize::new(0);
