@@ -22,7 +22,7 @@ use crate::config::Config;
 use crate::endpoint::Endpoint;
 use crate::error::{Error, Result};
 use crate::session::Session;
-use crate::spare::{SPARE_MIN, Spare};
+use crate::spare::{SPARE_MAX, SPARE_MIN, Spare};
 
 /// The clock of the runtime: tokio's, so that paused time in tests drives the protocol's
 /// deadlines too.
@@ -1314,10 +1314,15 @@ async fn read_some_keeping<R: ReadReady>(
 /// exactly leaves the readiness set, and the next read finds nothing).
 const TAIL_ROOM: usize = 64;
 
+/// Whether a new buffer with `room` bytes for its frame is kept for the next one.
+fn kept_size(room: usize) -> bool {
+    (SPARE_MIN..SPARE_MAX).contains(&room)
+}
+
 /// The room of a new buffer for `room` bytes of frame: with [`TAIL_ROOM`] when it is kept
 /// for the next frame (see [`Spare`]).
 fn with_tail_room(room: usize) -> usize {
-    if room >= SPARE_MIN {
+    if kept_size(room) {
         room + TAIL_ROOM
     } else {
         room
@@ -1369,7 +1374,7 @@ fn read_fresh<R: ReadReady>(
     }
     // Collecting a vector's own iterator keeps its allocation: no copy.
     *buf = fresh.into_iter().collect();
-    if room >= SPARE_MIN {
+    if kept_size(room) {
         // Replaced: the last frame's storage is freed with its message.
         *spare = None;
         *spare = Spare::keep(buf);
@@ -1402,7 +1407,7 @@ fn read_into_spare<R: ReadReady>(
         *buf = storage;
         return Poll::Ready(Ok(n));
     }
-    let larger = room > kept.capacity();
+    let larger = room > kept.capacity() && kept_size(room);
     *buf = BytesMut::with_capacity(if larger { with_tail_room(room) } else { room });
     buf.extend_from_slice(&storage);
     kept.put_back(storage);
@@ -1830,6 +1835,46 @@ mod read_tests {
         );
         assert!(third.iter().all(|&b| b == 3));
         assert!(first.iter().all(|&b| b == 1));
+    }
+
+    /// A frame whose room is the core's cap (it may be larger) leaves no spare, one of a
+    /// known size below it does, and a connection whose reads turn small gives it back.
+    #[tokio::test]
+    async fn spares_are_kept_for_known_frame_sizes_and_given_back_after_small_reads() {
+        let (ours, mut peer) = pair().await;
+        let (mut rd, _wr) = split(ours);
+        let mut spare = None;
+        let mut failed = None;
+        for (room, kept) in [(SPARE_MAX, false), (10_000, true)] {
+            peer.write_all(&[7u8; 5_000]).await.unwrap();
+            let mut buf = BytesMut::new();
+            let n = read_some_keeping(
+                &mut rd,
+                &mut buf,
+                FRESH_MIN,
+                |_| room,
+                &mut failed,
+                &mut spare,
+            )
+            .await
+            .unwrap();
+            assert_eq!(n, 5_000);
+            assert_eq!(spare.is_some(), kept, "room {room}");
+        }
+        peer.write_all(b"small").await.unwrap();
+        let mut buf = BytesMut::new();
+        read_some_keeping(
+            &mut rd,
+            &mut buf,
+            READ_MIN,
+            <[u8]>::len,
+            &mut failed,
+            &mut spare,
+        )
+        .await
+        .unwrap();
+        assert_eq!(&buf[..], b"small");
+        assert!(spare.is_none(), "small reads keep no spare");
     }
 
     /// The fresh read's buffer becomes the `BytesMut` without a copy.

@@ -19,6 +19,11 @@ use bytes::BytesMut;
 /// of their own.
 pub(crate) const SPARE_MIN: usize = crate::driver::FRESH_MIN;
 
+/// Buffers from this size on are not kept: the room of a frame this large may be the
+/// core's cap rather than the frame's size, and a frame that outgrows its buffer must be
+/// able to grow it in place (a buffer shared with a spare handle is copied to grow).
+pub(crate) const SPARE_MAX: usize = sockeye_proto::session::MAX_FRAME_RESERVE;
+
 /// The most the process keeps in spare buffers, over all its connections: 1,000
 /// connections' 16 KiB, or 16 of 1 MiB. Beyond it, frames get buffers of their own.
 const SPARE_BUDGET: usize = 16 * 1024 * 1024;

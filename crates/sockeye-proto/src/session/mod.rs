@@ -168,9 +168,10 @@ struct Failing {
     frame: Option<CloseFrame>,
 }
 
-/// The most `inbuf` reserves at once for the rest of a frame; larger frames grow it as
+/// The most the receive buffer reserves at once for the rest of a frame (and the most
+/// [`Connection::receive_size_hint`] asks for a frame's payload); larger frames grow it as
 /// they arrive.
-const MAX_FRAME_RESERVE: usize = 4 << 20;
+pub const MAX_FRAME_RESERVE: usize = 4 << 20;
 
 /// Room reserved for a frame payload of `len` bytes.
 fn frame_reserve(len: u64) -> usize {
