@@ -4,8 +4,9 @@
 //! octet `i % 4` of the key. [`apply_mask`] does it a word at a time: 16-byte words in
 //! portable Rust, 32-byte words when the CPU has AVX2 (detected at run time; the same
 //! loop, compiled for that feature), and payloads under 64 bytes, as well as the head
-//! before the first aligned word and the tail after the last, in unaligned 8-byte words. It takes the payload offset of the first byte so that a payload can be unmasked
-//! piece by piece as it arrives from the transport.
+//! before the first aligned word and the tail after the last, in unaligned 8-byte words.
+//! It takes the payload offset of the first byte so that a payload can be unmasked piece
+//! by piece as it arrives from the transport.
 
 /// Bytes XORed per step of the portable word loop.
 const WORD: usize = 16;
@@ -60,7 +61,7 @@ pub fn apply_mask(buf: &mut [u8], key: [u8; 4], offset: usize) {
 }
 
 /// Short payloads: unaligned 8-byte words from the first byte on (no aligned head), then
-/// bytes.
+/// a 4-byte word and bytes.
 fn apply_mask_short(buf: &mut [u8], key: [u8; 4], offset: usize) {
     // The key rotated as a little-endian word: byte i is bits 8i..8i+8, so rotating right
     // by whole bytes moves byte (offset + i) % 4 to position i, as `rotated` does. One
@@ -117,8 +118,8 @@ unsafe fn apply_mask_avx2(buf: &mut [u8], key: [u8; 4], offset: usize) {
 
 /// [`apply_mask`] with words of `N` bytes (a multiple of 4), each XORed with the key by
 /// `xor_word`: a head up to the next `N`-byte boundary, whole aligned words, a tail (head
-/// and tail in 8-byte words and bytes). Inlined into each caller, so that the word loop is compiled with the
-/// caller's target features.
+/// and tail in 8-byte words and bytes). Inlined into each caller, so that the word loop is
+/// compiled with the caller's target features.
 #[inline(always)]
 fn apply_mask_words<const N: usize>(
     buf: &mut [u8],

@@ -1189,8 +1189,8 @@ const SMALL_PROBE: usize = READ_MIN;
 /// into `buf` (a failure of that second read is kept in `failed` for the next call). When
 /// `buf` holds the start of a frame, the read goes straight into the room the core
 /// reserved for it. After reads of [`FRESH_MIN`] bytes and more (`size`), a stream that can
-/// wait without a buffer skips the probe (see [`read_fresh`]). Cancel-safe, as `read_buf`
-/// is.
+/// wait without a buffer skips the probe (see [`read_fresh`], which may reuse the storage
+/// kept in `spare`; a probed read gives `spare` back). Cancel-safe, as `read_buf` is.
 fn poll_read_some<R: ReadReady>(
     rd: &mut R,
     cx: &mut Context<'_>,
