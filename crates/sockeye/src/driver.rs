@@ -1220,29 +1220,16 @@ fn poll_read_some<R: ReadReady>(
         if size <= SMALL_PROBE {
             read_probed::<SMALL_PROBE, R>(rd, cx, buf, size, &hint, failed)
         } else {
-            read_probed_large(rd, cx, buf, size, &hint, failed)
+            read_probed::<PROBE, R>(rd, cx, buf, size, &hint, failed)
         }
     }
 }
 
-/// [`read_probed`] with the full [`PROBE`], kept out of line: a stack frame over a page is
-/// probed page by page at every call (about 64 instructions for 64 KiB), which the small
-/// probe's callers should not pay.
-#[inline(never)]
-fn read_probed_large<R: ReadReady>(
-    rd: &mut R,
-    cx: &mut Context<'_>,
-    buf: &mut BytesMut,
-    size: usize,
-    hint: &impl Fn(&[u8]) -> usize,
-    failed: &mut Option<std::io::Error>,
-) -> Poll<std::io::Result<usize>> {
-    read_probed::<PROBE, R>(rd, cx, buf, size, hint, failed)
-}
-
 /// The read of [`poll_read_some`] when no frame is in progress: into `P` bytes on the
-/// stack, then into a buffer allocated for what arrived.
-#[inline(always)]
+/// stack, then into a buffer allocated for what arrived. Out of line, each size in a
+/// function of its own: a stack frame over a page is probed page by page at every call
+/// (about 64 instructions for 64 KiB), which the small probe's reads should not pay.
+#[inline(never)]
 fn read_probed<const P: usize, R: ReadReady>(
     rd: &mut R,
     cx: &mut Context<'_>,
