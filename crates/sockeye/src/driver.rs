@@ -1190,7 +1190,8 @@ const SMALL_PROBE: usize = READ_MIN;
 /// `buf` holds the start of a frame, the read goes straight into the room the core
 /// reserved for it. After reads of [`FRESH_MIN`] bytes and more (`size`), a stream that can
 /// wait without a buffer skips the probe (see [`read_fresh`], which may reuse the storage
-/// kept in `spare`; a probed read gives `spare` back). Cancel-safe, as `read_buf` is.
+/// kept in `spare`; a probed read gives a large `spare` back, and keeps a small one: see
+/// [`small_buffer`]). Cancel-safe, as `read_buf` is.
 fn poll_read_some<R: ReadReady>(
     rd: &mut R,
     cx: &mut Context<'_>,
@@ -1216,11 +1217,16 @@ fn poll_read_some<R: ReadReady>(
             }
         }
         // The reads have turned small: the storage of a large frame is not kept for them.
-        *spare = None;
+        if spare
+            .as_ref()
+            .is_some_and(|kept| kept.capacity() >= SPARE_MIN)
+        {
+            *spare = None;
+        }
         if size <= SMALL_PROBE {
-            read_probed::<SMALL_PROBE, R>(rd, cx, buf, size, &hint, failed)
+            read_probed::<SMALL_PROBE, R>(rd, cx, buf, size, &hint, failed, spare)
         } else {
-            read_probed::<PROBE, R>(rd, cx, buf, size, &hint, failed)
+            read_probed::<PROBE, R>(rd, cx, buf, size, &hint, failed, spare)
         }
     }
 }
@@ -1237,6 +1243,7 @@ fn read_probed<const P: usize, R: ReadReady>(
     size: usize,
     hint: &impl Fn(&[u8]) -> usize,
     failed: &mut Option<std::io::Error>,
+    spare: &mut Option<Spare>,
 ) -> Poll<std::io::Result<usize>> {
     let mut probe = [std::mem::MaybeUninit::<u8>::uninit(); P];
     let mut probe = tokio::io::ReadBuf::uninit(&mut probe);
@@ -1251,6 +1258,11 @@ fn read_probed<const P: usize, R: ReadReady>(
     // then takes the whole buffer, and a small one comes from the allocator's fast path).
     let frame = hint(probe.filled());
     let room = frame.max(n);
+    if n < P && room < SPARE_MIN {
+        *buf = small_buffer(room, spare);
+        buf.extend_from_slice(probe.filled());
+        return Poll::Ready(Ok(n));
+    }
     *buf = BytesMut::with_capacity(room);
     buf.extend_from_slice(probe.filled());
     if n < P {
@@ -1294,6 +1306,31 @@ async fn read_some_keeping<R: ReadReady>(
     spare: &mut Option<Spare>,
 ) -> std::io::Result<usize> {
     std::future::poll_fn(|cx| poll_read_some(rd, cx, buf, size, &hint, failed, spare)).await
+}
+
+/// The least storage kept for small frames, so that frames of somewhat different sizes
+/// fit in it.
+const SMALL_KEEP: usize = 256;
+
+/// A buffer with room for `room` bytes (under [`SPARE_MIN`]) of small frames: the storage
+/// kept in `spare`, once the message last read into it is gone, or else a new one, which
+/// is kept in its place. An echo then takes no allocation per message: a reclaim and a
+/// split instead of an allocation and a free (callgrind, 20,000 echoes of 20 bytes over
+/// 10 connections: 94.3 → 93.4 M instructions).
+fn small_buffer(room: usize, spare: &mut Option<Spare>) -> BytesMut {
+    if let Some(kept) = spare.as_mut() {
+        if kept.capacity() >= room {
+            if let Some(mut storage) = kept.reuse() {
+                kept.hold(&mut storage);
+                return storage;
+            }
+        }
+    }
+    let mut buf = BytesMut::with_capacity(room.max(SMALL_KEEP));
+    // Replaced: the last frame's storage is freed with its message.
+    *spare = None;
+    *spare = Spare::keep(&mut buf);
+    buf
 }
 
 /// Room a kept buffer has past its frame: the read that completes a frame then asks for
@@ -1861,7 +1898,52 @@ mod read_tests {
         .await
         .unwrap();
         assert_eq!(&buf[..], b"small");
-        assert!(spare.is_none(), "small reads keep no spare");
+        assert!(
+            spare
+                .as_ref()
+                .is_some_and(|kept| kept.capacity() < SPARE_MIN),
+            "small reads give the large spare back and keep a small one"
+        );
+    }
+
+    /// A small frame's storage is read into again by the next small frame once its
+    /// message was dropped, and never while the message lives.
+    #[tokio::test]
+    async fn a_small_frame_s_storage_is_reused_once_its_message_is_gone() {
+        let (ours, mut peer) = pair().await;
+        let (mut rd, _wr) = split(ours);
+        let mut spare = None;
+        let mut failed = None;
+        let mut read_frame = async |text: &[u8], spare: &mut Option<Spare>| {
+            peer.write_all(text).await.unwrap();
+            let mut buf = BytesMut::new();
+            while buf.len() < text.len() {
+                read_some_keeping(&mut rd, &mut buf, READ_MIN, <[u8]>::len, &mut failed, spare)
+                    .await
+                    .unwrap();
+            }
+            buf.split().freeze()
+        };
+        let first = read_frame(b"first", &mut spare).await;
+        let second = read_frame(b"second", &mut spare).await;
+        assert_ne!(
+            second.as_ptr(),
+            first.as_ptr(),
+            "the first message still holds its storage"
+        );
+        let at = second.as_ptr();
+        drop(second);
+        // Were the storage freed, the allocator would hand it to this allocation.
+        let decoy = Vec::<u8>::with_capacity(SMALL_KEEP);
+        let third = read_frame(b"third", &mut spare).await;
+        assert_eq!(
+            third.as_ptr(),
+            at,
+            "the second frame's storage, read into again"
+        );
+        assert_eq!(&third[..], b"third");
+        assert_eq!(&first[..], b"first", "a held message is never written over");
+        drop(decoy);
     }
 
     /// The fresh read's buffer becomes the `BytesMut` without a copy.

@@ -1,4 +1,4 @@
-//! The receive buffer of a large frame, kept for the connection's next large frame.
+//! The receive buffer of a connection's last frame, kept for its next one.
 //!
 //! A new buffer per message costs the allocator's work for each (a 64 KiB allocation cut to
 //! the frame, then freed: about 0.6 k instructions per 16 KiB echo), and from about
@@ -10,6 +10,10 @@
 //! dropped); while the message lives, the read takes a new buffer, so a kept message is
 //! never written over. What all connections keep together is bounded ([`SPARE_BUDGET`]);
 //! a connection whose reads turn small gives its spare back.
+//!
+//! Small frames (under [`SPARE_MIN`]) keep theirs the same way, at least 256 bytes, so
+//! that an echo takes no allocation per message; a connection that goes quiet after
+//! them keeps that much until its next read or its end.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
