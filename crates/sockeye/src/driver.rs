@@ -1253,9 +1253,9 @@ fn read_probed<const P: usize, R: ReadReady>(
         Poll::Ready(Ok(())) => {}
     }
     let n = probe.filled().len();
-    // A frame that goes on past the bytes that arrived gets exactly its room; bytes that
-    // hold whole frames get no more room than they take (the payload of the last frame
-    // then takes the whole buffer, and a small one comes from the allocator's fast path).
+    // A frame that goes on past the bytes that arrived gets its room; bytes that hold
+    // whole frames get no more room than they take. Under 4 KiB that room is found in
+    // the storage of the last small frame (see `small_buffer`).
     let frame = hint(probe.filled());
     let room = frame.max(n);
     if n < P && room < SPARE_MIN {
