@@ -101,7 +101,7 @@ impl FrameHeader {
         if opcode.is_control() && !fin {
             return Err(ProtocolError::FragmentedControlFrame);
         }
-        let Some((len, mut pos, masked)) = length_fields(buf) else {
+        let Some((len, header_len, masked)) = length_fields(buf) else {
             return Ok(None);
         };
         // 5.2: "the most significant bit MUST be 0".
@@ -112,11 +112,9 @@ impl FrameHeader {
             return Err(ProtocolError::ControlFrameTooLong(len));
         }
         let mask = if masked {
-            match buf.get(pos..pos + 4) {
-                Some(b) => {
-                    pos += 4;
-                    Some([b[0], b[1], b[2], b[3]])
-                }
+            // The key is the header's last four bytes.
+            match buf.get(..header_len).and_then(<[u8]>::last_chunk) {
+                Some(&key) => Some(key),
                 None => return Ok(None),
             }
         } else {
@@ -130,7 +128,7 @@ impl FrameHeader {
                 mask,
                 len,
             },
-            pos,
+            header_len,
         )))
     }
 
@@ -214,13 +212,14 @@ impl FrameHeader {
 }
 
 /// The length fields of a frame header (5.2) at the start of `buf`: the payload length,
-/// where the header's masking key (or its end) begins, and whether the frame is masked;
-/// `None` until `buf` holds them all. Nothing else of the header is checked.
+/// the header's length (with the 4-byte masking key of a masked frame) and whether the
+/// frame is masked; `None` until `buf` holds the length fields (the key may be yet to
+/// come). Nothing else of the header is checked.
 #[inline]
 fn length_fields(buf: &[u8]) -> Option<(u64, usize, bool)> {
     let b1 = *buf.get(1)?;
     let masked = b1 & 0x80 != 0;
-    let (len, pos) = match b1 & 0x7f {
+    let (len, fields_len) = match b1 & 0x7f {
         126 => (
             u64::from(u16::from_be_bytes(*buf.get(2..4)?.first_chunk()?)),
             4,
@@ -228,15 +227,16 @@ fn length_fields(buf: &[u8]) -> Option<(u64, usize, bool)> {
         127 => (u64::from_be_bytes(*buf.get(2..10)?.first_chunk()?), 10),
         short => (u64::from(short), 2),
     };
-    Some((len, pos, masked))
+    let key_len = if masked { 4 } else { 0 };
+    Some((len, fields_len + key_len, masked))
 }
 
 /// The lengths of the frame whose header begins `buf`: its header's and its payload's,
 /// once the header's length fields have arrived; for sizing the buffer a frame is read
 /// into, before the header is parsed and checked.
 pub fn frame_lengths(buf: &[u8]) -> Option<(usize, u64)> {
-    let (len, pos, masked) = length_fields(buf)?;
-    Some((pos + if masked { 4 } else { 0 }, len))
+    let (len, header_len, _) = length_fields(buf)?;
+    Some((header_len, len))
 }
 
 #[cfg(test)]
