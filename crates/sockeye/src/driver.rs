@@ -22,7 +22,7 @@ use crate::config::Config;
 use crate::endpoint::Endpoint;
 use crate::error::{Error, Result};
 use crate::session::Session;
-use crate::spare::{SPARE_MAX, SPARE_MIN, Spare};
+use crate::spare::{SPARE_MAX, SPARE_MIN, SPARE_SMALL, Spare};
 
 /// The clock of the runtime: tokio's, so that paused time in tests drives the protocol's
 /// deadlines too.
@@ -1217,10 +1217,7 @@ fn poll_read_some<R: ReadReady>(
             }
         }
         // The reads have turned small: the storage of a large frame is not kept for them.
-        if spare
-            .as_ref()
-            .is_some_and(|kept| kept.capacity() >= SPARE_MIN)
-        {
+        if spare.as_ref().is_some_and(Spare::is_large) {
             *spare = None;
         }
         if size <= SMALL_PROBE {
@@ -1308,10 +1305,6 @@ async fn read_some_keeping<R: ReadReady>(
     std::future::poll_fn(|cx| poll_read_some(rd, cx, buf, size, &hint, failed, spare)).await
 }
 
-/// The least storage kept for small frames, so that frames of somewhat different sizes
-/// fit in it.
-const SMALL_KEEP: usize = 256;
-
 /// A buffer with room for `room` bytes (under [`SPARE_MIN`]) of small frames: the storage
 /// kept in `spare`, once the message last read into it is gone, or else a new one, which
 /// is kept in its place. An echo then takes no allocation per message: a reclaim and a
@@ -1319,17 +1312,15 @@ const SMALL_KEEP: usize = 256;
 /// 10 connections: 94.3 → 93.4 M instructions).
 fn small_buffer(room: usize, spare: &mut Option<Spare>) -> BytesMut {
     if let Some(kept) = spare.as_mut() {
-        if kept.capacity() >= room {
+        if kept.fits(room) {
             if let Some(mut storage) = kept.reuse() {
                 kept.hold(&mut storage);
                 return storage;
             }
         }
     }
-    let mut buf = BytesMut::with_capacity(room.max(SMALL_KEEP));
-    // Replaced: the last frame's storage is freed with its message.
-    *spare = None;
-    *spare = Spare::keep(&mut buf);
+    let mut buf = BytesMut::with_capacity(room.max(SPARE_SMALL));
+    Spare::keep_in(spare, &mut buf);
     buf
 }
 
@@ -1399,9 +1390,7 @@ fn read_fresh<R: ReadReady>(
     // Collecting a vector's own iterator keeps its allocation: no copy.
     *buf = fresh.into_iter().collect();
     if kept_size(room) {
-        // Replaced: the last frame's storage is freed with its message.
-        *spare = None;
-        *spare = Spare::keep(buf);
+        Spare::keep_in(spare, buf);
     }
     Poll::Ready(Ok(n))
 }
@@ -1426,7 +1415,7 @@ fn read_into_spare<R: ReadReady>(
         }
     };
     let room = hint(&storage).max(n);
-    if room <= kept.capacity() && room > kept.capacity() / 2 {
+    if kept.fits(room) {
         kept.hold(&mut storage);
         *buf = storage;
         return Poll::Ready(Ok(n));
@@ -1899,9 +1888,7 @@ mod read_tests {
         .unwrap();
         assert_eq!(&buf[..], b"small");
         assert!(
-            spare
-                .as_ref()
-                .is_some_and(|kept| kept.capacity() < SPARE_MIN),
+            spare.as_ref().is_some_and(|kept| !kept.is_large()),
             "small reads give the large spare back and keep a small one"
         );
     }
@@ -1934,7 +1921,7 @@ mod read_tests {
         let at = second.as_ptr();
         drop(second);
         // Were the storage freed, the allocator would hand it to this allocation.
-        let decoy = Vec::<u8>::with_capacity(SMALL_KEEP);
+        let decoy = Vec::<u8>::with_capacity(SPARE_SMALL);
         let third = read_frame(b"third", &mut spare).await;
         assert_eq!(
             third.as_ptr(),

@@ -11,9 +11,9 @@
 //! never written over. What all connections keep together is bounded ([`SPARE_BUDGET`]);
 //! a connection whose reads turn small gives its spare back.
 //!
-//! Small frames (under [`SPARE_MIN`]) keep theirs the same way, at least 256 bytes, so
-//! that an echo takes no allocation per message; a connection that goes quiet after
-//! them keeps that much until its next read or its end.
+//! Small frames (under [`SPARE_MIN`]) keep theirs the same way, at least [`SPARE_SMALL`]
+//! bytes, so that an echo takes no allocation per message; a connection that goes quiet
+//! after them keeps that much until its next read or its end.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -27,6 +27,10 @@ pub(crate) const SPARE_MIN: usize = crate::driver::FRESH_MIN;
 /// core's cap rather than the frame's size, and a frame that outgrows its buffer must be
 /// able to grow it in place (a buffer shared with a spare handle is copied to grow).
 pub(crate) const SPARE_MAX: usize = sockeye_proto::session::MAX_FRAME_RESERVE;
+
+/// The least storage kept for small frames, so that frames of somewhat different sizes
+/// fit in it.
+pub(crate) const SPARE_SMALL: usize = 256;
 
 /// The most the process keeps in spare buffers, over all its connections: 1,000
 /// connections' 16 KiB, or 16 of 1 MiB. Beyond it, frames get buffers of their own.
@@ -76,6 +80,24 @@ impl Spare {
         };
         spare.hold(buf);
         Some(spare)
+    }
+
+    /// Keeps `buf` in `slot` in place of what it held (that storage is freed with its
+    /// message, and leaves the budget first).
+    pub(crate) fn keep_in(slot: &mut Option<Spare>, buf: &mut BytesMut) {
+        *slot = None;
+        *slot = Spare::keep(buf);
+    }
+
+    /// Whether a frame with `room` bytes is read into this storage: it fits, and a large
+    /// storage is not held for a frame that would leave most of it unused.
+    pub(crate) fn fits(&self, room: usize) -> bool {
+        room <= self.bytes && (!self.is_large() || room > self.bytes / 2)
+    }
+
+    /// Whether this is the storage of a large frame ([`SPARE_MIN`] bytes and more).
+    pub(crate) fn is_large(&self) -> bool {
+        self.bytes >= SPARE_MIN
     }
 
     /// The whole storage, empty, if nothing else holds it any more (the message read into
@@ -140,6 +162,25 @@ mod tests {
         assert!(spare.reuse().is_none(), "lent again");
         spare.put_back(storage);
         assert!(spare.reuse().is_some(), "given back unused");
+    }
+
+    #[test]
+    fn a_large_storage_is_not_held_for_a_frame_that_leaves_most_of_it_unused() {
+        static COUNTER: AtomicUsize = AtomicUsize::new(0);
+        let mut large = BytesMut::with_capacity(4 * SPARE_MIN);
+        let large = Spare::keep_within(&mut large, &COUNTER, usize::MAX).unwrap();
+        assert!(large.is_large());
+        assert!(large.fits(4 * SPARE_MIN) && large.fits(3 * SPARE_MIN));
+        assert!(!large.fits(SPARE_MIN), "a quarter of it");
+        assert!(!large.fits(4 * SPARE_MIN + 1));
+        let mut small = BytesMut::with_capacity(SPARE_SMALL);
+        let small = Spare::keep_within(&mut small, &COUNTER, usize::MAX).unwrap();
+        assert!(!small.is_large());
+        assert!(
+            small.fits(20),
+            "a small storage takes any small frame that fits"
+        );
+        assert!(!small.fits(SPARE_SMALL + 1));
     }
 
     #[test]
