@@ -1638,6 +1638,27 @@ mod read_tests {
         (ours.unwrap(), theirs.unwrap().0)
     }
 
+    /// Writes `frame` from `peer` and reads it whole on `rd` (after reads of `size`, with
+    /// the connection's `spare`), a frame at a time: the message, split off the buffer.
+    async fn send_and_read(
+        peer: &mut tokio::net::TcpStream,
+        rd: &mut ReadSide,
+        frame: &[u8],
+        size: usize,
+        spare: &mut Option<Spare>,
+    ) -> bytes::Bytes {
+        peer.write_all(frame).await.unwrap();
+        let mut buf = BytesMut::new();
+        let mut failed = None;
+        while buf.len() < frame.len() {
+            read_some_keeping(rd, &mut buf, size, |_| frame.len(), &mut failed, spare)
+                .await
+                .unwrap();
+        }
+        assert_eq!(buf.len(), frame.len(), "one frame at a time");
+        buf.split().freeze()
+    }
+
     /// A TCP stream, bare or as a plain transport, is split into its own halves (no lock
     /// between them); any other stream through `tokio::io::split`. Both carry the bytes.
     #[tokio::test]
@@ -1817,17 +1838,8 @@ mod read_tests {
         let (ours, mut peer) = pair().await;
         let (mut rd, _wr) = split(ours);
         let mut spare = None;
-        let mut failed = None;
         let mut read_frame = async |fill: u8, spare: &mut Option<Spare>| {
-            peer.write_all(&vec![fill; FRAME]).await.unwrap();
-            let mut buf = BytesMut::new();
-            while buf.len() < FRAME {
-                read_some_keeping(&mut rd, &mut buf, FRESH_MIN, |_| FRAME, &mut failed, spare)
-                    .await
-                    .unwrap();
-            }
-            assert_eq!(buf.len(), FRAME, "one frame at a time");
-            buf.split().freeze()
+            send_and_read(&mut peer, &mut rd, &vec![fill; FRAME], FRESH_MIN, spare).await
         };
         let first = read_frame(1, &mut spare).await;
         assert!(spare.is_some(), "the storage of a large frame is kept");
@@ -1900,16 +1912,8 @@ mod read_tests {
         let (ours, mut peer) = pair().await;
         let (mut rd, _wr) = split(ours);
         let mut spare = None;
-        let mut failed = None;
         let mut read_frame = async |text: &[u8], spare: &mut Option<Spare>| {
-            peer.write_all(text).await.unwrap();
-            let mut buf = BytesMut::new();
-            while buf.len() < text.len() {
-                read_some_keeping(&mut rd, &mut buf, READ_MIN, <[u8]>::len, &mut failed, spare)
-                    .await
-                    .unwrap();
-            }
-            buf.split().freeze()
+            send_and_read(&mut peer, &mut rd, text, READ_MIN, spare).await
         };
         let first = read_frame(b"first", &mut spare).await;
         let second = read_frame(b"second", &mut spare).await;
