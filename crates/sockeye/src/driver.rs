@@ -232,7 +232,7 @@ struct Input {
     size: usize,
     /// A read's failure kept for the next one (see [`poll_read_some`]).
     failed: Option<std::io::Error>,
-    /// The storage of the last large frame, for the next one (see [`Spare`]).
+    /// The storage of the last frame, for the next one (see [`Spare`]).
     spare: Option<Spare>,
     /// The read side is done: end of stream, a read or write failure.
     eof: bool,

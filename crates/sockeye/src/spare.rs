@@ -39,7 +39,7 @@ const SPARE_BUDGET: usize = 16 * 1024 * 1024;
 /// Bytes kept in spare buffers now, over all connections.
 static SPARE_BYTES: AtomicUsize = AtomicUsize::new(0);
 
-/// A handle on the storage of a connection's last large receive buffer.
+/// A handle on the storage of a connection's last receive buffer.
 pub(crate) struct Spare {
     /// Empty, at the end of the storage (sharing it with the buffer handed to the core and
     /// then with the message), or the whole storage once given back unused.
