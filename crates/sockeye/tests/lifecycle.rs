@@ -6,192 +6,40 @@ mod common;
 
 use std::time::Duration;
 
+use common::scenarios::{self, exchange_first_message, frame};
 use common::{
     CLOSING_BOTH, CLOSING_RECEIVED, CLOSING_SENT, Call, RawPeer, Recorder, history_after_open,
     listener, stays_pending, url, within, ws_pair,
 };
 use futures_util::StreamExt;
 use sockeye::{
-    ClientBuilder, CloseCode, CloseFrame, CloseInfo, Endpoint, Initiator, Message, ServerBuilder,
-    Session, State,
+    ClientBuilder, CloseCode, CloseInfo, Endpoint, Initiator, Message, ServerBuilder, Session,
+    State,
 };
 use sockeye_proto::frame::OpCode;
 use tokio::io::AsyncWriteExt;
 
-fn frame(code: CloseCode, reason: &str) -> Option<CloseFrame> {
-    Some(CloseFrame::new(code, reason).unwrap())
-}
-
-/// Both sides exchange one message first, as in the seed ("onMessage() - received msg").
+/// A client and a server of ours over loopback TCP that have exchanged a first message.
 async fn open_pair_with_message() -> (sockeye::WebSocket, sockeye::WebSocket) {
-    let (mut client, mut server) = ws_pair(ClientBuilder::new(), ServerBuilder::new()).await;
-    server.send("hello").await.unwrap();
-    let received = within("the first message", client.next()).await;
-    assert_eq!(received.unwrap().unwrap(), Message::Text("hello".into()));
-    (client, server)
+    exchange_first_message(ws_pair(ClientBuilder::new(), ServerBuilder::new()).await).await
 }
 
 #[tokio::test]
 async fn locally_initiated_close_between_our_client_and_server() {
-    let (mut client, mut server) = open_pair_with_message().await;
-    let server_session = server.session();
-
-    let client_info = within(
-        "the client's close",
-        client.close(CloseCode::NORMAL, "local close details"),
-    )
-    .await
-    .unwrap();
-    assert!(
-        within("the end of the server's stream", server.next())
-            .await
-            .is_none()
-    );
-    let server_info = within("the server's outcome", server_session.closed()).await;
-
-    // The client is told the server's details: its reply echoes the code, no reason.
-    assert_eq!(
-        client_info,
-        CloseInfo {
-            code: CloseCode::NORMAL,
-            reason: String::new(),
-            sent: frame(CloseCode::NORMAL, "local close details"),
-            received: frame(CloseCode::NORMAL, ""),
-            initiator: Initiator::Local,
-            clean: true,
-            error: None,
-        }
-    );
-    assert_eq!(
-        server_info,
-        CloseInfo {
-            code: CloseCode::NORMAL,
-            reason: "local close details".into(),
-            sent: frame(CloseCode::NORMAL, ""),
-            received: frame(CloseCode::NORMAL, "local close details"),
-            initiator: Initiator::Remote,
-            clean: true,
-            error: None,
-        }
-    );
-    assert_eq!(
-        client.session().state_history(),
-        history_after_open(&[CLOSING_SENT, CLOSING_BOTH, State::Closed])
-    );
-    assert_eq!(
-        server_session.state_history(),
-        history_after_open(&[CLOSING_RECEIVED, CLOSING_BOTH, State::Closed])
-    );
-    // RFC 6455 7.1.1: the server closes the TCP connection first.
-    assert_eq!(server_session.peer_closed_first(), Some(false));
-    assert_eq!(client.session().peer_closed_first(), Some(true));
+    let (client, server) = open_pair_with_message().await;
+    scenarios::locally_initiated_close(client, server).await;
 }
 
 #[tokio::test]
 async fn remotely_initiated_close_between_our_client_and_server() {
-    let (mut client, mut server) = open_pair_with_message().await;
-    let client_session = client.session();
-
-    let server_info = within(
-        "the server's close",
-        server.close(CloseCode::GOING_AWAY, "remote close details"),
-    )
-    .await
-    .unwrap();
-    assert!(
-        within("the end of the client's stream", client.next())
-            .await
-            .is_none()
-    );
-    let client_info = within("the client's outcome", client_session.closed()).await;
-
-    assert_eq!(
-        client_info,
-        CloseInfo {
-            code: CloseCode::GOING_AWAY,
-            reason: "remote close details".into(),
-            sent: frame(CloseCode::GOING_AWAY, ""),
-            received: frame(CloseCode::GOING_AWAY, "remote close details"),
-            initiator: Initiator::Remote,
-            clean: true,
-            error: None,
-        }
-    );
-    assert_eq!(
-        server_info,
-        CloseInfo {
-            code: CloseCode::GOING_AWAY,
-            reason: String::new(),
-            sent: frame(CloseCode::GOING_AWAY, "remote close details"),
-            received: frame(CloseCode::GOING_AWAY, ""),
-            initiator: Initiator::Local,
-            clean: true,
-            error: None,
-        }
-    );
-    assert_eq!(
-        client_session.state_history(),
-        history_after_open(&[CLOSING_RECEIVED, CLOSING_BOTH, State::Closed])
-    );
-    assert_eq!(
-        server.session().state_history(),
-        history_after_open(&[CLOSING_SENT, CLOSING_BOTH, State::Closed])
-    );
-    assert_eq!(server.session().peer_closed_first(), Some(false));
-    assert_eq!(client_session.peer_closed_first(), Some(true));
+    let (client, server) = open_pair_with_message().await;
+    scenarios::remotely_initiated_close(client, server).await;
 }
 
 #[tokio::test]
 async fn overlapping_close_between_our_client_and_server() {
     let (client, server) = open_pair_with_message().await;
-    let (client, server) = (client.session(), server.session());
-
-    // Both close before either task runs again (single-threaded runtime), so both Close
-    // frames are on the wire at the same time.
-    server
-        .close(CloseCode::GOING_AWAY, "remote close details")
-        .unwrap();
-    client
-        .close(CloseCode::NORMAL, "local close details")
-        .unwrap();
-    assert_eq!(
-        (client.state(), server.state()),
-        (CLOSING_SENT, CLOSING_SENT)
-    );
-
-    let client_info = within("the client's outcome", client.closed()).await;
-    let server_info = within("the server's outcome", server.closed()).await;
-
-    // Each side sees the other's code (7.1.5 note) and both started the close.
-    assert_eq!(
-        client_info,
-        CloseInfo {
-            code: CloseCode::GOING_AWAY,
-            reason: "remote close details".into(),
-            sent: frame(CloseCode::NORMAL, "local close details"),
-            received: frame(CloseCode::GOING_AWAY, "remote close details"),
-            initiator: Initiator::Local,
-            clean: true,
-            error: None,
-        }
-    );
-    assert_eq!(
-        server_info,
-        CloseInfo {
-            code: CloseCode::NORMAL,
-            reason: "local close details".into(),
-            sent: frame(CloseCode::GOING_AWAY, "remote close details"),
-            received: frame(CloseCode::NORMAL, "local close details"),
-            initiator: Initiator::Local,
-            clean: true,
-            error: None,
-        }
-    );
-    let expected = history_after_open(&[CLOSING_SENT, CLOSING_BOTH, State::Closed]);
-    assert_eq!(client.state_history(), expected);
-    assert_eq!(server.state_history(), expected);
-    assert_eq!(server.peer_closed_first(), Some(false));
-    assert_eq!(client.peer_closed_first(), Some(true));
+    scenarios::overlapping_close(client, server).await;
 }
 
 #[tokio::test]

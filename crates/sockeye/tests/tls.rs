@@ -5,61 +5,35 @@
 //! reconnecting client over `wss://`, and PEM files that cannot be used.
 #![cfg(feature = "tls")]
 
+mod common;
 #[path = "tls/pki.rs"]
 mod pki;
 
 use std::io;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use common::scenarios::{self, exchange_first_message};
 use futures_util::{SinkExt, StreamExt};
 use pki::{Pki, provider};
 use sockeye::rustls::server::{ClientHello, ResolvesServerCert};
 use sockeye::rustls::sign::CertifiedKey;
 use sockeye::rustls::{self, CertificateError};
 use sockeye::{
-    ClientBuilder, CloseCode, CloseFrame, CloseInfo, Config, Initiator, Message, ServerBuilder,
-    State, WebSocket,
+    ClientBuilder, CloseCode, CloseInfo, Config, Initiator, Message, ServerBuilder, State,
+    WebSocket,
 };
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 
-/// Every wait in these tests is bounded by this.
-const LIMIT: Duration = Duration::from_secs(10);
-
+/// Every wait in these tests is bounded by [`common::WAIT`].
 async fn bounded<F: Future>(future: F) -> F::Output {
-    tokio::time::timeout(LIMIT, future)
-        .await
-        .expect("timed out")
-}
-
-const CLOSING_SENT: State = State::Closing {
-    close_sent: true,
-    close_received: false,
-};
-const CLOSING_RECEIVED: State = State::Closing {
-    close_sent: false,
-    close_received: true,
-};
-const CLOSING_BOTH: State = State::Closing {
-    close_sent: true,
-    close_received: true,
-};
-
-fn history(after_open: &[State]) -> Vec<State> {
-    [State::New, State::Connecting, State::Connected, State::Open]
-        .iter()
-        .chain(after_open)
-        .copied()
-        .collect()
-}
-
-fn frame(code: CloseCode, reason: &str) -> Option<CloseFrame> {
-    Some(CloseFrame::new(code, reason).unwrap())
+    common::within("a step over TLS", future).await
 }
 
 /// A `wss://` echo server on `Server::serve`, configured from PEM files. Returns its URL
@@ -87,35 +61,15 @@ async fn echo_server(pki: &Pki) -> (String, mpsc::UnboundedReceiver<CloseInfo>) 
     (format!("wss://localhost:{port}/"), rx)
 }
 
-/// Our client and our server connected over TLS through `ServerBuilder::accept`.
-async fn tls_pair(pki: &Pki) -> (WebSocket, WebSocket) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("wss://localhost:{}/", listener.local_addr().unwrap().port());
+/// A client and a server of ours over TLS (`wss://localhost`), certified by `pki`, that
+/// have exchanged a first message.
+async fn open_pair_with_message(pki: &Pki) -> (WebSocket, WebSocket) {
     let server = ServerBuilder::new()
         .tls_pem(&pki.cert_path, &pki.key_path)
         .unwrap();
     let client = ClientBuilder::new().tls_root_pem(&pki.ca_path).unwrap();
-    let (client, server) = bounded(async {
-        tokio::join!(client.connect(&url), async {
-            let (tcp, _) = listener.accept().await.unwrap();
-            server.accept(tcp).await
-        })
-    })
-    .await;
-    let (client, response) = client.unwrap();
-    assert_eq!(response.status, 101);
-    (client, server.unwrap())
-}
-
-/// As in the seed, the two sides exchange one message before closing.
-async fn open_pair_with_message(pki: &Pki) -> (WebSocket, WebSocket) {
-    let (mut client, mut server) = tls_pair(pki).await;
-    server.send(Message::Text("hello".into())).await.unwrap();
-    assert_eq!(
-        bounded(client.next()).await.unwrap().unwrap(),
-        Message::Text("hello".into())
-    );
-    (client, server)
+    let url_of = |addr: SocketAddr| format!("wss://localhost:{}/", addr.port());
+    exchange_first_message(common::pair_at(url_of, client, server).await).await
 }
 
 /// The TLS verdict inside an [`sockeye::Error::Tls`].
@@ -184,129 +138,29 @@ async fn echo_over_wss_and_clean_close() {
     );
 }
 
+// The close scenarios of seed 000 over TLS: the same expectations as over TCP
+// (`lifecycle.rs`); the server's close_notify arrives before its TCP close, and the client
+// reads it as the end of the stream.
+
 #[tokio::test]
 async fn locally_initiated_close_over_tls() {
     let pki = Pki::new(&["localhost"]);
-    let (mut client, server) = open_pair_with_message(&pki).await;
-    let (client_session, server_session) = (client.session(), server.session());
-
-    let info = bounded(client.close(CloseCode::NORMAL, "local close details"))
-        .await
-        .unwrap();
-    let server_info = bounded(server_session.closed()).await;
-
-    // The client is told the server's reply; the server is told the client's details.
-    assert_eq!((info.code, info.reason.as_str()), (CloseCode::NORMAL, ""));
-    assert_eq!(info.initiator, Initiator::Local);
-    assert!(info.clean, "{info:?}");
-    assert_eq!(info.sent, frame(CloseCode::NORMAL, "local close details"));
-    assert_eq!(info.received, frame(CloseCode::NORMAL, ""));
-    assert_eq!(info.error, None);
-    assert_eq!(
-        (server_info.code, server_info.reason.as_str()),
-        (CloseCode::NORMAL, "local close details")
-    );
-    assert_eq!(server_info.initiator, Initiator::Remote);
-    assert!(server_info.clean, "{server_info:?}");
-
-    assert_eq!(
-        client_session.state_history(),
-        history(&[CLOSING_SENT, CLOSING_BOTH, State::Closed])
-    );
-    assert_eq!(
-        server_session.state_history(),
-        history(&[CLOSING_RECEIVED, CLOSING_BOTH, State::Closed])
-    );
-    // 7.1.1: the server closes first; the client read its close_notify as EOF.
-    assert_eq!(server_session.peer_closed_first(), Some(false));
-    assert_eq!(client_session.peer_closed_first(), Some(true));
-    drop(server);
+    let (client, server) = open_pair_with_message(&pki).await;
+    scenarios::locally_initiated_close(client, server).await;
 }
 
 #[tokio::test]
 async fn remotely_initiated_close_over_tls() {
     let pki = Pki::new(&["localhost"]);
-    let (client, mut server) = open_pair_with_message(&pki).await;
-    let (client_session, server_session) = (client.session(), server.session());
-
-    let (server_info, info) = bounded(async {
-        tokio::join!(
-            server.close(CloseCode::GOING_AWAY, "remote close details"),
-            client_session.closed()
-        )
-    })
-    .await;
-    let server_info = server_info.unwrap();
-
-    assert_eq!(
-        (info.code, info.reason.as_str()),
-        (CloseCode::GOING_AWAY, "remote close details")
-    );
-    assert_eq!(info.initiator, Initiator::Remote);
-    assert!(info.clean, "{info:?}");
-    // The reply echoes the code (5.5.1).
-    assert_eq!(info.sent, frame(CloseCode::GOING_AWAY, ""));
-    assert_eq!(
-        (server_info.code, server_info.reason.as_str()),
-        (CloseCode::GOING_AWAY, "")
-    );
-    assert_eq!(server_info.initiator, Initiator::Local);
-    assert!(server_info.clean, "{server_info:?}");
-
-    assert_eq!(
-        client_session.state_history(),
-        history(&[CLOSING_RECEIVED, CLOSING_BOTH, State::Closed])
-    );
-    assert_eq!(
-        server_session.state_history(),
-        history(&[CLOSING_SENT, CLOSING_BOTH, State::Closed])
-    );
-    assert_eq!(server_session.peer_closed_first(), Some(false));
-    assert_eq!(client_session.peer_closed_first(), Some(true));
-    drop(client);
+    let (client, server) = open_pair_with_message(&pki).await;
+    scenarios::remotely_initiated_close(client, server).await;
 }
 
 #[tokio::test]
 async fn overlapping_close_over_tls() {
     let pki = Pki::new(&["localhost"]);
     let (client, server) = open_pair_with_message(&pki).await;
-    let (client_session, server_session) = (client.session(), server.session());
-
-    // Both sides close before either driver runs (one thread): the Close frames cross.
-    client_session
-        .close(CloseCode::NORMAL, "local close details")
-        .unwrap();
-    server_session
-        .close(CloseCode::GOING_AWAY, "remote close details")
-        .unwrap();
-    assert_eq!(client_session.state(), CLOSING_SENT);
-    assert_eq!(server_session.state(), CLOSING_SENT);
-    let (info, server_info) =
-        bounded(async { tokio::join!(client_session.closed(), server_session.closed()) }).await;
-
-    // Each side sees the other's code (7.1.5 note); no second Close was sent.
-    assert_eq!(
-        (info.code, info.reason.as_str()),
-        (CloseCode::GOING_AWAY, "remote close details")
-    );
-    assert_eq!(info.sent, frame(CloseCode::NORMAL, "local close details"));
-    assert!(info.clean, "{info:?}");
-    assert_eq!(
-        (server_info.code, server_info.reason.as_str()),
-        (CloseCode::NORMAL, "local close details")
-    );
-    assert_eq!(
-        server_info.sent,
-        frame(CloseCode::GOING_AWAY, "remote close details")
-    );
-    assert!(server_info.clean, "{server_info:?}");
-
-    let crossed = history(&[CLOSING_SENT, CLOSING_BOTH, State::Closed]);
-    assert_eq!(client_session.state_history(), crossed);
-    assert_eq!(server_session.state_history(), crossed);
-    assert_eq!(server_session.peer_closed_first(), Some(false));
-    assert_eq!(client_session.peer_closed_first(), Some(true));
-    drop((client, server));
+    scenarios::overlapping_close(client, server).await;
 }
 
 /// Logs, for one side of a TLS connection, when its stream is shut down and how its reads

@@ -24,6 +24,8 @@ use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
+pub(crate) mod scenarios;
+
 /// Upper bound for waiting on something that happens over loopback: far above what any
 /// step takes, so reaching it means the step hangs.
 pub(crate) const WAIT: Duration = Duration::from_secs(10);
@@ -93,8 +95,18 @@ pub(crate) async fn ws_pair(
     client: ClientBuilder,
     server: ServerBuilder,
 ) -> (WebSocket, WebSocket) {
+    pair_at(url, client, server).await
+}
+
+/// [`ws_pair`] with the URL the client connects to made by `url_of` from the server's
+/// address (for `wss://`, by host name).
+pub(crate) async fn pair_at(
+    url_of: impl FnOnce(SocketAddr) -> String,
+    client: ClientBuilder,
+    server: ServerBuilder,
+) -> (WebSocket, WebSocket) {
     let (listener, addr) = listener().await;
-    let url = url(addr);
+    let url = url_of(addr);
     let (client, server) = within("the opening handshake", async {
         tokio::join!(client.connect(&url), async {
             let (stream, _) = listener.accept().await.unwrap();
