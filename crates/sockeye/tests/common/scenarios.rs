@@ -4,7 +4,7 @@
 //! loopback TCP, `tls.rs` over TLS.
 
 use futures_util::StreamExt;
-use sockeye::{CloseCode, CloseFrame, CloseInfo, Initiator, Message, State, WebSocket};
+use sockeye::{CloseCode, CloseFrame, CloseInfo, Initiator, Message, Session, State, WebSocket};
 
 use super::{CLOSING_BOTH, CLOSING_RECEIVED, CLOSING_SENT, history_after_open, within};
 
@@ -25,113 +25,84 @@ pub(crate) async fn exchange_first_message(
 }
 
 /// Seed 000, locally initiated: the client closes, the server replies.
-pub(crate) async fn locally_initiated_close(mut client: WebSocket, mut server: WebSocket) {
-    let (client_session, server_session) = (client.session(), server.session());
-
-    let client_info = within(
-        "the client's close",
-        client.close(CloseCode::NORMAL, "local close details"),
-    )
-    .await
-    .unwrap();
-    assert!(
-        within("the end of the server's stream", server.next())
-            .await
-            .is_none()
-    );
-    let server_info = within("the server's outcome", server_session.closed()).await;
-
-    // The client is told the server's details: its reply echoes the code, no reason.
-    assert_eq!(
-        client_info,
-        CloseInfo {
-            code: CloseCode::NORMAL,
-            reason: String::new(),
-            sent: frame(CloseCode::NORMAL, "local close details"),
-            received: frame(CloseCode::NORMAL, ""),
-            initiator: Initiator::Local,
-            clean: true,
-            error: None,
-        }
-    );
-    assert_eq!(
-        server_info,
-        CloseInfo {
-            code: CloseCode::NORMAL,
-            reason: "local close details".into(),
-            sent: frame(CloseCode::NORMAL, ""),
-            received: frame(CloseCode::NORMAL, "local close details"),
-            initiator: Initiator::Remote,
-            clean: true,
-            error: None,
-        }
-    );
-    assert_eq!(
-        client_session.state_history(),
-        history_after_open(&[CLOSING_SENT, CLOSING_BOTH, State::Closed])
-    );
-    assert_eq!(
-        server_session.state_history(),
-        history_after_open(&[CLOSING_RECEIVED, CLOSING_BOTH, State::Closed])
-    );
-    // RFC 6455 7.1.1: the server closes the TCP connection first.
-    assert_eq!(server_session.peer_closed_first(), Some(false));
-    assert_eq!(client_session.peer_closed_first(), Some(true));
+pub(crate) async fn locally_initiated_close(client: WebSocket, server: WebSocket) {
+    let (client, server) =
+        one_side_closes(client, server, CloseCode::NORMAL, "local close details").await;
+    server_closed_tcp_first(&client, &server);
 }
 
 /// Seed 000, remotely initiated: the server closes, the client replies.
-pub(crate) async fn remotely_initiated_close(mut client: WebSocket, mut server: WebSocket) {
-    let (client_session, server_session) = (client.session(), server.session());
-
-    let server_info = within(
-        "the server's close",
-        server.close(CloseCode::GOING_AWAY, "remote close details"),
+pub(crate) async fn remotely_initiated_close(client: WebSocket, server: WebSocket) {
+    let (server, client) = one_side_closes(
+        server,
+        client,
+        CloseCode::GOING_AWAY,
+        "remote close details",
     )
-    .await
-    .unwrap();
+    .await;
+    server_closed_tcp_first(&client, &server);
+}
+
+/// `closer` closes with `code` and `reason`, `replier` answers; both end clean, each told
+/// the other's Close. Returns their sessions, `(closer, replier)`.
+async fn one_side_closes(
+    mut closer: WebSocket,
+    mut replier: WebSocket,
+    code: CloseCode,
+    reason: &str,
+) -> (Session, Session) {
+    let (closer_session, replier_session) = (closer.session(), replier.session());
+
+    let closer_info = within("the close", closer.close(code, reason))
+        .await
+        .unwrap();
     assert!(
-        within("the end of the client's stream", client.next())
+        within("the end of the other side's stream", replier.next())
             .await
             .is_none()
     );
-    let client_info = within("the client's outcome", client_session.closed()).await;
+    let replier_info = within("the other side's outcome", replier_session.closed()).await;
 
-    // The reply echoes the code (5.5.1), without the reason.
+    // The reply echoes the code, without the reason (5.5.1).
     assert_eq!(
-        client_info,
+        closer_info,
         CloseInfo {
-            code: CloseCode::GOING_AWAY,
-            reason: "remote close details".into(),
-            sent: frame(CloseCode::GOING_AWAY, ""),
-            received: frame(CloseCode::GOING_AWAY, "remote close details"),
-            initiator: Initiator::Remote,
-            clean: true,
-            error: None,
-        }
-    );
-    assert_eq!(
-        server_info,
-        CloseInfo {
-            code: CloseCode::GOING_AWAY,
+            code,
             reason: String::new(),
-            sent: frame(CloseCode::GOING_AWAY, "remote close details"),
-            received: frame(CloseCode::GOING_AWAY, ""),
+            sent: frame(code, reason),
+            received: frame(code, ""),
             initiator: Initiator::Local,
             clean: true,
             error: None,
         }
     );
     assert_eq!(
-        client_session.state_history(),
-        history_after_open(&[CLOSING_RECEIVED, CLOSING_BOTH, State::Closed])
+        replier_info,
+        CloseInfo {
+            code,
+            reason: reason.into(),
+            sent: frame(code, ""),
+            received: frame(code, reason),
+            initiator: Initiator::Remote,
+            clean: true,
+            error: None,
+        }
     );
     assert_eq!(
-        server_session.state_history(),
+        closer_session.state_history(),
         history_after_open(&[CLOSING_SENT, CLOSING_BOTH, State::Closed])
     );
-    // The server closes first here too: it is the server.
-    assert_eq!(server_session.peer_closed_first(), Some(false));
-    assert_eq!(client_session.peer_closed_first(), Some(true));
+    assert_eq!(
+        replier_session.state_history(),
+        history_after_open(&[CLOSING_RECEIVED, CLOSING_BOTH, State::Closed])
+    );
+    (closer_session, replier_session)
+}
+
+/// RFC 6455 7.1.1: the server closes the TCP connection first, whoever started the close.
+fn server_closed_tcp_first(client: &Session, server: &Session) {
+    assert_eq!(server.peer_closed_first(), Some(false));
+    assert_eq!(client.peer_closed_first(), Some(true));
 }
 
 /// Seed 000, overlapping: both sides close before either reads the other's Close. Needs
@@ -184,8 +155,7 @@ pub(crate) async fn overlapping_close(client: WebSocket, server: WebSocket) {
     let expected = history_after_open(&[CLOSING_SENT, CLOSING_BOTH, State::Closed]);
     assert_eq!(client_session.state_history(), expected);
     assert_eq!(server_session.state_history(), expected);
-    assert_eq!(server_session.peer_closed_first(), Some(false));
-    assert_eq!(client_session.peer_closed_first(), Some(true));
+    server_closed_tcp_first(&client_session, &server_session);
     // The handles lived until here: dropping one earlier would close with 1001.
     drop((client, server));
 }
