@@ -11,6 +11,7 @@
 #   benches/run.sh --duration 2s --rounds 1 --idle 0  # a quick look
 #   benches/run.sh --cells 10x1KiB,10x1MiB --servers sockeye,fastwebsockets
 #   benches/run.sh --json target/bench/peers.json     # keep every figure
+#   target/release/peers pool A.json B.json           # several runs pooled: ratios to each peer, with intervals
 #
 # The server and the load generator share the machine's cores: the figures compare the
 # servers with each other on one machine, they are not absolute capacities.

@@ -5,6 +5,8 @@
 //!   one echo server; prints `listening on ADDR`. The timers are for Sockeye's servers.
 //! - `peers matrix`: every server against the matrix of loads, with `sockeye bench` as the
 //!   load generator, then the idle memory per connection; prints the tables.
+//! - `peers pool FILE...`: the rounds of several `matrix --json` runs taken together, each
+//!   of Sockeye's servers against each peer with an interval (see [`pool`]).
 //! - `peers idle ADDR N`: opens N idle WebSocket connections to ADDR and holds them until
 //!   stdin closes (to look at a server's memory by hand, e.g. under a heap profiler).
 
@@ -16,6 +18,7 @@ use clap::{Parser, Subcommand};
 
 mod idle;
 mod matrix;
+mod pool;
 mod servers;
 
 /// Echo servers of Sockeye and its peers, and the side-by-side benchmark.
@@ -47,6 +50,8 @@ enum Command {
     },
     /// Run the benchmark matrix against every server and print the tables.
     Matrix(matrix::MatrixArgs),
+    /// Pool the rounds of several `matrix --json` runs: ratios to each peer, with intervals.
+    Pool(pool::PoolArgs),
     /// Open idle connections to a server and hold them until stdin closes.
     Idle {
         /// The server's address
@@ -71,6 +76,7 @@ fn main() -> ExitCode {
             serve(server, addr, timers)
         }
         Command::Matrix(args) => matrix::run(args),
+        Command::Pool(args) => pool::run(args),
         Command::Idle { addr, connections } => hold_idle(addr, connections),
     }
 }

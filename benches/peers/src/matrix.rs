@@ -72,15 +72,15 @@ pub(crate) struct MatrixArgs {
 }
 
 /// One load: connections × message size.
-#[derive(Clone, Debug)]
-struct Cell {
-    connections: u32,
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Cell {
+    pub(crate) connections: u32,
     /// As given to `sockeye bench --size`.
-    size: String,
+    pub(crate) size: String,
 }
 
 impl Cell {
-    fn label(&self) -> String {
+    pub(crate) fn label(&self) -> String {
         let size = self.size.trim_end_matches('B');
         let size = if size.chars().all(|c| c.is_ascii_digit()) {
             format!("{size} B")

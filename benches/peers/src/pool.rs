@@ -1,0 +1,277 @@
+//! `peers pool`: the rounds of several `peers matrix --json` runs taken together, cell by
+//! cell. On a machine whose rounds move by 10-25%, the two or three rounds of one run cannot
+//! tell a tie from a gap of a few percent; twenty rounds can.
+//!
+//! For each of Sockeye's servers and each peer, every round gives the ratio of their echo
+//! rates (both measured in that round, minutes apart at most). The pooled figure is the
+//! geometric mean of those ratios, with an approximate 95% interval: the mean of the
+//! logarithms ± 2 standard errors. The same is given against each round's best peer, the
+//! comparison of the matrix's table: it is biased below 1 when the peers are level with
+//! each other, since the best of three noisy figures is above their common mean.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::ValueEnum;
+
+use crate::matrix::Cell;
+use crate::servers::Server;
+
+/// The arguments of `peers pool`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct PoolArgs {
+    /// JSON files written by `peers matrix --json`
+    #[arg(required = true, value_name = "FILE")]
+    files: Vec<PathBuf>,
+}
+
+/// One cell's rounds: in each, every server's echo rate.
+type Rounds = Vec<BTreeMap<String, f64>>;
+
+pub(crate) fn run(args: PoolArgs) -> ExitCode {
+    let mut cells: Vec<(Cell, Rounds)> = Vec::new();
+    for path in &args.files {
+        let text = match std::fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(error) => {
+                eprintln!("peers: cannot read {}: {error}", path.display());
+                return ExitCode::FAILURE;
+            }
+        };
+        let json = match serde_json::from_str(&text) {
+            Ok(json) => json,
+            Err(error) => {
+                eprintln!("peers: {} is not JSON: {error}", path.display());
+                return ExitCode::FAILURE;
+            }
+        };
+        if let Err(error) = add_run(&mut cells, &json) {
+            eprintln!("peers: {}: {error}", path.display());
+            return ExitCode::FAILURE;
+        }
+    }
+    print!("{}", table(&cells, args.files.len()));
+    ExitCode::SUCCESS
+}
+
+/// Appends the rounds of one run to `cells`, by connections and size. A round counts when
+/// every server of the run has a sample in it.
+fn add_run(cells: &mut Vec<(Cell, Rounds)>, json: &serde_json::Value) -> Result<(), String> {
+    let run_cells = json
+        .get("cells")
+        .and_then(serde_json::Value::as_array)
+        .ok_or("no \"cells\": not the output of `peers matrix --json`")?;
+    for cell in run_cells {
+        let connections = cell
+            .get("connections")
+            .and_then(serde_json::Value::as_u64)
+            .and_then(|c| u32::try_from(c).ok());
+        let size = cell.get("size").and_then(serde_json::Value::as_str);
+        let results = cell.get("results").and_then(serde_json::Value::as_object);
+        let (Some(connections), Some(size), Some(results)) = (connections, size, results) else {
+            return Err("a cell without connections, size or results".into());
+        };
+        let rates: BTreeMap<&str, Vec<f64>> = results
+            .iter()
+            .map(|(server, samples)| {
+                let rates = samples
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|s| s.get("msgs_per_s").and_then(serde_json::Value::as_f64))
+                    .collect::<Option<Vec<f64>>>()
+                    .ok_or_else(|| format!("a sample of {server} without msgs_per_s"))?;
+                Ok((server.as_str(), rates))
+            })
+            .collect::<Result<_, String>>()?;
+        let rounds = rates.values().map(Vec::len).min().unwrap_or(0);
+        let key = Cell {
+            connections,
+            size: size.to_owned(),
+        };
+        let index = match cells.iter().position(|(k, _)| *k == key) {
+            Some(index) => index,
+            None => {
+                cells.push((key, Vec::new()));
+                cells.len() - 1
+            }
+        };
+        for round in 0..rounds {
+            let per_server = rates
+                .iter()
+                .map(|(server, rates)| ((*server).to_owned(), rates[round]))
+                .collect();
+            cells[index].1.push(per_server);
+        }
+    }
+    Ok(())
+}
+
+/// The geometric mean of `ratios` and its approximate 95% interval (± 2 standard errors of
+/// the logarithms; none from a single ratio). `None` when there is no positive ratio.
+fn pooled(ratios: &[f64]) -> Option<(f64, Option<(f64, f64)>)> {
+    let logs: Vec<f64> = ratios
+        .iter()
+        .filter(|r| **r > 0.0)
+        .map(|r| r.ln())
+        .collect();
+    if logs.is_empty() {
+        return None;
+    }
+    let n = logs.len() as f64;
+    let mean = logs.iter().sum::<f64>() / n;
+    if logs.len() < 2 {
+        return Some((mean.exp(), None));
+    }
+    let variance = logs.iter().map(|l| (l - mean).powi(2)).sum::<f64>() / (n - 1.0);
+    let half = 2.0 * (variance / n).sqrt();
+    Some((mean.exp(), Some(((mean - half).exp(), (mean + half).exp()))))
+}
+
+fn entry(ratios: &[f64]) -> String {
+    match pooled(ratios) {
+        Some((mean, Some((low, high)))) => format!("{mean:.3} ({low:.2}-{high:.2})"),
+        Some((mean, None)) => format!("{mean:.3}"),
+        None => "n/a".to_string(),
+    }
+}
+
+fn is_ours(name: &str) -> bool {
+    Server::from_str(name, false).is_ok_and(Server::is_ours)
+}
+
+/// The Markdown tables: one per server of Sockeye's, a row per cell.
+fn table(cells: &[(Cell, Rounds)], files: usize) -> String {
+    let mut names: Vec<&str> = cells
+        .iter()
+        .flat_map(|(_, rounds)| rounds.iter().flat_map(|r| r.keys().map(String::as_str)))
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    let (ours, peers): (Vec<&str>, Vec<&str>) = names.into_iter().partition(|n| is_ours(n));
+    let mut out = String::new();
+    for us in &ours {
+        let _ = writeln!(
+            out,
+            "\n{us}: echo rate over each peer's, pooled over the rounds of {files} run(s): \
+             geometric mean of the rounds' ratios (approximate 95% interval)\n"
+        );
+        let _ = write!(out, "| load | rounds |");
+        for peer in &peers {
+            let _ = write!(out, " / {peer} |");
+        }
+        let _ = writeln!(out, " / the round's best peer |");
+        let _ = writeln!(out, "|---|---:|{}---:|", "---:|".repeat(peers.len()));
+        for (cell, rounds) in cells {
+            let with_us: Vec<&BTreeMap<String, f64>> =
+                rounds.iter().filter(|r| r.contains_key(*us)).collect();
+            let _ = write!(out, "| {} | {} |", cell.label(), with_us.len());
+            for peer in &peers {
+                let ratios: Vec<f64> = with_us
+                    .iter()
+                    .filter_map(|r| Some(r[*us] / r.get(*peer)?))
+                    .collect();
+                let _ = write!(out, " {} |", entry(&ratios));
+            }
+            let best: Vec<f64> = with_us
+                .iter()
+                .filter_map(|r| {
+                    let best = peers.iter().filter_map(|p| r.get(*p)).copied();
+                    let best = best.fold(0.0, f64::max);
+                    (best > 0.0).then(|| r[*us] / best)
+                })
+                .collect();
+            let _ = writeln!(out, " {} |", entry(&best));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(cells: serde_json::Value) -> serde_json::Value {
+        serde_json::json!({ "rounds": 2, "cells": cells })
+    }
+
+    fn rates(rates: &[f64]) -> serde_json::Value {
+        rates
+            .iter()
+            .map(|r| serde_json::json!({ "msgs_per_s": r }))
+            .collect()
+    }
+
+    #[test]
+    fn the_pooled_ratio_is_the_geometric_mean_with_its_interval() {
+        let (mean, interval) = pooled(&[2.0, 0.5]).unwrap();
+        assert!((mean - 1.0).abs() < 1e-12, "{mean}");
+        let (low, high) = interval.unwrap();
+        // logs ±ln 2: standard deviation ln 2 · √2, standard error ln 2, ± 2 of them.
+        assert!(
+            (low - 0.25).abs() < 1e-12 && (high - 4.0).abs() < 1e-12,
+            "{low} {high}"
+        );
+        assert_eq!(pooled(&[1.1]), Some((1.1f64.ln().exp(), None)));
+        assert_eq!(pooled(&[]), None);
+        assert_eq!(entry(&[1.0, 1.0, 1.0]), "1.000 (1.00-1.00)");
+    }
+
+    #[test]
+    fn rounds_of_several_runs_are_pooled_by_cell_and_paired_within_a_round() {
+        let mut cells = Vec::new();
+        let first = run(serde_json::json!([{
+            "connections": 10, "size": "1KiB",
+            "results": {
+                "sockeye": rates(&[110.0, 90.0]),
+                "fastwebsockets": rates(&[100.0, 100.0]),
+                "tokio-websockets": rates(&[100.0, 75.0]),
+            }
+        }]));
+        // The second run has a third round for one server only: it is not paired.
+        let second = run(serde_json::json!([{
+            "connections": 10, "size": "1KiB",
+            "results": {
+                "sockeye": rates(&[100.0, 1.0]),
+                "fastwebsockets": rates(&[100.0]),
+                "tokio-websockets": rates(&[125.0]),
+            }
+        }, {
+            "connections": 100, "size": "20B",
+            "results": { "sockeye": rates(&[5.0]), "fastwebsockets": rates(&[4.0]) }
+        }]));
+        add_run(&mut cells, &first).unwrap();
+        add_run(&mut cells, &second).unwrap();
+        assert_eq!(cells.len(), 2);
+        assert_eq!(cells[0].1.len(), 3, "two rounds, then one");
+        assert_eq!(cells[0].1[2]["tokio-websockets"], 125.0);
+        let out = table(&cells, 2);
+        // Against fastwebsockets: 1.1, 0.9, 1.0; against each round's best: 1.1, 0.9, 0.8.
+        let fws = entry(&[1.1, 0.9, 1.0]);
+        let best = entry(&[1.1, 0.9, 0.8]);
+        assert!(out.contains(&format!("| 10 × 1KiB | 3 | {fws} |")), "{out}");
+        assert!(out.contains(&format!(" | {best} |\n")), "{out}");
+        assert!(
+            out.contains("| 100 × 20 B | 1 | 1.250 | n/a | 1.250 |"),
+            "{out}"
+        );
+        assert!(
+            out.contains("| / fastwebsockets | / tokio-websockets |"),
+            "{out}"
+        );
+        assert!(!out.contains("/ sockeye |"), "ours are not peers: {out}");
+    }
+
+    #[test]
+    fn a_file_that_is_not_a_matrix_run_is_refused() {
+        let mut cells = Vec::new();
+        assert!(add_run(&mut cells, &serde_json::json!({ "url": "x" })).is_err());
+        let no_rate = run(serde_json::json!([{
+            "connections": 1, "size": "1B", "results": { "sockeye": [{}] }
+        }]));
+        let error = add_run(&mut cells, &no_rate).unwrap_err();
+        assert!(error.contains("msgs_per_s"), "{error}");
+    }
+}
