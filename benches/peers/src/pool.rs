@@ -265,6 +265,35 @@ mod tests {
     }
 
     #[test]
+    fn the_kept_runs_pool_into_every_cell_of_the_matrix() {
+        // The files behind docs/performance.md's tables stay readable by this tool.
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../runs");
+        let mut cells = Vec::new();
+        let mut files = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "json") {
+                let json = serde_json::from_str(&std::fs::read_to_string(&path).unwrap());
+                add_run(&mut cells, &json.unwrap()).unwrap();
+                files += 1;
+            }
+        }
+        assert!(files >= 1, "no runs in {}", dir.display());
+        assert_eq!(cells.len(), 6, "the six cells of the matrix");
+        let out = table(&cells, files);
+        for server in ["sockeye", "sockeye-endpoint"] {
+            assert!(out.contains(&format!("\n{server}: echo rate")), "{out}");
+        }
+        for (cell, rounds) in &cells {
+            assert!(rounds.len() >= files, "{cell:?}: {} rounds", rounds.len());
+            assert!(
+                rounds.iter().all(|r| r.len() == 5),
+                "{cell:?}: five servers a round"
+            );
+        }
+    }
+
+    #[test]
     fn a_file_that_is_not_a_matrix_run_is_refused() {
         let mut cells = Vec::new();
         assert!(add_run(&mut cells, &serde_json::json!({ "url": "x" })).is_err());
