@@ -4,16 +4,15 @@
 //! place, and the vectored write's slices live on the stack. Counted with dhat's heap
 //! statistics over the whole process (server, client and runtime).
 
-use std::time::Duration;
+mod common;
 
 use bytes::Bytes;
+use common::{EchoServer, url, within};
 use sockeye::{Message, ServerBuilder};
-use tokio::time::timeout;
 
 #[global_allocator]
 static ALLOC: dhat::Alloc = dhat::Alloc;
 
-const LIMIT: Duration = Duration::from_secs(10);
 const WARM_UP: usize = 20;
 const ECHOES: usize = 1_000;
 
@@ -22,7 +21,7 @@ async fn blocks_per_echoes(ws: &mut sockeye::WebSocket, payload: &'static [u8]) 
     let message = Message::Binary(Bytes::from_static(payload));
     let mut echo = async || {
         ws.send(message.clone()).await.unwrap();
-        let echoed = timeout(LIMIT, ws.recv()).await.unwrap().unwrap().unwrap();
+        let echoed = within("an echo", ws.recv()).await.unwrap().unwrap();
         assert_eq!(echoed.as_bytes(), payload);
     };
     for _ in 0..WARM_UP {
@@ -38,16 +37,9 @@ async fn blocks_per_echoes(ws: &mut sockeye::WebSocket, payload: &'static [u8]) 
 #[tokio::test]
 async fn echoing_small_messages_allocates_nothing_per_message() {
     let _profiler = dhat::Profiler::builder().testing().build();
-    let server = ServerBuilder::new().bind("127.0.0.1:0").await.unwrap();
-    let addr = server.local_addr().unwrap();
-    tokio::spawn(server.serve(|mut ws| async move {
-        while let Some(Ok(message)) = ws.recv().await {
-            if ws.send(message).await.is_err() {
-                break;
-            }
-        }
-    }));
-    let (mut ws, _) = sockeye::connect(&format!("ws://{addr}/")).await.unwrap();
+    // `Server::serve` with a handler that echoes through `recv()`.
+    let server = EchoServer::start(ServerBuilder::new()).await;
+    let (mut ws, _) = sockeye::connect(&url(server.addr)).await.unwrap();
 
     static SMALL: [u8; 20] = [7; 20];
     static KIB: [u8; 1024] = [9; 1024];
