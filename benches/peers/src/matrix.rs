@@ -438,7 +438,7 @@ fn ratio_entry(
 }
 
 /// Rate: ours over the fastest peer's.
-fn rate_ratio(ours: f64, peers: &[f64]) -> Option<f64> {
+pub(crate) fn rate_ratio(ours: f64, peers: &[f64]) -> Option<f64> {
     let best = peers.iter().copied().fold(0.0, f64::max);
     (best > 0.0).then(|| ours / best)
 }

@@ -16,7 +16,7 @@ use std::process::ExitCode;
 
 use clap::ValueEnum;
 
-use crate::matrix::Cell;
+use crate::matrix::{Cell, rate_ratio};
 use crate::servers::Server;
 
 /// The arguments of `peers pool`.
@@ -33,27 +33,19 @@ type Rounds = Vec<BTreeMap<String, f64>>;
 pub(crate) fn run(args: PoolArgs) -> ExitCode {
     let mut cells: Vec<(Cell, Rounds)> = Vec::new();
     for path in &args.files {
-        let text = match std::fs::read_to_string(path) {
-            Ok(text) => text,
-            Err(error) => {
-                eprintln!("peers: cannot read {}: {error}", path.display());
-                return ExitCode::FAILURE;
-            }
-        };
-        let json = match serde_json::from_str(&text) {
-            Ok(json) => json,
-            Err(error) => {
-                eprintln!("peers: {} is not JSON: {error}", path.display());
-                return ExitCode::FAILURE;
-            }
-        };
-        if let Err(error) = add_run(&mut cells, &json) {
+        if let Err(error) = read_run(path).and_then(|json| add_run(&mut cells, &json)) {
             eprintln!("peers: {}: {error}", path.display());
             return ExitCode::FAILURE;
         }
     }
     print!("{}", table(&cells, args.files.len()));
     ExitCode::SUCCESS
+}
+
+/// One run's JSON, read from `path`.
+fn read_run(path: &std::path::Path) -> Result<serde_json::Value, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read it: {e}"))?;
+    serde_json::from_str(&text).map_err(|e| format!("not JSON: {e}"))
 }
 
 /// Appends the rounds of one run to `cells`, by connections and size. A round counts when
@@ -178,9 +170,8 @@ fn table(cells: &[(Cell, Rounds)], files: usize) -> String {
             let best: Vec<f64> = with_us
                 .iter()
                 .filter_map(|r| {
-                    let best = peers.iter().filter_map(|p| r.get(*p)).copied();
-                    let best = best.fold(0.0, f64::max);
-                    (best > 0.0).then(|| r[*us] / best)
+                    let peers: Vec<f64> = peers.iter().filter_map(|p| r.get(*p)).copied().collect();
+                    rate_ratio(r[*us], &peers)
                 })
                 .collect();
             let _ = writeln!(out, " {} |", entry(&best));
@@ -273,8 +264,7 @@ mod tests {
         for entry in std::fs::read_dir(&dir).unwrap() {
             let path = entry.unwrap().path();
             if path.extension().is_some_and(|e| e == "json") {
-                let json = serde_json::from_str(&std::fs::read_to_string(&path).unwrap());
-                add_run(&mut cells, &json.unwrap()).unwrap();
+                add_run(&mut cells, &read_run(&path).unwrap()).unwrap();
                 files += 1;
             }
         }
