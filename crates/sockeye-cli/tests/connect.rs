@@ -37,15 +37,14 @@ async fn reply_server(builder: ServerBuilder) -> (SocketAddr, mpsc::UnboundedRec
             let session = ws.session();
             while let Some(Ok(message)) = ws.next().await {
                 let _ = tx.send(Seen::Message(message.clone()));
-                if let Message::Text(text) = message {
-                    if ws.send(format!("echo: {text}")).await.is_err()
+                if let Message::Text(text) = message
+                    && (ws.send(format!("echo: {text}")).await.is_err()
                         || ws
                             .send(Message::Binary(text.into_bytes().into()))
                             .await
-                            .is_err()
-                    {
-                        break;
-                    }
+                            .is_err())
+                {
+                    break;
                 }
             }
             drop(ws);

@@ -665,10 +665,10 @@ impl Shared {
     pub(crate) async fn finished(&self) -> CloseInfo {
         std::future::poll_fn(|cx| {
             let mut inner = self.lock();
-            if inner.finished {
-                if let Some(info) = inner.conn.close_info() {
-                    return std::task::Poll::Ready(info.clone());
-                }
+            if inner.finished
+                && let Some(info) = inner.conn.close_info()
+            {
+                return std::task::Poll::Ready(info.clone());
             }
             inner.wait(cx.waker());
             std::task::Poll::Pending
@@ -880,12 +880,10 @@ where
     #[cfg(feature = "tls")]
     if let Some(transport) =
         any.downcast_mut::<Option<crate::tls::Transport<tokio::net::TcpStream>>>()
+        && let Some(crate::tls::Transport::Plain(_)) = transport
+        && let Some(crate::tls::Transport::Plain(stream)) = transport.take()
     {
-        if let Some(crate::tls::Transport::Plain(_)) = transport {
-            if let Some(crate::tls::Transport::Plain(stream)) = transport.take() {
-                return tcp(stream);
-            }
-        }
+        return tcp(stream);
     }
     match slot {
         Some(stream) => {
@@ -1211,10 +1209,10 @@ fn poll_read_some<R: ReadReady>(
             }
             return std::pin::pin!(rd.read_buf(&mut *buf)).poll(cx);
         }
-        if size >= FRESH_MIN {
-            if let Some(ready) = rd.poll_read_ready(cx) {
-                return read_fresh(rd, cx, ready, buf, &hint, spare);
-            }
+        if size >= FRESH_MIN
+            && let Some(ready) = rd.poll_read_ready(cx)
+        {
+            return read_fresh(rd, cx, ready, buf, &hint, spare);
         }
         // The reads have turned small: the storage of a large frame is not kept for them.
         if spare.as_ref().is_some_and(Spare::is_large) {
@@ -1366,10 +1364,10 @@ fn read_fresh<R: ReadReady>(
         Poll::Ready(Err(error)) => return Poll::Ready(Err(error)),
         Poll::Ready(Ok(())) => {}
     }
-    if let Some(kept) = spare.as_mut() {
-        if let Some(storage) = kept.reuse() {
-            return read_into_spare(rd, cx, buf, hint, kept, storage);
-        }
+    if let Some(kept) = spare.as_mut()
+        && let Some(storage) = kept.reuse()
+    {
+        return read_into_spare(rd, cx, buf, hint, kept, storage);
     }
     let mut fresh = Vec::with_capacity(PROBE);
     // Pending here (the readiness was stale) registers the waker; the buffer is dropped.
@@ -1423,10 +1421,8 @@ fn read_into_spare<R: ReadReady>(
     *buf = BytesMut::with_capacity(if larger { with_tail_room(room) } else { room });
     buf.extend_from_slice(&storage);
     kept.put_back(storage);
-    if larger {
-        if let Some(larger) = Spare::keep(buf) {
-            *kept = larger;
-        }
+    if larger && let Some(larger) = Spare::keep(buf) {
+        *kept = larger;
     }
     Poll::Ready(Ok(n))
 }

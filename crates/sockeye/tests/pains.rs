@@ -306,7 +306,7 @@ async fn dropped_receives_lose_no_message(how: Receive, messages: u32) {
     loop {
         // Race the read against a future that is ready on its second poll, and now and
         // then against a short timer: whenever the read is pending, it is dropped.
-        let received = if expected % 64 == 0 {
+        let received = if expected.is_multiple_of(64) {
             tokio::select! {
                 biased;
                 () = tokio::time::sleep(Duration::from_micros(100)) => continue,
@@ -326,7 +326,7 @@ async fn dropped_receives_lose_no_message(how: Receive, messages: u32) {
         let number: u32 = text.split(' ').next().unwrap().parse().unwrap();
         assert_eq!(number, expected, "lost or reordered");
         expected += 1;
-        if expected % BATCH == 0 {
+        if expected.is_multiple_of(BATCH) {
             client.send("ack").await.unwrap();
         }
     }

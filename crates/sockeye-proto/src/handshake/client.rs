@@ -103,12 +103,12 @@ impl ClientRequest {
         if !path_ok {
             return Err(HandshakeError::InvalidPath(self.path.clone()));
         }
-        if let Some(origin) = &self.origin {
-            if !http1::is_field_value(origin) {
-                return Err(HandshakeError::InvalidHeader(format!(
-                    "origin {origin:?} contains control characters"
-                )));
-            }
+        if let Some(origin) = &self.origin
+            && !http1::is_field_value(origin)
+        {
+            return Err(HandshakeError::InvalidHeader(format!(
+                "origin {origin:?} contains control characters"
+            )));
         }
         // 4.1 item 10: subprotocols are tokens and unique.
         for (i, subprotocol) in self.subprotocols.iter().enumerate() {

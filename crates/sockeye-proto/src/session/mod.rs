@@ -1150,10 +1150,10 @@ impl Connection {
                         continue;
                     }
                     let arrived = self.inbuf.len().min(len);
-                    if arrived > seen {
-                        if let Err(error) = self.unmask_arrived(&header, seen, arrived, len) {
-                            return self.fail_in_order(error.into(), now);
-                        }
+                    if arrived > seen
+                        && let Err(error) = self.unmask_arrived(&header, seen, arrived, len)
+                    {
+                        return self.fail_in_order(error.into(), now);
                     }
                     if arrived < len {
                         self.read = Read::Payload {
