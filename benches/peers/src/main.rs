@@ -91,16 +91,19 @@ fn serve(server: servers::Server, addr: SocketAddr, timers: servers::Timers) -> 
     }
 }
 
-fn hold_idle(addr: SocketAddr, connections: usize) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_current_thread()
+/// The current-thread runtime of the tools that drive the servers (the matrix, the idle
+/// connections); `None` once it has said why it could not start.
+fn tool_runtime() -> Option<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-    {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("peers: cannot start the runtime: {error}");
-            return ExitCode::FAILURE;
-        }
+        .inspect_err(|error| eprintln!("peers: cannot start the runtime: {error}"))
+        .ok()
+}
+
+fn hold_idle(addr: SocketAddr, connections: usize) -> ExitCode {
+    let Some(runtime) = crate::tool_runtime() else {
+        return ExitCode::FAILURE;
     };
     runtime.block_on(async {
         match idle::open(addr, connections).await {

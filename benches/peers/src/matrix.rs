@@ -193,15 +193,8 @@ pub(crate) fn run(mut args: MatrixArgs) -> ExitCode {
             .filter_map(|c| parse_cell(c).ok())
             .collect();
     }
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("peers: cannot start the runtime: {error}");
-            return ExitCode::FAILURE;
-        }
+    let Some(runtime) = crate::tool_runtime() else {
+        return ExitCode::FAILURE;
     };
     match runtime.block_on(run_all(args)) {
         Ok(()) => ExitCode::SUCCESS,

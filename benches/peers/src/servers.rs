@@ -104,15 +104,21 @@ fn announce(addr: SocketAddr) {
     eprintln!("listening on {addr}");
 }
 
-/// Sockeye: the library's server (it sets TCP_NODELAY itself) and the echo loop of
-/// `sockeye serve`.
-async fn sockeye_server(addr: SocketAddr, timers: Timers) -> std::io::Result<()> {
+/// One of Sockeye's servers, bound with the benchmark's timers, its address announced.
+async fn bind_sockeye(addr: SocketAddr, timers: Timers) -> std::io::Result<sockeye::Server> {
     let server = timers
         .builder()
         .bind(addr)
         .await
         .map_err(std::io::Error::other)?;
     announce(server.local_addr().map_err(std::io::Error::other)?);
+    Ok(server)
+}
+
+/// Sockeye: the library's server (it sets TCP_NODELAY itself) and the echo loop of
+/// `sockeye serve`.
+async fn sockeye_server(addr: SocketAddr, timers: Timers) -> std::io::Result<()> {
+    let server = bind_sockeye(addr, timers).await?;
     server
         .serve(|mut ws| async move {
             while let Some(Ok(message)) = ws.recv().await {
@@ -133,12 +139,7 @@ async fn sockeye_endpoint_server(addr: SocketAddr, timers: Timers) -> std::io::R
             let _ = session.try_send(message);
         }
     }
-    let server = timers
-        .builder()
-        .bind(addr)
-        .await
-        .map_err(std::io::Error::other)?;
-    announce(server.local_addr().map_err(std::io::Error::other)?);
+    let server = bind_sockeye(addr, timers).await?;
     server
         .serve_endpoints(|_peer| Echo)
         .await
