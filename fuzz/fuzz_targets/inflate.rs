@@ -40,12 +40,11 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use libfuzzer_sys::fuzz_target;
+use sockeye_fuzz::Wire;
 use sockeye_proto::extension::DeflateConfig;
-use sockeye_proto::frame::{FrameHeader, OpCode};
-use sockeye_proto::handshake::{Accept, ClientRequest, HandshakeLimits, parse_response};
+use sockeye_proto::handshake::{Accept, ClientRequest};
 use sockeye_proto::{
-    CloseCode, CloseFrame, CloseInfo, Config, Connection, Event, Initiator, Message, State,
-    Transmit,
+    CloseCode, CloseFrame, CloseInfo, Config, Connection, Event, Initiator, Message, Role, State,
 };
 
 // The crate under test checks its own invariants with `debug_assert!`.
@@ -112,75 +111,6 @@ fn offer(flags: u8, bits: u8) -> (String, DeflateConfig) {
     (offer, config)
 }
 
-/// Parses what the server writes: the 101 response, then unmasked frames; keeps the
-/// Close frame and checks that nothing follows it.
-#[derive(Debug, Default)]
-struct Output {
-    pending: Vec<u8>,
-    head_done: bool,
-    negotiated: bool,
-    close_sent: Option<CloseFrame>,
-    shutdown: bool,
-}
-
-impl Output {
-    fn observe(&mut self, transmit: Transmit) {
-        match transmit {
-            Transmit::Shutdown => {
-                assert!(!self.shutdown, "the write side was shut down twice");
-                self.shutdown = true;
-            }
-            Transmit::Data(bytes) => {
-                assert!(!self.shutdown, "bytes written after the shutdown");
-                self.pending.extend_from_slice(&bytes);
-                self.parse();
-            }
-        }
-    }
-
-    fn parse(&mut self) {
-        if !self.head_done {
-            let Some((response, n)) = parse_response(&self.pending, &HandshakeLimits::default())
-                .expect("our own response parses")
-            else {
-                return;
-            };
-            assert_eq!(response.status, 101, "the request was not accepted");
-            self.negotiated = response
-                .headers
-                .get_all("sec-websocket-extensions")
-                .iter()
-                .filter_map(|v| v.to_str().ok())
-                .any(|v| v.trim_start().starts_with("permessage-deflate"));
-            self.pending.drain(..n);
-            self.head_done = true;
-        }
-        loop {
-            let Some((header, n)) =
-                FrameHeader::parse(&self.pending).expect("our own frame header parses")
-            else {
-                return;
-            };
-            assert!(header.mask.is_none(), "a server frame is masked");
-            let len = usize::try_from(header.len).expect("a frame we wrote fits memory");
-            if self.pending.len() < n + len {
-                return;
-            }
-            assert!(
-                self.close_sent.is_none(),
-                "a {:?} frame written after our Close frame",
-                header.opcode
-            );
-            if header.opcode == OpCode::Close {
-                let frame = CloseFrame::parse(&self.pending[n..n + len])
-                    .expect("our Close frame is well formed");
-                self.close_sent = Some(frame);
-            }
-            self.pending.drain(..n + len);
-        }
-    }
-}
-
 struct Harness {
     conn: Connection,
     now: Instant,
@@ -188,7 +118,7 @@ struct Harness {
     requests: usize,
     closes: usize,
     messages: usize,
-    output: Output,
+    output: Wire,
 }
 
 impl Harness {
@@ -263,20 +193,19 @@ impl Harness {
             "a deadline after CLOSED"
         );
         assert_eq!(self.closes, 1, "exactly one Close event per session");
-        assert!(
-            self.output.pending.is_empty(),
-            "an incomplete frame written"
-        );
+        self.output.check_complete();
         let info = self
             .conn
             .close_info()
             .expect("CLOSED with an outcome")
             .clone();
-        check_close(&info, self.output.close_sent.as_ref());
+        check_close(&info, self.output.close_sent());
         if verbose() {
             eprintln!(
                 "inflate: {} messages; sent {:?}; error {:?}",
-                self.messages, self.output.close_sent, info.error
+                self.messages,
+                self.output.close_sent(),
+                info.error
             );
         }
     }
@@ -360,7 +289,7 @@ fn run(data: &[u8]) {
         requests: 0,
         closes: 0,
         messages: 0,
-        output: Output::default(),
+        output: Wire::new(Role::Server),
     };
     h.drain();
 
@@ -376,7 +305,12 @@ fn run(data: &[u8]) {
     h.conn.receive_data(&head, h.now);
     h.drain();
     assert_eq!(h.conn.state(), State::Open, "the session did not open");
-    assert!(h.output.negotiated, "permessage-deflate was not negotiated");
+    assert!(
+        h.output
+            .extensions()
+            .is_some_and(|v| v.trim_start().starts_with("permessage-deflate")),
+        "permessage-deflate was not negotiated"
+    );
 
     let mut rest = data.get(2..).unwrap_or(&[]);
     let mut wire = Vec::new();

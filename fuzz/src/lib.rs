@@ -122,28 +122,33 @@ enum OutPhase {
 /// Parses everything the connection writes and checks it: our own handshake head parses,
 /// a refusal carries exactly its Content-Length body, frames parse and are masked by the
 /// client only, at most one Close frame is written and nothing after it, nothing is
-/// written after the shutdown.
+/// written after the shutdown. Shared with the targets that drive a session of their own.
 #[derive(Debug)]
-struct Wire {
+pub struct Wire {
     role: Role,
     phase: OutPhase,
     pending: Vec<u8>,
     shutdown: bool,
     close_sent: Option<CloseFrame>,
+    /// A server's: the `Sec-WebSocket-Extensions` of its 101 response.
+    extensions: Option<String>,
 }
 
 impl Wire {
-    fn new(role: Role) -> Wire {
+    /// What a connection of `role` writes, from its first byte.
+    pub fn new(role: Role) -> Wire {
         Wire {
             role,
             phase: OutPhase::Head,
             pending: Vec::new(),
             shutdown: false,
             close_sent: None,
+            extensions: None,
         }
     }
 
-    fn observe(&mut self, transmit: Transmit) {
+    /// Takes and checks one of the connection's transmits.
+    pub fn observe(&mut self, transmit: Transmit) {
         match transmit {
             Transmit::Shutdown => {
                 assert!(!self.shutdown, "the write side was shut down twice");
@@ -176,6 +181,15 @@ impl Wire {
                         Role::Server => parse_response(&self.pending, &limits)
                             .expect("our own response parses")
                             .map(|(response, n)| {
+                                let extensions: Vec<&str> = response
+                                    .headers
+                                    .get_all("sec-websocket-extensions")
+                                    .iter()
+                                    .filter_map(|v| v.to_str().ok())
+                                    .collect();
+                                if response.status == 101 && !extensions.is_empty() {
+                                    self.extensions = Some(extensions.join(", "));
+                                }
                                 let body = (response.status != 101).then(|| {
                                     response
                                         .headers
@@ -247,7 +261,7 @@ impl Wire {
     }
 
     /// Every write was a whole head, body or frame.
-    fn check_complete(&self) {
+    pub fn check_complete(&self) {
         assert!(
             self.pending.is_empty(),
             "{} bytes of an incomplete unit were written ({:?})",
@@ -257,6 +271,16 @@ impl Wire {
         if let OutPhase::Body(left) = self.phase {
             assert_eq!(left, 0, "a refusal body is {left} bytes short");
         }
+    }
+
+    /// The Close frame written, if any.
+    pub fn close_sent(&self) -> Option<&CloseFrame> {
+        self.close_sent.as_ref()
+    }
+
+    /// A server's: the extensions its 101 response accepted, as one header value.
+    pub fn extensions(&self) -> Option<&str> {
+        self.extensions.as_deref()
     }
 }
 
