@@ -114,6 +114,8 @@ struct Sample {
     errors: u64,
     /// Server CPU time (user + system) per echo, warm-up included, in microseconds.
     cpu_us_per_echo: f64,
+    /// The user-space part of it: the server's own code, where the kernel's is the rest.
+    user_us_per_echo: f64,
     json: serde_json::Value,
 }
 
@@ -159,17 +161,13 @@ impl Running {
         Ok(Running { child, addr })
     }
 
-    /// CPU time (user + system, every thread) used so far, in seconds, from /proc.
-    fn cpu_seconds(&self) -> Option<f64> {
+    /// CPU time used so far by every thread, in seconds, from /proc: user and system.
+    fn cpu_seconds(&self) -> Option<(f64, f64)> {
         let pid = self.child.id()?;
         let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-        // The fields after the command name, which is in parentheses: utime and stime
-        // are fields 14 and 15 of the line, 12 and 13 after the name.
-        let rest = &stat[stat.rfind(')')? + 2..];
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        let ticks: u64 =
-            fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
-        Some(ticks as f64 / clock_ticks_per_second())
+        let (user, system) = stat_ticks(&stat)?;
+        let per_second = clock_ticks_per_second();
+        Some((user as f64 / per_second, system as f64 / per_second))
     }
 
     /// Resident set size in bytes, from /proc.
@@ -236,11 +234,13 @@ async fn run_all(args: MatrixArgs) -> Result<(), String> {
                 );
                 let sample = bench_one(&args, &sockeye, server, cell).await?;
                 eprintln!(
-                    "  {:.0} msg/s, {:.1} MB/s, p99 {:.0} µs, server CPU {:.1} µs/msg, {} errors",
+                    "  {:.0} msg/s, {:.1} MB/s, p99 {:.0} µs, server CPU {:.1} µs/msg \
+                     ({:.2} user), {} errors",
                     sample.msgs_per_s,
                     sample.mb_per_s,
                     sample.p99_us,
                     sample.cpu_us_per_echo,
+                    sample.user_us_per_echo,
                     sample.errors
                 );
                 samples[c][s].push(sample);
@@ -275,7 +275,7 @@ async fn bench_one(
     cell: &Cell,
 ) -> Result<Sample, String> {
     let running = Running::start(server).await?;
-    let cpu_before = running.cpu_seconds().unwrap_or(0.0);
+    let cpu_before = running.cpu_seconds().unwrap_or_default();
     let output = Command::new(sockeye)
         .arg("bench")
         .args(["--url", &format!("ws://{}/", running.addr)])
@@ -291,7 +291,9 @@ async fn bench_one(
         .output()
         .await
         .map_err(|e| format!("cannot run {}: {e}", sockeye.display()))?;
-    let cpu = running.cpu_seconds().unwrap_or(0.0) - cpu_before;
+    let cpu_after = running.cpu_seconds().unwrap_or_default();
+    let user = cpu_after.0 - cpu_before.0;
+    let cpu = user + cpu_after.1 - cpu_before.1;
     running.stop().await;
     let json: serde_json::Value = serde_json::from_slice(&output.stdout).map_err(|e| {
         format!(
@@ -301,6 +303,10 @@ async fn bench_one(
         )
     })?;
     let number = |key: &str| json.get(key).and_then(serde_json::Value::as_f64);
+    let per_echo = |seconds: f64| match number("echoes_total") {
+        Some(echoes) if echoes > 0.0 => seconds * 1e6 / echoes,
+        _ => 0.0,
+    };
     Ok(Sample {
         msgs_per_s: number("msgs_per_s").unwrap_or(0.0),
         mb_per_s: number("mb_per_s").unwrap_or(0.0),
@@ -313,12 +319,19 @@ async fn bench_one(
             .get("errors")
             .and_then(serde_json::Value::as_u64)
             .unwrap_or(0),
-        cpu_us_per_echo: match json.get("echoes_total").and_then(serde_json::Value::as_f64) {
-            Some(echoes) if echoes > 0.0 => cpu * 1e6 / echoes,
-            _ => 0.0,
-        },
+        cpu_us_per_echo: per_echo(cpu),
+        user_us_per_echo: per_echo(user),
         json,
     })
+}
+
+/// The user and system time of a `/proc/PID/stat` line, in clock ticks: fields 14 and 15,
+/// 12 and 13 after the command name (which is in parentheses and may hold spaces).
+fn stat_ticks(stat: &str) -> Option<(u64, u64)> {
+    let rest = stat.get(stat.rfind(')')? + 2..)?;
+    let mut fields = rest.split_whitespace().skip(11);
+    let mut next = || fields.next()?.parse::<u64>().ok();
+    Some((next()?, next()?))
 }
 
 /// Server RSS before and after `count` idle connections, in bytes.
@@ -510,9 +523,10 @@ fn render(
     }
     let _ = writeln!(
         out,
-        "\nServer CPU time (user + system) per echoed message, µs, mean of the rounds \
-         (lower is better; the last columns are the best peer's figure over each of Sockeye's, \
-         with the range of the rounds' own ratios in brackets):\n"
+        "\nServer CPU time (user + system) per echoed message, µs, mean of the rounds, with \
+         its user-space part in brackets (lower is better; the last columns are the best \
+         peer's figure over each of Sockeye's, with the range of the rounds' own ratios in \
+         brackets):\n"
     );
     let mut cpu_header = String::from("| load |");
     for server in servers {
@@ -525,7 +539,12 @@ fn render(
     for (c, cell) in args.cells.iter().enumerate() {
         let mut row = format!("| {} |", cell.label());
         for per_server in &samples[c] {
-            let _ = write!(row, " {:.1} |", mean(per_server, |s| s.cpu_us_per_echo));
+            let _ = write!(
+                row,
+                " {:.1} ({:.2}) |",
+                mean(per_server, |s| s.cpu_us_per_echo),
+                mean(per_server, |s| s.user_us_per_echo)
+            );
         }
         for &s in &ours {
             let entry = ratio_entry(&samples[c], &ours, s, |s| s.cpu_us_per_echo, cpu_ratio);
@@ -584,6 +603,7 @@ fn to_json(
                         .map(|x| {
                             let mut run = x.json.clone();
                             run["server_cpu_us_per_echo"] = x.cpu_us_per_echo.into();
+                            run["server_user_us_per_echo"] = x.user_us_per_echo.into();
                             run
                         })
                         .collect();
@@ -633,6 +653,7 @@ mod tests {
             p99_us: 0.0,
             errors: 0,
             cpu_us_per_echo,
+            user_us_per_echo: cpu_us_per_echo / 4.0,
             json: serde_json::Value::Null,
         }
     }
@@ -665,6 +686,15 @@ mod tests {
             "no peer to compare with"
         );
         assert_eq!(range_note(&[1.0]), "", "one round has no range");
+    }
+
+    #[test]
+    fn user_and_system_time_are_read_after_the_command_name() {
+        let stat = "4242 (peers (x) y) S 1 4242 4242 0 -1 4194560 900 0 0 0 \
+                    1234 567 0 0 20 0 3 0 100 2000000 900 18446744073709551615";
+        assert_eq!(stat_ticks(stat), Some((1234, 567)));
+        assert_eq!(stat_ticks("4242 (peers) S 1 2"), None, "a line cut short");
+        assert_eq!(stat_ticks("no command name"), None);
     }
 
     #[test]
