@@ -32,6 +32,9 @@ pub(crate) fn now() -> Instant {
 
 /// How many buffers one vectored write takes at most.
 const MAX_IOVECS: usize = 32;
+/// How many pieces of the core's output a sender writes in place at most (see
+/// [`Inner::write_now`]).
+const IN_PLACE_IOVECS: usize = 4;
 /// The room a read asks for, adapted between these bounds to what the reads bring.
 const READ_MIN: usize = 2 * 1024;
 const READ_MAX: usize = 64 * 1024;
@@ -378,21 +381,31 @@ impl Inner {
         // The noop waker registers nobody for the transport's readiness: when it is full,
         // the driver writes, and its own poll registers it.
         let mut cx = Context::from_waker(Waker::noop());
-        if self.out.pending.is_empty() && !self.out.shutdown_wanted && self.out.failed.is_none() {
-            // Nothing of ours waits before the core's output: when it is one piece, write
-            // it from the core's buffer, without taking it out as `Bytes`.
-            if let (Some(io), Some(bytes)) = (self.out.io.as_mut(), self.conn.contiguous_output()) {
-                match write_outcome(io.as_mut().poll_write(&mut cx, bytes)) {
-                    Poll::Ready(Ok(n)) => {
-                        self.out.unflushed = true;
-                        self.conn.output_written(n);
-                    }
-                    Poll::Ready(Err(error)) => {
-                        self.out.failed = Some(error);
-                        return true;
-                    }
-                    Poll::Pending => {}
+        if self.out.pending.is_empty()
+            && !self.out.shutdown_wanted
+            && self.out.failed.is_none()
+            && let Some(io) = self.out.io.as_mut()
+        {
+            // Nothing of ours waits before the core's output: write it from the core's
+            // buffers, without taking it out piece by piece into our queue. A message of
+            // 1 KiB and more is two pieces (its header and its payload); more than a few
+            // pieces are rare, and the rest follows below.
+            let mut slices = [IoSlice::new(&[]); IN_PLACE_IOVECS];
+            let written = match self.conn.output_slices(&mut slices) {
+                0 => None,
+                1 => Some(io.as_mut().poll_write(&mut cx, &slices[0])),
+                count => Some(io.as_mut().poll_write_vectored(&mut cx, &slices[..count])),
+            };
+            match written.map(write_outcome) {
+                Some(Poll::Ready(Ok(n))) => {
+                    self.out.unflushed = true;
+                    self.conn.output_written(n);
                 }
+                Some(Poll::Ready(Err(error))) => {
+                    self.out.failed = Some(error);
+                    return true;
+                }
+                Some(Poll::Pending) | None => {}
             }
         }
         self.take_output();

@@ -923,23 +923,62 @@ impl Connection {
         None
     }
 
-    /// The output, when it is one piece in the connection's own buffer (the common case:
-    /// frames whose payloads were copied next to their headers), for an I/O layer that
-    /// writes it in place and reports with [`output_written`](Self::output_written);
-    /// `None` when there is nothing to send, when the output is in several pieces, or when
-    /// a shutdown is due: [`poll_transmit`](Self::poll_transmit) then. Either way, bytes
-    /// leave in order.
-    pub fn contiguous_output(&mut self) -> Option<&[u8]> {
+    /// The output in order, as slices for one vectored write from the connection's own
+    /// buffers, for an I/O layer that writes in place and reports with
+    /// [`output_written`](Self::output_written) instead of taking the output with
+    /// [`poll_transmit`](Self::poll_transmit). Fills `slices` from the start and returns
+    /// how many it filled: 0 when nothing is to be sent. Frames whose payloads were copied
+    /// next to their headers are one piece; a larger payload is a piece of its own after
+    /// its header's. Output beyond `slices.len()` pieces comes in a later call. A shutdown
+    /// that is due after the output is still [`poll_transmit`](Self::poll_transmit)'s.
+    pub fn output_slices<'a>(&'a mut self, slices: &mut [std::io::IoSlice<'a>]) -> usize {
         self.settle();
-        if !self.out_queue.is_empty() || self.out_buf.is_empty() {
-            return None;
+        if self.out_queue.is_empty() {
+            // The common case of small frames: one piece, or nothing.
+            return match slices.first_mut() {
+                Some(slice) if !self.out_buf.is_empty() => {
+                    *slice = std::io::IoSlice::new(&self.out_buf);
+                    1
+                }
+                _ => 0,
+            };
         }
-        Some(&self.out_buf)
+        let mut filled = 0;
+        for bytes in &self.out_queue {
+            let Some(slice) = slices.get_mut(filled) else {
+                return filled;
+            };
+            *slice = std::io::IoSlice::new(bytes);
+            filled += 1;
+        }
+        if !self.out_buf.is_empty()
+            && let Some(slice) = slices.get_mut(filled)
+        {
+            *slice = std::io::IoSlice::new(&self.out_buf);
+            filled += 1;
+        }
+        filled
     }
 
-    /// `n` bytes of [`contiguous_output`](Self::contiguous_output) were written. Once all
-    /// were, the buffer is released, as one taken by `poll_transmit` would be.
-    pub fn output_written(&mut self, n: usize) {
+    /// `n` bytes of [`output_slices`](Self::output_slices) were written, from the first
+    /// slice on. Pieces written whole are released as `poll_transmit` would release them;
+    /// the connection's own buffer is kept for the next frames while it is small.
+    pub fn output_written(&mut self, mut n: usize) {
+        while n > 0
+            && let Some(front) = self.out_queue.front_mut()
+        {
+            let taken = n.min(front.len());
+            self.buffered -= taken;
+            n -= taken;
+            if taken < front.len() {
+                front.advance(taken);
+                return;
+            }
+            self.out_queue.pop_front();
+        }
+        if !self.out_queue.is_empty() {
+            return;
+        }
         let n = n.min(self.out_buf.len());
         self.buffered -= n;
         if n < self.out_buf.len() {
@@ -1930,8 +1969,8 @@ mod receive_buffer_tests {
 }
 
 #[cfg(test)]
-mod contiguous_output_tests {
-    //! Output written in place from the connection's buffer: the same bytes, in the same
+mod output_in_place_tests {
+    //! Output written in place from the connection's buffers: the same bytes, in the same
     //! order, as `poll_transmit` gives, and a buffer kept only while it is small.
 
     use super::receive_buffer_tests::open_server;
@@ -1944,6 +1983,19 @@ mod contiguous_output_tests {
             out.extend_from_slice(&bytes);
         }
         out
+    }
+
+    /// The pieces `output_slices` gives, at most `max` of them.
+    fn pieces(conn: &mut Connection, max: usize) -> Vec<Vec<u8>> {
+        let mut slices = vec![std::io::IoSlice::new(&[]); max];
+        let count = conn.output_slices(&mut slices);
+        slices[..count].iter().map(|slice| slice.to_vec()).collect()
+    }
+
+    /// The whole output as one piece, if it is one.
+    fn one_piece(conn: &mut Connection) -> Option<Vec<u8>> {
+        let mut pieces = pieces(conn, 4);
+        (pieces.len() == 1).then(|| pieces.remove(0))
     }
 
     fn frame(payload: &[u8]) -> Vec<u8> {
@@ -1964,37 +2016,104 @@ mod contiguous_output_tests {
     fn small_frames_are_one_piece_and_a_partial_write_leaves_the_rest_in_order() {
         let now = Instant::now();
         let mut conn = open_server(now);
-        assert_eq!(conn.contiguous_output(), None, "nothing to send");
+        assert!(pieces(&mut conn, 4).is_empty(), "nothing to send");
         conn.send(Message::Binary(Bytes::from_static(b"first")))
             .unwrap();
         conn.send(Message::Binary(Bytes::from_static(b"second")))
             .unwrap();
         let mut expected = frame(b"first");
         expected.extend_from_slice(&frame(b"second"));
-        assert_eq!(conn.contiguous_output(), Some(&expected[..]));
+        assert_eq!(one_piece(&mut conn), Some(expected.clone()));
         assert_eq!(conn.buffered_amount(), expected.len());
 
         conn.output_written(3);
         assert_eq!(conn.buffered_amount(), expected.len() - 3);
-        assert_eq!(conn.contiguous_output(), Some(&expected[3..]));
+        assert_eq!(one_piece(&mut conn), Some(expected[3..].to_vec()));
         // What was not written in place comes from poll_transmit, after the written part.
         assert_eq!(drain(&mut conn), &expected[3..]);
         assert_eq!(conn.buffered_amount(), 0);
-        assert_eq!(conn.contiguous_output(), None);
+        assert!(pieces(&mut conn, 4).is_empty());
     }
 
     #[test]
-    fn a_zero_copy_payload_is_not_one_piece() {
+    fn a_zero_copy_payload_is_a_piece_of_its_own_and_partial_writes_keep_the_order() {
         let now = Instant::now();
         let mut conn = open_server(now);
         let payload = Bytes::from(vec![7u8; ZERO_COPY_THRESHOLD]);
         conn.send(Message::Binary(payload.clone())).unwrap();
+        let whole = frame(&payload);
+        let header = whole[..whole.len() - payload.len()].to_vec();
         assert_eq!(
-            conn.contiguous_output(),
-            None,
-            "header and payload are two pieces"
+            pieces(&mut conn, 4),
+            vec![header.clone(), payload.to_vec()],
+            "the header, then the payload as it was sent"
         );
-        assert_eq!(drain(&mut conn), frame(&payload));
+        assert_eq!(
+            pieces(&mut conn, 1),
+            vec![header.clone()],
+            "one slice given"
+        );
+
+        // A small frame after it goes into the connection's buffer, after the payload.
+        conn.send(Message::Binary(Bytes::from_static(b"tail")))
+            .unwrap();
+        let mut expected = whole.clone();
+        expected.extend_from_slice(&frame(b"tail"));
+        assert_eq!(pieces(&mut conn, 4).concat(), expected);
+        assert_eq!(conn.buffered_amount(), expected.len());
+
+        // Written up to the middle of the payload: the rest starts there.
+        let written = header.len() + 10;
+        conn.output_written(written);
+        assert_eq!(conn.buffered_amount(), expected.len() - written);
+        assert_eq!(pieces(&mut conn, 4).concat(), &expected[written..]);
+        assert_eq!(
+            pieces(&mut conn, 4).len(),
+            2,
+            "the payload's rest and the tail"
+        );
+
+        // Up to the end of the payload exactly, then the rest from poll_transmit.
+        conn.output_written(payload.len() - 10);
+        assert_eq!(pieces(&mut conn, 4), vec![frame(b"tail")]);
+        assert_eq!(drain(&mut conn), frame(b"tail"));
+        assert_eq!(conn.buffered_amount(), 0);
+        assert!(pieces(&mut conn, 4).is_empty());
+    }
+
+    #[test]
+    fn output_written_in_place_in_any_steps_is_what_poll_transmit_gives() {
+        let now = Instant::now();
+        let messages: Vec<Bytes> = [3, 2000, 40, 5000, 1, 1024]
+            .iter()
+            .enumerate()
+            .map(|(i, &len)| Bytes::from(vec![i as u8; len]))
+            .collect();
+        let mut reference = open_server(now);
+        for message in &messages {
+            reference.send(Message::Binary(message.clone())).unwrap();
+        }
+        let expected = drain(&mut reference);
+        for step in [1, 7, 100, 1500, 4096, usize::MAX] {
+            for max in [1, 2, 3, 8] {
+                let mut conn = open_server(now);
+                for message in &messages {
+                    conn.send(Message::Binary(message.clone())).unwrap();
+                }
+                let mut out = Vec::new();
+                loop {
+                    let mut taken = pieces(&mut conn, max).concat();
+                    if taken.is_empty() {
+                        break;
+                    }
+                    taken.truncate(step);
+                    conn.output_written(taken.len());
+                    out.extend_from_slice(&taken);
+                    assert_eq!(conn.buffered_amount(), expected.len() - out.len());
+                }
+                assert_eq!(out, expected, "steps of {step}, {max} slices");
+            }
+        }
     }
 
     #[test]
@@ -2003,7 +2122,7 @@ mod contiguous_output_tests {
         let mut conn = open_server(now);
         conn.send(Message::Binary(Bytes::from_static(b"small")))
             .unwrap();
-        let len = conn.contiguous_output().map(<[u8]>::len).unwrap();
+        let len = one_piece(&mut conn).map(|piece| piece.len()).unwrap();
         let start = conn.out_buf.as_ptr();
         let capacity = conn.out_buf.capacity();
         conn.output_written(len);
@@ -2020,7 +2139,7 @@ mod contiguous_output_tests {
             start,
             "the next frame is written from the storage's start"
         );
-        assert_eq!(conn.contiguous_output(), Some(&frame(b"again")[..]));
+        assert_eq!(one_piece(&mut conn), Some(frame(b"again")));
 
         // A client masks, so its large frames are one piece too; their storage is released.
         let mut client =
@@ -2040,7 +2159,7 @@ mod contiguous_output_tests {
         client
             .send(Message::Binary(Bytes::from(vec![1u8; 16 * 1024])))
             .unwrap();
-        let len = client.contiguous_output().map(<[u8]>::len).unwrap();
+        let len = one_piece(&mut client).map(|piece| piece.len()).unwrap();
         assert_eq!(
             len,
             16 * 1024 + 8,
@@ -2070,7 +2189,7 @@ mod contiguous_output_tests {
         apply_mask(&mut close[start..], key, 0);
         conn.receive_data(&close, now);
         assert!(matches!(conn.poll_event(), Some(Event::Close(_))));
-        let reply = conn.contiguous_output().map(<[u8]>::to_vec);
+        let reply = one_piece(&mut conn);
         let reply = reply.expect("the reply is output");
         assert_eq!(reply[0], 0x88, "a Close frame");
         assert_eq!(&reply[2..4], &1000u16.to_be_bytes());
