@@ -1,7 +1,11 @@
-//! Once a connection has exchanged its first messages, echoing small messages allocates
-//! nothing per message, on the server's side or the client's: the receive buffer of a
+//! Once a connection has exchanged its first messages, echoing allocates nothing per
+//! message. Small messages, on the server's side and the client's: the receive buffer of a
 //! small frame is the storage of the last one, the output buffer is kept and written in
-//! place, and the vectored write's slices live on the stack. Counted with dhat's heap
+//! place, and the vectored write's slices live on the stack. Large messages (16 and
+//! 64 KiB), on the server's side: each frame is read into the storage of the last one and
+//! leaves with its message, and its echo is written from it (the client here is a raw one
+//! that sends one pre-masked frame and reads into one buffer, because our own client
+//! masks a large frame into an output buffer of its own). Counted with dhat's heap
 //! statistics over the whole process (server, client and runtime).
 //!
 //! A message whose storage is still held when the next frame arrives (its echo not yet
@@ -12,8 +16,10 @@
 mod common;
 
 use bytes::Bytes;
-use common::{EchoServer, url, within};
+use common::{EchoServer, RawPeer, url, within};
 use sockeye::{Message, ServerBuilder};
+use sockeye_proto::frame::OpCode;
+use tokio::io::AsyncReadExt;
 
 #[global_allocator]
 static ALLOC: dhat::Alloc = dhat::Alloc;
@@ -41,8 +47,32 @@ async fn blocks_per_echoes(ws: &mut sockeye::WebSocket, payload: &'static [u8]) 
     dhat::HeapStats::get().total_blocks - before
 }
 
+/// Heap blocks allocated over `echoes` echoes of `payload` by a raw client, which sends
+/// the same pre-masked frame each time and reads each echo into the same buffer: what is
+/// counted is the server's.
+async fn server_blocks_per_echoes(peer: &mut RawPeer, payload: &[u8], echoes: usize) -> u64 {
+    let frame = peer.encode(true, OpCode::Binary, payload);
+    let expected = RawPeer::server_frame(OpCode::Binary, payload);
+    let mut echoed = vec![0u8; expected.len()];
+    let mut echo = async || {
+        peer.write_raw(&frame).await;
+        within("an echo", peer.stream.read_exact(&mut echoed))
+            .await
+            .unwrap();
+        assert!(echoed == expected, "the echo differs from the message");
+    };
+    for _ in 0..WARM_UP {
+        echo().await;
+    }
+    let before = dhat::HeapStats::get().total_blocks;
+    for _ in 0..echoes {
+        echo().await;
+    }
+    dhat::HeapStats::get().total_blocks - before
+}
+
 #[tokio::test]
-async fn echoing_small_messages_allocates_nothing_per_message() {
+async fn echoing_allocates_nothing_per_message() {
     let _profiler = dhat::Profiler::builder().testing().build();
     // `Server::serve` with a handler that echoes through `recv()`.
     let server = EchoServer::start(ServerBuilder::new()).await;
@@ -55,6 +85,23 @@ async fn echoing_small_messages_allocates_nothing_per_message() {
         assert!(
             blocks <= AT_MOST,
             "{blocks} heap blocks over {ECHOES} echoes of {} bytes",
+            payload.len()
+        );
+    }
+
+    let mut peer = RawPeer::connect(server.addr).await;
+    let large: Vec<(Vec<u8>, usize)> = vec![
+        ((0..16 * 1024).map(|i| (i % 251) as u8).collect(), ECHOES),
+        (
+            (0..64 * 1024).map(|i| (i % 241) as u8).collect(),
+            ECHOES / 4,
+        ),
+    ];
+    for (payload, echoes) in &large {
+        let blocks = server_blocks_per_echoes(&mut peer, payload, *echoes).await;
+        assert!(
+            blocks <= AT_MOST,
+            "{blocks} heap blocks over {echoes} echoes of {} bytes",
             payload.len()
         );
     }
