@@ -153,8 +153,6 @@ pub(crate) struct Inner {
     /// Bytes the driver took from the core and has not written yet. The core counts them
     /// against its hard bound (`max_write_buffer`): change it with `set_inflight` only.
     inflight: usize,
-    /// The session's wake-ups (the same as [`Shared::wakes`]), for the reader's.
-    wakes: Arc<Wakes>,
     /// Tasks waiting for buffer space, a flush, or the end of the session.
     waiters: Vec<Waker>,
     /// The driver has dropped the transport.
@@ -295,14 +293,10 @@ impl Inner {
         }
     }
 
-    fn wake_all(&mut self) {
+    /// Wakes every task waiting on the session: the writers and the reader.
+    fn wake_all(&mut self, wakes: &Wakes) {
         self.wake_waiters();
-        self.wakes.reader.wake();
-    }
-
-    /// Registers the task of the reader waiting for a message.
-    pub(crate) fn wait_for_message(&self, waker: &Waker) {
-        self.wakes.reader.register(waker);
+        wakes.reader.wake();
     }
 
     /// Moves the core's output to the write queue.
@@ -531,7 +525,6 @@ impl Shared {
                 incoming: VecDeque::new(),
                 incoming_bytes: 0,
                 inflight: 0,
-                wakes: wakes.clone(),
                 waiters: Vec::new(),
                 finished: false,
                 failure_reported: false,
@@ -563,7 +556,7 @@ impl Shared {
         if !inner.may_read() {
             return;
         }
-        inner.wait_for_message(cx.waker());
+        self.wait_for_message(cx.waker());
         if !*reading {
             self.wakes.reader_reads.store(true, Ordering::SeqCst);
             *reading = true;
@@ -584,7 +577,7 @@ impl Shared {
                 break;
             }
             // The messages are for this task, which is running: nobody to wake.
-            queue_events(inner);
+            queue_events(inner, &self.wakes);
             let before = std::mem::replace(&mut deadline, inner.conn.poll_timeout());
             let nearer = deadline.is_some_and(|now| before.is_none_or(|before| now < before));
             // Answers (a Pong, a Close) are written here; what is left, a change of state
@@ -611,6 +604,11 @@ impl Shared {
         self.wakes.driver.notify_one();
     }
 
+    /// Registers the task of the reader waiting for a message.
+    pub(crate) fn wait_for_message(&self, waker: &Waker) {
+        self.wakes.reader.register(waker);
+    }
+
     pub(crate) fn lock(&self) -> MutexGuard<'_, Inner> {
         // A panic elsewhere while holding the lock leaves consistent data: every update
         // is a single step of the core.
@@ -630,7 +628,7 @@ impl Shared {
     pub(crate) fn close(&self, code: CloseCode, reason: &str) -> Result<()> {
         let mut inner = self.lock();
         inner.conn.close(code, reason, now())?;
-        inner.wake_all();
+        inner.wake_all(&self.wakes);
         drop(inner);
         self.wake_driver();
         Ok(())
@@ -979,7 +977,7 @@ where
                     Event::Close(info) => {
                         // The session can no longer send: senders waiting for buffer space
                         // must fail now rather than wait for room.
-                        shared.lock().wake_all();
+                        shared.lock().wake_all(&shared.wakes);
                         if let Some(error) = &info.error {
                             endpoint.on_error(&session, error);
                         }
@@ -999,9 +997,9 @@ where
                     write_failed(&mut inner, error, &mut shutdown_done);
                 }
                 // 1. Events.
-                queue_events(&mut inner);
+                queue_events(&mut inner, &shared.wakes);
                 if !inner.incoming.is_empty() || inner.close_seen {
-                    inner.wakes.reader.wake();
+                    shared.wakes.reader.wake();
                 }
             }
             if inner.abort && !inner.conn.state().is_closed() {
@@ -1119,7 +1117,7 @@ where
     inner.out.io = None;
     inner.finished = true;
     inner.incoming_bytes = inner.incoming.iter().map(|m| m.as_bytes().len()).sum();
-    inner.wake_all();
+    inner.wake_all(&shared.wakes);
     trace!(state = %inner.conn.state(), "driver finished");
 }
 
@@ -1132,7 +1130,7 @@ where
 /// that it can still answer them: then the Close frame follows the answers. The core's
 /// close timeout bounds the wait; the reader's next ask (or its handle's drop) wakes the
 /// driver.
-fn queue_events(inner: &mut Inner) {
+fn queue_events(inner: &mut Inner, wakes: &Wakes) {
     loop {
         if (inner.conn.failure_pending() || inner.conn.close_reply_pending())
             && matches!(inner.conn.peek_event(), Some(Event::Close(_)))
@@ -1160,7 +1158,7 @@ fn queue_events(inner: &mut Inner) {
             Event::Close(_) => {
                 inner.close_seen = true;
                 // Senders waiting for buffer space must fail now rather than wait.
-                inner.wake_all();
+                inner.wake_all(wakes);
             }
             Event::Request | Event::Connected => {}
         }

@@ -224,7 +224,7 @@ fn take_message(
         }
         return Poll::Ready(None);
     }
-    inner.wait_for_message(cx.waker());
+    shared.wait_for_message(cx.waker());
     Poll::Pending
 }
 
