@@ -29,22 +29,27 @@ const ECHOES: usize = 1_000;
 /// Far below one block per echo; a few, for the loaded machine's occasional held message.
 const AT_MOST: u64 = 20;
 
-/// Heap blocks allocated over `ECHOES` echoes of `payload`, after `WARM_UP` of them.
-async fn blocks_per_echoes(ws: &mut sockeye::WebSocket, payload: &'static [u8]) -> u64 {
-    let message = Message::Binary(Bytes::from_static(payload));
-    let mut echo = async || {
-        ws.send(message.clone()).await.unwrap();
-        let echoed = within("an echo", ws.recv()).await.unwrap().unwrap();
-        assert_eq!(echoed.as_bytes(), payload);
-    };
+/// Heap blocks allocated over `echoes` calls of `echo`, after `WARM_UP` of them.
+async fn blocks_over(echoes: usize, mut echo: impl AsyncFnMut()) -> u64 {
     for _ in 0..WARM_UP {
         echo().await;
     }
     let before = dhat::HeapStats::get().total_blocks;
-    for _ in 0..ECHOES {
+    for _ in 0..echoes {
         echo().await;
     }
     dhat::HeapStats::get().total_blocks - before
+}
+
+/// Heap blocks allocated over `ECHOES` echoes of `payload` by our own client.
+async fn blocks_per_echoes(ws: &mut sockeye::WebSocket, payload: &'static [u8]) -> u64 {
+    let message = Message::Binary(Bytes::from_static(payload));
+    blocks_over(ECHOES, async || {
+        ws.send(message.clone()).await.unwrap();
+        let echoed = within("an echo", ws.recv()).await.unwrap().unwrap();
+        assert_eq!(echoed.as_bytes(), payload);
+    })
+    .await
 }
 
 /// Heap blocks allocated over `echoes` echoes of `payload` by a raw client, which sends
@@ -54,21 +59,14 @@ async fn server_blocks_per_echoes(peer: &mut RawPeer, payload: &[u8], echoes: us
     let frame = peer.encode(true, OpCode::Binary, payload);
     let expected = RawPeer::server_frame(OpCode::Binary, payload);
     let mut echoed = vec![0u8; expected.len()];
-    let mut echo = async || {
+    blocks_over(echoes, async || {
         peer.write_raw(&frame).await;
         within("an echo", peer.stream.read_exact(&mut echoed))
             .await
             .unwrap();
         assert!(echoed == expected, "the echo differs from the message");
-    };
-    for _ in 0..WARM_UP {
-        echo().await;
-    }
-    let before = dhat::HeapStats::get().total_blocks;
-    for _ in 0..echoes {
-        echo().await;
-    }
-    dhat::HeapStats::get().total_blocks - before
+    })
+    .await
 }
 
 #[tokio::test]
