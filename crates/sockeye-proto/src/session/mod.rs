@@ -2081,6 +2081,64 @@ mod output_in_place_tests {
         assert!(pieces(&mut conn, 4).is_empty());
     }
 
+    /// One step of a sender and a driver sharing a connection's output.
+    #[derive(Debug, Clone)]
+    enum Step {
+        /// A message with this many bytes of payload.
+        Send(usize),
+        /// An in-place write of at most `limit` bytes from at most `slices` slices.
+        Write { limit: usize, slices: usize },
+        /// One piece taken with `poll_transmit`.
+        Take,
+    }
+
+    fn step() -> impl proptest::strategy::Strategy<Value = Step> {
+        use proptest::prelude::*;
+        prop_oneof![
+            (0usize..3000).prop_map(Step::Send),
+            (1usize..6000, 1usize..6).prop_map(|(limit, slices)| Step::Write { limit, slices }),
+            Just(Step::Take),
+        ]
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn in_place_writes_and_takes_in_any_mix_keep_the_bytes_and_their_order(
+            steps in proptest::collection::vec(step(), 1..40),
+        ) {
+            let now = Instant::now();
+            let mut conn = open_server(now);
+            let mut reference = open_server(now);
+            let mut out = Vec::new();
+            for (i, step) in steps.into_iter().enumerate() {
+                match step {
+                    Step::Send(len) => {
+                        let payload: Bytes = (0..len).map(|j| (j as u8) ^ (i as u8)).collect();
+                        conn.send(Message::Binary(payload.clone())).unwrap();
+                        reference.send(Message::Binary(payload)).unwrap();
+                    }
+                    Step::Write { limit, slices } => {
+                        let mut taken = pieces(&mut conn, slices).concat();
+                        taken.truncate(limit);
+                        conn.output_written(taken.len());
+                        out.extend_from_slice(&taken);
+                    }
+                    Step::Take => {
+                        if let Some(Transmit::Data(bytes)) = conn.poll_transmit() {
+                            out.extend_from_slice(&bytes);
+                        }
+                    }
+                }
+                proptest::prop_assert_eq!(
+                    conn.buffered_amount() + out.len(),
+                    reference.buffered_amount()
+                );
+            }
+            out.extend(drain(&mut conn));
+            proptest::prop_assert_eq!(out, drain(&mut reference));
+        }
+    }
+
     #[test]
     fn output_written_in_place_in_any_steps_is_what_poll_transmit_gives() {
         let now = Instant::now();
