@@ -934,7 +934,8 @@ impl Connection {
     pub fn output_slices<'a>(&'a mut self, slices: &mut [std::io::IoSlice<'a>]) -> usize {
         self.settle();
         if self.out_queue.is_empty() {
-            // The common case of small frames: one piece, or nothing.
+            // The common case of small frames: one piece, or nothing (the loop below
+            // gives the same; this spares a 20 B echo about 15 instructions).
             return match slices.first_mut() {
                 Some(slice) if !self.out_buf.is_empty() => {
                     *slice = std::io::IoSlice::new(&self.out_buf);
