@@ -322,13 +322,16 @@ impl Inner {
         };
         while let Some(first) = self.out.pending.front() {
             let written = if self.out.pending.len() == 1 {
-                // One buffer (an answer, a lone message): a plain write, no slices to build.
-                io.as_mut().poll_write(cx, first)
+                // One buffer (an answer, a lone message): no array of slices to fill.
+                write_slices(io, cx, &[IoSlice::new(first)])
             } else if self.out.pending.len() == 2 {
                 // A header and the payload it goes with (a message of 1 KiB and more): two
                 // slices, not an array of `MAX_IOVECS` to fill.
-                let slices = [IoSlice::new(first), IoSlice::new(&self.out.pending[1])];
-                io.as_mut().poll_write_vectored(cx, &slices)
+                write_slices(
+                    io,
+                    cx,
+                    &[IoSlice::new(first), IoSlice::new(&self.out.pending[1])],
+                )
             } else {
                 let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
                 let mut count = 0;
@@ -336,9 +339,9 @@ impl Inner {
                     *slice = IoSlice::new(bytes);
                     count += 1;
                 }
-                io.as_mut().poll_write_vectored(cx, &slices[..count])
+                write_slices(io, cx, &slices[..count])
             };
-            let mut n = match write_outcome(written) {
+            let mut n = match written {
                 Poll::Ready(Ok(n)) => n,
                 Poll::Ready(Err(error)) => return Poll::Ready(Err(error)),
                 Poll::Pending => return Poll::Pending,
@@ -387,10 +390,9 @@ impl Inner {
             let mut slices = [IoSlice::new(&[]); IN_PLACE_IOVECS];
             let written = match self.conn.output_slices(&mut slices) {
                 0 => None,
-                1 => Some(io.as_mut().poll_write(&mut cx, &slices[0])),
-                count => Some(io.as_mut().poll_write_vectored(&mut cx, &slices[..count])),
+                count => Some(write_slices(io, &mut cx, &slices[..count])),
             };
-            match written.map(write_outcome) {
+            match written {
                 Some(Poll::Ready(Ok(n))) => {
                     self.out.unflushed = true;
                     self.conn.output_written(n);
@@ -865,6 +867,21 @@ fn write_outcome(result: Poll<std::io::Result<usize>>) -> Poll<std::io::Result<u
         Poll::Ready(Ok(0)) => Poll::Ready(Err(std::io::ErrorKind::WriteZero.into())),
         other => other,
     }
+}
+
+/// Writes `slices` (at least one) with one write: a plain write for one, a vectored write
+/// for more; the outcome as [`write_outcome`] gives it. The driver's writes and a sender's
+/// go through here.
+fn write_slices(
+    io: &mut Pin<Box<dyn AsyncWrite + Send>>,
+    cx: &mut Context<'_>,
+    slices: &[IoSlice<'_>],
+) -> Poll<std::io::Result<usize>> {
+    let written = match slices {
+        [one] => io.as_mut().poll_write(cx, one),
+        _ => io.as_mut().poll_write_vectored(cx, slices),
+    };
+    write_outcome(written)
 }
 
 /// Splits the transport into the driver's read half and the shared write half. A plain
