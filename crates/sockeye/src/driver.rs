@@ -388,20 +388,19 @@ impl Inner {
             // 1 KiB and more is two pieces (its header and its payload); more than a few
             // pieces are rare, and the rest follows below.
             let mut slices = [IoSlice::new(&[]); IN_PLACE_IOVECS];
-            let written = match self.conn.output_slices(&mut slices) {
-                0 => None,
-                count => Some(write_slices(io, &mut cx, &slices[..count])),
-            };
-            match written {
-                Some(Poll::Ready(Ok(n))) => {
-                    self.out.unflushed = true;
-                    self.conn.output_written(n);
+            let count = self.conn.output_slices(&mut slices);
+            if count > 0 {
+                match write_slices(io, &mut cx, &slices[..count]) {
+                    Poll::Ready(Ok(n)) => {
+                        self.out.unflushed = true;
+                        self.conn.output_written(n);
+                    }
+                    Poll::Ready(Err(error)) => {
+                        self.out.failed = Some(error);
+                        return true;
+                    }
+                    Poll::Pending => {}
                 }
-                Some(Poll::Ready(Err(error))) => {
-                    self.out.failed = Some(error);
-                    return true;
-                }
-                Some(Poll::Pending) | None => {}
             }
         }
         self.take_output();
