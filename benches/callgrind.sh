@@ -6,7 +6,8 @@
 # process, start-up and handshakes included: "per echo" is the total over ECHOES, set-up
 # and all. For an echo alone, run twice with different ECHOES and divide the difference
 # of the totals by the difference of the echoes (over 200 connections the set-up is
-# about 1.3 k of the 7.2 k instructions per 16 KiB echo that 10,000 echoes show).
+# about 1.3 k of the 7.2 k instructions per 16 KiB echo that 10,000 echoes show);
+# benches/callgrind-steady.sh does that, function by function.
 #
 #   cargo build --release -p sockeye-cli -p sockeye-bench-peers
 #   bash benches/callgrind.sh [--cache] [--out FILE] SERVER CONNECTIONS SIZE ECHOES
@@ -19,7 +20,7 @@
 set -euo pipefail
 
 usage() {
-    sed -n '2,18p' "$0" >&2
+    sed -n '2,19p' "$0" >&2
     exit 2
 }
 
