@@ -256,7 +256,7 @@ mod tests {
     }
 
     #[test]
-    fn the_kept_runs_pool_into_every_cell_of_the_matrix() {
+    fn the_kept_runs_pool_into_every_cell_and_into_the_docs_table() {
         // The files behind docs/performance.md's tables stay readable by this tool.
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../runs");
         let mut cells = Vec::new();
@@ -281,6 +281,28 @@ mod tests {
                 "{cell:?}: five servers a round"
             );
         }
+        // docs/performance.md's pooled table is what the kept runs give, figure for figure.
+        let docs = std::fs::read_to_string(dir.join("../../docs/performance.md")).unwrap();
+        let section = docs
+            .split_once("### Pooled over runs")
+            .expect("docs/performance.md has its pooled section")
+            .1;
+        let documented: Vec<&str> = section
+            .lines()
+            .skip_while(|line| !line.starts_with('|'))
+            .take_while(|line| line.starts_with('|'))
+            .collect();
+        assert_eq!(documented.len(), 8, "a header, a rule and six cells");
+        let websocket_mode = out
+            .split_once("\nsockeye: echo rate")
+            .and_then(|(_, rest)| rest.split_once("\nsockeye-endpoint:"))
+            .expect("the WebSocket mode's table, then the endpoint mode's")
+            .0;
+        assert!(
+            websocket_mode.contains(&documented.join("\n")),
+            "docs/performance.md's pooled table is not what {} gives:\n{out}",
+            dir.display()
+        );
     }
 
     #[test]
