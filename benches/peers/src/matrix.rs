@@ -259,9 +259,14 @@ async fn run_all(args: MatrixArgs) -> Result<(), String> {
         }
     }
     let table = render(&args, &servers, &samples, &memory);
+    let host = std::fs::read_to_string("/proc/cpuinfo")
+        .map(|text| host_cpu(&text))
+        .unwrap_or_default();
     println!("{table}");
+    println!("Host: {}", host.describe());
     if let Some(path) = &args.json {
-        let json = to_json(&args, &servers, &samples, &memory);
+        let mut json = to_json(&args, &servers, &samples, &memory);
+        json["host"] = host.to_json();
         std::fs::write(path, format!("{json:#}\n"))
             .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     }
@@ -583,6 +588,61 @@ fn render(
     out
 }
 
+/// The CPU a run was measured on, as `/proc/cpuinfo` gives it: runs on hosts with
+/// different CPUs compare by their ratios, not their rates.
+#[derive(Debug, Default, PartialEq)]
+struct HostCpu {
+    model: Option<String>,
+    family: Option<u32>,
+    mhz: Option<f64>,
+    cpus: usize,
+}
+
+impl HostCpu {
+    fn describe(&self) -> String {
+        let mut out = self
+            .model
+            .clone()
+            .unwrap_or_else(|| "unknown CPU".to_owned());
+        if let Some(family) = self.family {
+            out.push_str(&format!(", family {family}"));
+        }
+        if let Some(mhz) = self.mhz {
+            out.push_str(&format!(", {mhz:.0} MHz"));
+        }
+        out + &format!(", {} CPUs", self.cpus)
+    }
+
+    fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "cpu_model": self.model,
+            "cpu_family": self.family,
+            "cpu_mhz": self.mhz,
+            "cpus": self.cpus,
+        })
+    }
+}
+
+/// The first processor's model, family and clock, and the number of processors, from the
+/// text of `/proc/cpuinfo`.
+fn host_cpu(cpuinfo: &str) -> HostCpu {
+    let mut host = HostCpu::default();
+    for line in cpuinfo.lines() {
+        let Some((key, value)) = line.split_once(':') else {
+            continue;
+        };
+        let value = value.trim();
+        match key.trim() {
+            "processor" => host.cpus += 1,
+            "model name" if host.model.is_none() => host.model = Some(value.to_owned()),
+            "cpu family" if host.family.is_none() => host.family = value.parse().ok(),
+            "cpu MHz" if host.mhz.is_none() => host.mhz = value.parse().ok(),
+            _ => {}
+        }
+    }
+    host
+}
+
 fn to_json(
     args: &MatrixArgs,
     servers: &[Server],
@@ -686,6 +746,27 @@ mod tests {
             "no peer to compare with"
         );
         assert_eq!(range_note(&[1.0]), "", "one round has no range");
+    }
+
+    #[test]
+    fn the_host_cpu_is_read_from_the_first_processor_and_counts_them_all() {
+        let cpuinfo = "processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 25\n\
+                       model name\t: AMD EPYC\ncpu MHz\t\t: 2596.140\n\n\
+                       processor\t: 1\ncpu family\t: 26\nmodel name\t: other\n\
+                       cpu MHz\t\t: 1.0\n";
+        let host = host_cpu(cpuinfo);
+        assert_eq!(
+            host,
+            HostCpu {
+                model: Some("AMD EPYC".to_owned()),
+                family: Some(25),
+                mhz: Some(2596.14),
+                cpus: 2,
+            }
+        );
+        assert_eq!(host.describe(), "AMD EPYC, family 25, 2596 MHz, 2 CPUs");
+        assert_eq!(host.to_json()["cpu_family"], 25);
+        assert_eq!(host_cpu("").describe(), "unknown CPU, 0 CPUs");
     }
 
     #[test]
