@@ -72,6 +72,35 @@ async fn open_pair_with_message(pki: &Pki) -> (WebSocket, WebSocket) {
     exchange_first_message(common::pair_at(url_of, client, server).await).await
 }
 
+/// A handshake given a 3 s timeout failed with `HandshakeTimeout` after 3 s of (paused)
+/// time, not later.
+fn assert_timed_out_after_three_seconds<T: std::fmt::Debug>(
+    result: sockeye::Result<T>,
+    start: tokio::time::Instant,
+) {
+    assert!(
+        matches!(result, Err(sockeye::Error::HandshakeTimeout)),
+        "{result:?}"
+    );
+    let waited = start.elapsed();
+    assert!(
+        waited >= Duration::from_secs(3) && waited < Duration::from_secs(4),
+        "{waited:?}"
+    );
+}
+
+/// Sends `text`, checks that it comes back, then closes with 1000 and checks that the
+/// closing handshake completed.
+async fn echo_then_close_cleanly(ws: &mut WebSocket, text: &str) {
+    ws.send(Message::Text(text.into())).await.unwrap();
+    assert_eq!(
+        bounded(ws.next()).await.unwrap().unwrap(),
+        Message::Text(text.into())
+    );
+    let info = bounded(ws.close(CloseCode::NORMAL, "")).await.unwrap();
+    assert!(info.clean, "{info:?}");
+}
+
 /// The TLS verdict inside an [`sockeye::Error::Tls`].
 fn tls_verdict(error: &sockeye::Error) -> &rustls::Error {
     match error {
@@ -364,17 +393,7 @@ async fn server_sees_1006_when_the_client_drops_tls_without_close_notify() {
     )
     .await
     .unwrap();
-    ws.send(Message::Text("again".into())).await.unwrap();
-    assert_eq!(
-        bounded(ws.next()).await.unwrap().unwrap(),
-        Message::Text("again".into())
-    );
-    assert!(
-        bounded(ws.close(CloseCode::NORMAL, ""))
-            .await
-            .unwrap()
-            .clean
-    );
+    echo_then_close_cleanly(&mut ws, "again").await;
 }
 
 #[tokio::test]
@@ -552,17 +571,7 @@ async fn the_client_sends_sni_for_host_names_and_checks_ip_addresses() {
         let (mut ws, _) = bounded(client.connect(&format!("wss://{host}:{port}/")))
             .await
             .unwrap();
-        ws.send(Message::Text(host.into())).await.unwrap();
-        assert_eq!(
-            bounded(ws.next()).await.unwrap().unwrap(),
-            Message::Text(host.into())
-        );
-        assert!(
-            bounded(ws.close(CloseCode::NORMAL, ""))
-                .await
-                .unwrap()
-                .clean
-        );
+        echo_then_close_cleanly(&mut ws, host).await;
     }
     // A host name goes out as SNI; an IP address does not (RFC 6066 section 3), yet the
     // certificate was checked against it. Both offer HTTP/1.1 by ALPN.
@@ -587,17 +596,7 @@ async fn a_whole_client_config_can_be_given() {
     )
     .await
     .unwrap();
-    ws.send(Message::Text("configured".into())).await.unwrap();
-    assert_eq!(
-        bounded(ws.next()).await.unwrap().unwrap(),
-        Message::Text("configured".into())
-    );
-    assert!(
-        bounded(ws.close(CloseCode::NORMAL, ""))
-            .await
-            .unwrap()
-            .clean
-    );
+    echo_then_close_cleanly(&mut ws, "configured").await;
 }
 
 /// An endpoint that only listens.
@@ -682,15 +681,7 @@ async fn the_handshake_timeout_covers_the_server_tls_handshake() {
     let result = tokio::time::timeout(Duration::from_secs(60), builder.accept(tcp))
         .await
         .expect("the TLS handshake was not bounded by the handshake timeout");
-    assert!(
-        matches!(result, Err(sockeye::Error::HandshakeTimeout)),
-        "{result:?}"
-    );
-    let waited = start.elapsed();
-    assert!(
-        waited >= Duration::from_secs(3) && waited < Duration::from_secs(4),
-        "{waited:?}"
-    );
+    assert_timed_out_after_three_seconds(result, start);
 }
 
 #[tokio::test(start_paused = true)]
@@ -708,15 +699,7 @@ async fn the_handshake_timeout_covers_the_client_tls_handshake() {
     let result = tokio::time::timeout(Duration::from_secs(60), client.connect(&url))
         .await
         .expect("the TLS handshake was not bounded by the handshake timeout");
-    assert!(
-        matches!(result, Err(sockeye::Error::HandshakeTimeout)),
-        "{result:?}"
-    );
-    let waited = start.elapsed();
-    assert!(
-        waited >= Duration::from_secs(3) && waited < Duration::from_secs(4),
-        "{waited:?}"
-    );
+    assert_timed_out_after_three_seconds(result, start);
     assert!(accepted.await.unwrap().is_ok());
 }
 
