@@ -72,6 +72,12 @@ async fn open_pair_with_message(pki: &Pki) -> (WebSocket, WebSocket) {
     exchange_first_message(common::pair_at(url_of, client, server).await).await
 }
 
+/// A client that trusts the test CA, connected to `url`.
+async fn connect_trusting_the_ca(pki: &Pki, url: &str) -> WebSocket {
+    let client = ClientBuilder::new().tls_root_pem(&pki.ca_path).unwrap();
+    bounded(client.connect(url)).await.unwrap().0
+}
+
 /// A handshake given a 3 s timeout failed with `HandshakeTimeout` after 3 s of (paused)
 /// time, not later.
 fn assert_timed_out_after_three_seconds<T: std::fmt::Debug>(
@@ -332,14 +338,7 @@ async fn client_sees_1006_when_the_server_drops_tls_without_close_notify() {
         let _ = ws.next().await;
     });
 
-    let (mut ws, _) = bounded(
-        ClientBuilder::new()
-            .tls_root_pem(&pki.ca_path)
-            .unwrap()
-            .connect(&url),
-    )
-    .await
-    .unwrap();
+    let mut ws = connect_trusting_the_ca(&pki, &url).await;
     assert_eq!(
         bounded(ws.next()).await.unwrap().unwrap(),
         Message::Text("hello".into())
@@ -385,14 +384,7 @@ async fn server_sees_1006_when_the_client_drops_tls_without_close_notify() {
     assert_lost_without_close_notify(&info);
 
     // Not a crash: the server goes on serving.
-    let (mut ws, _) = bounded(
-        ClientBuilder::new()
-            .tls_root_pem(&pki.ca_path)
-            .unwrap()
-            .connect(&url),
-    )
-    .await
-    .unwrap();
+    let mut ws = connect_trusting_the_ca(&pki, &url).await;
     echo_then_close_cleanly(&mut ws, "again").await;
 }
 
@@ -420,14 +412,7 @@ async fn a_certificate_from_an_unknown_issuer_is_refused() {
     );
 
     // The refused handshake did not hurt the server.
-    let (mut ws, _) = bounded(
-        ClientBuilder::new()
-            .tls_root_pem(&pki.ca_path)
-            .unwrap()
-            .connect(&url),
-    )
-    .await
-    .unwrap();
+    let mut ws = connect_trusting_the_ca(&pki, &url).await;
     assert!(
         bounded(ws.close(CloseCode::NORMAL, ""))
             .await
