@@ -9,7 +9,7 @@
 #   cargo build --release -p sockeye-cli -p sockeye-bench-peers
 #   bash benches/callgrind-steady.sh [--top N] SERVER CONNECTIONS SIZE ECHOES
 #
-# e.g. `bash benches/callgrind-steady.sh sockeye 200 16KiB 10000` (about a minute), then
+# e.g. `bash benches/callgrind-steady.sh sockeye 200 16KiB 10000` (under a minute), then
 # the same with `tokio-websockets` to set the two side by side. Needs valgrind.
 set -euo pipefail
 

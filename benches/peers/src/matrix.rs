@@ -265,8 +265,7 @@ async fn run_all(args: MatrixArgs) -> Result<(), String> {
     println!("{table}");
     println!("Host: {}", host.describe());
     if let Some(path) = &args.json {
-        let mut json = to_json(&args, &servers, &samples, &memory);
-        json["host"] = host.to_json();
+        let json = to_json(&args, &servers, &samples, &memory, &host);
         std::fs::write(path, format!("{json:#}\n"))
             .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     }
@@ -600,17 +599,15 @@ struct HostCpu {
 
 impl HostCpu {
     fn describe(&self) -> String {
-        let mut out = self
-            .model
-            .clone()
-            .unwrap_or_else(|| "unknown CPU".to_owned());
-        if let Some(family) = self.family {
-            out.push_str(&format!(", family {family}"));
-        }
-        if let Some(mhz) = self.mhz {
-            out.push_str(&format!(", {mhz:.0} MHz"));
-        }
-        out + &format!(", {} CPUs", self.cpus)
+        let mut parts = vec![
+            self.model
+                .clone()
+                .unwrap_or_else(|| "unknown CPU".to_owned()),
+        ];
+        parts.extend(self.family.map(|family| format!("family {family}")));
+        parts.extend(self.mhz.map(|mhz| format!("{mhz:.0} MHz")));
+        parts.push(format!("{} CPUs", self.cpus));
+        parts.join(", ")
     }
 
     fn to_json(&self) -> serde_json::Value {
@@ -648,6 +645,7 @@ fn to_json(
     servers: &[Server],
     samples: &[Vec<Vec<Sample>>],
     memory: &[(Server, Result<Memory, String>)],
+    host: &HostCpu,
 ) -> serde_json::Value {
     let cells: Vec<serde_json::Value> = args
         .cells
@@ -699,6 +697,7 @@ fn to_json(
         "threads": args.threads,
         "cells": cells,
         "idle_memory": memory,
+        "host": host.to_json(),
     })
 }
 
