@@ -59,19 +59,11 @@ valgrind "${options[@]}" "$peers" serve "$server" --addr 127.0.0.1:0 \
     > "$work/server.log" 2>&1 &
 pid=$!
 
-# The address from the first whole line that announces it (a line still being written,
-# without its newline, is not read).
-listening_address() {
-    local line
-    while IFS= read -r line; do
-        [[ $line == "listening on "* ]] && { echo "${line#listening on }"; return; }
-    done < "$work/server.log"
-    return 0
-}
-
+# shellcheck source=benches/listening.sh
+source "$root/benches/listening.sh"
 addr=""
 for _ in $(seq 1 300); do
-    addr=$(listening_address)
+    addr=$(listening_address "$work/server.log")
     [[ -n $addr ]] && break
     kill -0 "$pid" 2> /dev/null || { cat "$work/server.log" >&2; exit 1; }
     sleep 0.1

@@ -5,6 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# shellcheck source=benches/listening.sh
+source benches/listening.sh
+
 cargo build --quiet -p sockeye-cli
 bin=target/debug/sockeye
 messages=400
@@ -21,7 +24,7 @@ trap cleanup EXIT
 serve_pid=$!
 addr=
 for _ in $(seq 100); do
-    addr=$(sed -n 's/^listening on //p' "$log")
+    addr=$(listening_address "$log")
     [[ -n "$addr" ]] && break
     kill -0 "$serve_pid" 2>/dev/null || { cat "$log" >&2; echo "smoke: serve exited" >&2; exit 1; }
     sleep 0.1
