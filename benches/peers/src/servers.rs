@@ -101,7 +101,10 @@ pub(crate) fn run(server: Server, addr: SocketAddr, timers: Timers) -> std::io::
 }
 
 fn announce(addr: SocketAddr) {
-    eprintln!("listening on {addr}");
+    // One write, so that a reader never sees part of the address (`eprintln!` writes
+    // its pieces one by one).
+    let line = format!("listening on {addr}\n");
+    let _ = std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes());
 }
 
 /// One of Sockeye's servers, bound with the benchmark's timers, its address announced.

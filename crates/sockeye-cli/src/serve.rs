@@ -99,8 +99,11 @@ pub(crate) async fn run(args: ServeArgs) -> ExitCode {
             return ExitCode::from(EXIT_CANNOT_SERVE);
         }
     };
-    // A plain line, whatever RUST_LOG says: scripts and tests wait for it.
-    eprintln!("listening on {addr}");
+    // A plain line, whatever RUST_LOG says: scripts and tests wait for it. Written with
+    // one write (`eprintln!` writes its pieces one by one, and a reader could see
+    // `listening on 127.0` before the rest of the address).
+    let line = format!("listening on {addr}\n");
+    let _ = std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes());
     let mode = if args.broadcast { "broadcast" } else { "echo" };
     info!(%addr, mode, deflate = args.deflate, "serving; Ctrl-C or SIGTERM to stop");
 
