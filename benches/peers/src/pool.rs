@@ -303,6 +303,39 @@ mod tests {
             "docs/performance.md's pooled table is not what {} gives:\n{out}",
             dir.display()
         );
+        // The endpoint mode's figures, summed up in one line under the table.
+        let endpoint = out
+            .split_once("\nsockeye-endpoint:")
+            .expect("the endpoint mode's table")
+            .1;
+        let rows: Vec<Vec<&str>> = endpoint
+            .lines()
+            .filter(|line| line.starts_with("| ") && !line.starts_with("| load"))
+            .map(|line| line.split('|').map(str::trim).collect())
+            .collect();
+        assert_eq!(rows.len(), 6, "{endpoint}");
+        // A column's point estimates: "0.972 (0.95-1.00)" gives 0.972.
+        let column = |i: usize| -> Vec<&str> {
+            rows.iter()
+                .map(|row| row[i].split_once(' ').map_or(row[i], |(point, _)| point))
+                .collect()
+        };
+        let tungstenite: Vec<f64> = column(5).iter().map(|p| p.parse().unwrap()).collect();
+        let lowest = tungstenite.iter().copied().fold(f64::INFINITY, f64::min);
+        let highest = tungstenite.iter().copied().fold(0.0, f64::max);
+        let expected = format!(
+            "Endpoint mode: / fastwebsockets {}; / tokio-websockets {}; / tungstenite \
+             {lowest:.2}-{highest:.2}; / the round's best peer {}.",
+            column(3).join(", "),
+            column(4).join(", "),
+            column(6).join(", "),
+        );
+        let prose = section.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert!(
+            prose.contains(&expected),
+            "docs/performance.md's endpoint line is not what {} gives: {expected}",
+            dir.display()
+        );
     }
 
     #[test]
