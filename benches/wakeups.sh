@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# How often an echo server's threads sleep and wake, per echo, on the machine itself (not
+# simulated): starts `peers serve SERVER`, warms it up with one second of `sockeye bench`,
+# then counts with `perf stat` (kernel tracepoints) over a load of CONNECTIONS x SIZE for
+# DURATION: the server's `epoll_wait` and `futex` calls (a worker thread that runs out of
+# tasks parks in one of them), its threads' context switches, its `recvfrom` calls and
+# its writes (`writev`, `sendto` and `write`), and its CPU time, each divided by the echoes
+# of the load. With several SERVERs and --rounds N, the servers alternate, N rounds of each.
+#
+#   cargo build --release -p sockeye-cli -p sockeye-bench-peers
+#   bash benches/wakeups.sh [--rounds N] [--duration TIME] CONNECTIONS SIZE SERVER...
+#
+# e.g. `bash benches/wakeups.sh --rounds 4 200 16KiB sockeye tokio-websockets
+# fastwebsockets` (about 5 s per round and server). SERVER is one of `peers serve`'s.
+# Needs perf and access to the syscalls and sched tracepoints (root, or a
+# kernel.perf_event_paranoid that allows them).
+set -euo pipefail
+
+usage() {
+    sed -n '2,16p' "$0" >&2
+    exit 2
+}
+
+rounds=1
+duration=3s
+while [[ $# -gt 0 && $1 == --* ]]; do
+    case $1 in
+        --rounds) [[ $# -ge 2 && $2 =~ ^[1-9][0-9]*$ ]] || usage; rounds=$2; shift 2 ;;
+        --duration) [[ $# -ge 2 ]] || usage; duration=$2; shift 2 ;;
+        *) usage ;;
+    esac
+done
+[[ $# -ge 3 ]] || usage
+connections=$1 size=$2
+shift 2
+servers=("$@")
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+peers=$root/target/release/peers
+generator=$root/target/release/sockeye
+for binary in "$peers" "$generator"; do
+    [[ -x $binary ]] || { echo "missing $binary: build it first (see the top of $0)" >&2; exit 1; }
+done
+command -v perf > /dev/null || { echo "perf is not installed" >&2; exit 1; }
+
+work=$(mktemp -d)
+pid=""
+cleanup() {
+    [[ -n $pid ]] && kill -KILL "$pid" 2> /dev/null || true
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+# shellcheck source=benches/listening.sh
+source "$root/benches/listening.sh"
+
+events=syscalls:sys_enter_epoll_wait,syscalls:sys_enter_futex,sched:sched_switch
+events+=,syscalls:sys_enter_recvfrom,syscalls:sys_enter_writev,syscalls:sys_enter_sendto
+events+=,syscalls:sys_enter_write,task-clock
+
+echo "$connections connections x $size, per echo:"
+for round in $(seq 1 "$rounds"); do
+    for server in "${servers[@]}"; do
+        "$peers" serve "$server" --addr 127.0.0.1:0 > "$work/server.log" 2>&1 &
+        pid=$!
+        addr=""
+        for _ in $(seq 1 100); do
+            addr=$(listening_address "$work/server.log")
+            [[ -n $addr ]] && break
+            kill -0 "$pid" 2> /dev/null || { cat "$work/server.log" >&2; exit 1; }
+            sleep 0.1
+        done
+        [[ -n $addr ]] || { echo "the server did not start" >&2; exit 1; }
+        "$generator" bench --url "ws://$addr" -c "$connections" -s "$size" -d 1s > /dev/null
+        # The counts cover the whole load, its connections' set-up and closing included
+        # (a few hundred calls against the hundreds of thousands of an echo load).
+        perf stat -x, -e "$events" -o "$work/stat.csv" -p "$pid" -- \
+            "$generator" bench --url "ws://$addr" -c "$connections" -s "$size" \
+            -d "$duration" --json > "$work/bench.json"
+        kill -TERM "$pid"
+        wait "$pid" 2> /dev/null || true
+        pid=""
+        python3 - "$server" "$round" "$work/stat.csv" "$work/bench.json" << 'EOF'
+import json, sys
+
+server, round_, stat, bench = sys.argv[1:]
+result = json.load(open(bench))
+if result["errors"]:
+    sys.exit(f"the load against {server} had {result['errors']} errors")
+echoes = result["messages"]
+counts = {}
+for line in open(stat):
+    fields = line.strip().split(",")
+    if len(fields) > 2 and fields[0] and fields[0][0].isdigit():
+        counts[fields[2].split(":")[-1].replace("sys_enter_", "")] = float(fields[0])
+wanted = {"epoll_wait", "futex", "sched_switch", "recvfrom", "writev", "sendto", "write"}
+missing = (wanted | {"task-clock"}) - set(counts)
+if missing:
+    sys.exit(f"perf counted no {', '.join(sorted(missing))} (are the tracepoints readable?)")
+per = {name: value / echoes for name, value in counts.items()}
+writes = per["writev"] + per["sendto"] + per["write"]
+print(
+    f"  round {round_} {server:17} epoll_wait {per['epoll_wait']:.3f}  futex {per['futex']:.3f}"
+    f"  switches {per['sched_switch']:.3f}  recvfrom {per['recvfrom']:.2f}"
+    f"  writes {writes:.2f}  CPU {per['task-clock'] * 1000:.2f} µs"
+    f"  ({result['msgs_per_s'] / 1000:.1f}k msg/s)"
+)
+EOF
+    done
+done
