@@ -61,14 +61,7 @@ pid=$!
 
 # shellcheck source=benches/listening.sh
 source "$root/benches/listening.sh"
-addr=""
-for _ in $(seq 1 300); do
-    addr=$(listening_address "$work/server.log")
-    [[ -n $addr ]] && break
-    kill -0 "$pid" 2> /dev/null || { cat "$work/server.log" >&2; exit 1; }
-    sleep 0.1
-done
-[[ -n $addr ]] || { echo "the server did not start" >&2; exit 1; }
+addr=$(wait_for_address "$work/server.log" "$pid" 300)
 
 "$generator" bench --url "ws://$addr" -c "$connections" -s "$size" -n "$echoes" --json \
     > "$work/bench.json"

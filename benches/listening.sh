@@ -11,3 +11,18 @@ listening_address() {
     done < "$1"
     return 0
 }
+
+# Waits up to TENTHS tenths of a second for the server PID to announce its address in LOG,
+# and prints it; fails, with the log on stderr, if the server exits first or announces
+# nothing in time.
+wait_for_address() {
+    local log=$1 pid=$2 tenths=$3 addr
+    for _ in $(seq 1 "$tenths"); do
+        addr=$(listening_address "$log")
+        [[ -n $addr ]] && { echo "$addr"; return 0; }
+        kill -0 "$pid" 2> /dev/null || { cat "$log" >&2; echo "the server exited" >&2; return 1; }
+        sleep 0.1
+    done
+    echo "the server announced no address within $((tenths / 10)) s" >&2
+    return 1
+}

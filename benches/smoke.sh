@@ -22,14 +22,7 @@ trap cleanup EXIT
 
 "$bin" serve --addr 127.0.0.1:0 2>"$log" &
 serve_pid=$!
-addr=
-for _ in $(seq 100); do
-    addr=$(listening_address "$log")
-    [[ -n "$addr" ]] && break
-    kill -0 "$serve_pid" 2>/dev/null || { cat "$log" >&2; echo "smoke: serve exited" >&2; exit 1; }
-    sleep 0.1
-done
-[[ -n "$addr" ]] || { echo "smoke: serve printed no address within 10 s" >&2; exit 1; }
+addr=$(wait_for_address "$log" "$serve_pid" 100) || { echo "smoke: no server" >&2; exit 1; }
 
 status=0
 out=$("$bin" bench --url "ws://$addr/" --connections 4 --size 1KiB --messages "$messages" \

@@ -63,14 +63,7 @@ for round in $(seq 1 "$rounds"); do
     for server in "${servers[@]}"; do
         "$peers" serve "$server" --addr 127.0.0.1:0 > "$work/server.log" 2>&1 &
         pid=$!
-        addr=""
-        for _ in $(seq 1 100); do
-            addr=$(listening_address "$work/server.log")
-            [[ -n $addr ]] && break
-            kill -0 "$pid" 2> /dev/null || { cat "$work/server.log" >&2; exit 1; }
-            sleep 0.1
-        done
-        [[ -n $addr ]] || { echo "the server did not start" >&2; exit 1; }
+        addr=$(wait_for_address "$work/server.log" "$pid" 100)
         "$generator" bench --url "ws://$addr" -c "$connections" -s "$size" -d 1s > /dev/null
         # The counts cover the whole load, its connections' set-up and closing included
         # (a few hundred calls against the hundreds of thousands of an echo load).
