@@ -37,11 +37,9 @@ done
 server=$1 connections=$2 size=$3 echoes=$4
 
 root=$(cd "$(dirname "$0")/.." && pwd)
-peers=$root/target/release/peers
-generator=$root/target/release/sockeye
-for binary in "$peers" "$generator"; do
-    [[ -x $binary ]] || { echo "missing $binary: build it first (see the top of $0)" >&2; exit 1; }
-done
+# shellcheck source=benches/listening.sh
+source "$root/benches/listening.sh"
+release_builds "$root"
 command -v valgrind > /dev/null || { echo "valgrind is not installed" >&2; exit 1; }
 
 work=$(mktemp -d)
@@ -59,8 +57,6 @@ valgrind "${options[@]}" "$peers" serve "$server" --addr 127.0.0.1:0 \
     > "$work/server.log" 2>&1 &
 pid=$!
 
-# shellcheck source=benches/listening.sh
-source "$root/benches/listening.sh"
 addr=$(wait_for_address "$work/server.log" "$pid" 300)
 
 "$generator" bench --url "ws://$addr" -c "$connections" -s "$size" -n "$echoes" --json \

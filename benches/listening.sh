@@ -1,5 +1,6 @@
 # Sourced by the scripts that start a server printing `listening on ADDR` (`sockeye serve`,
-# `peers serve`) and then need its address.
+# `peers serve`) and then need its address, and by those that measure a server's release
+# build.
 
 # Prints the address from the first whole line of LOG that announces it, or nothing yet.
 # A line still being written, without its newline, is not read: its address may be cut
@@ -25,4 +26,18 @@ wait_for_address() {
     done
     echo "the server announced no address within $((tenths / 10)) s" >&2
     return 1
+}
+
+# Sets `peers` and `generator` to the release builds of `peers` and `sockeye` under ROOT,
+# which the scripts that measure a server run; fails if either is not built.
+release_builds() {
+    peers=$1/target/release/peers
+    generator=$1/target/release/sockeye
+    local binary
+    for binary in "$peers" "$generator"; do
+        [[ -x $binary ]] || {
+            echo "missing $binary: build it first (cargo build --release -p sockeye-cli -p sockeye-bench-peers)" >&2
+            return 1
+        }
+    done
 }

@@ -36,11 +36,9 @@ shift 2
 servers=("$@")
 
 root=$(cd "$(dirname "$0")/.." && pwd)
-peers=$root/target/release/peers
-generator=$root/target/release/sockeye
-for binary in "$peers" "$generator"; do
-    [[ -x $binary ]] || { echo "missing $binary: build it first (see the top of $0)" >&2; exit 1; }
-done
+# shellcheck source=benches/listening.sh
+source "$root/benches/listening.sh"
+release_builds "$root"
 command -v perf > /dev/null || { echo "perf is not installed" >&2; exit 1; }
 
 work=$(mktemp -d)
@@ -50,9 +48,6 @@ cleanup() {
     rm -rf "$work"
 }
 trap cleanup EXIT
-
-# shellcheck source=benches/listening.sh
-source "$root/benches/listening.sh"
 
 events=syscalls:sys_enter_epoll_wait,syscalls:sys_enter_futex,sched:sched_switch
 events+=,syscalls:sys_enter_recvfrom,syscalls:sys_enter_writev,syscalls:sys_enter_sendto
