@@ -336,6 +336,54 @@ mod tests {
             "docs/performance.md's endpoint line is not what {} gives: {expected}",
             dir.display()
         );
+        // The README rounds the WebSocket mode's figures to two places.
+        let readme = std::fs::read_to_string(dir.join("../../README.md")).unwrap();
+        let readme = readme.split_whitespace().collect::<Vec<_>>().join(" ");
+        let rows: Vec<Vec<&str>> = documented[2..]
+            .iter()
+            .map(|line| line.split('|').map(str::trim).collect())
+            .collect();
+        let point = |row: usize, column: usize| -> f64 {
+            let cell = rows[row][column];
+            cell.split_once(' ')
+                .map_or(cell, |(p, _)| p)
+                .parse()
+                .unwrap()
+        };
+        let between = |after: &str, before: &str| -> String {
+            let rest = readme
+                .split_once(after)
+                .unwrap_or_else(|| panic!("the README says {after:?}"))
+                .1;
+            rest.split_once(before).expect("its end").0.to_owned()
+        };
+        let close = |said: &str, pooled: f64| {
+            let said: f64 = said.parse().unwrap();
+            assert!(
+                (said - pooled).abs() <= 0.0051,
+                "the README says {said} where the kept runs give {pooled:.3}"
+            );
+        };
+        assert!(
+            readme.contains(&format!("Pooled over the {} rounds", rows[0][2])),
+            "the README's count of pooled rounds"
+        );
+        let large = between("ahead of both on 1 MiB messages (", ")");
+        let (over_fast, over_tokio) = large.split_once(" and ").expect("two figures");
+        close(over_fast, point(5, 3));
+        close(over_tokio, point(5, 4));
+        close(
+            &between("below tokio-websockets on 200 × 16 KiB (", " of its rate"),
+            point(3, 4),
+        );
+        let tungstenite: Vec<f64> = (0..6).map(|row| point(row, 5)).collect();
+        let range = between("ahead of tokio-tungstenite on every load (", ")");
+        let (low, high) = range.split_once('-').expect("a range");
+        close(
+            low,
+            tungstenite.iter().copied().fold(f64::INFINITY, f64::min),
+        );
+        close(high, tungstenite.iter().copied().fold(0.0, f64::max));
     }
 
     #[test]
