@@ -2099,7 +2099,7 @@ mod tests {
     }
 
     /// A raw client's opening handshake.
-    async fn raw_handshake(io: &mut DuplexStream) {
+    async fn raw_handshake<S: AsyncRead + AsyncWrite + Unpin>(io: &mut S) {
         io.write_all(
             b"GET / HTTP/1.1\r\nHost: example.com\r\nUpgrade: websocket\r\n\
               Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
@@ -2158,6 +2158,64 @@ mod tests {
         peer.write_all(&frame(0x89, b"p", true)).await.unwrap();
         assert!(poll_once(&mut recv).is_pending(), "a Ping is no message");
         expect_pong(&mut peer, b"p").await;
+    }
+
+    /// Over TCP, a waiting `recv` is woken once per message, by the socket (not through
+    /// the driver, which would have queued the message before waking it), and takes the
+    /// message on the poll that follows: two polls per message, small and large alike.
+    #[tokio::test]
+    async fn a_waiting_recv_over_tcp_is_woken_once_per_message_and_reads_it_itself() {
+        #[derive(Default)]
+        struct Count(std::sync::atomic::AtomicUsize);
+        impl std::task::Wake for Count {
+            fn wake(self: Arc<Self>) {
+                self.0.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (mut peer, mut ws) = tokio::join!(
+            async {
+                let mut io = tokio::net::TcpStream::connect(addr).await.unwrap();
+                raw_handshake(&mut io).await;
+                io
+            },
+            async {
+                let (tcp, _) = listener.accept().await.unwrap();
+                ServerBuilder::new().accept(tcp).await.unwrap()
+            }
+        );
+        let shared = ws.shared().clone();
+        while shared.lock().input.io.is_none() {
+            tokio::task::yield_now().await;
+        }
+        let count = Arc::new(Count::default());
+        let waker = Waker::from(count.clone());
+        for (i, size) in [20, 16 * 1024].into_iter().cycle().take(20).enumerate() {
+            let mut recv = Box::pin(ws.recv());
+            let mut cx = Context::from_waker(&waker);
+            assert!(recv.as_mut().poll(&mut cx).is_pending(), "message {i}");
+            let woken = count.0.load(Ordering::SeqCst);
+            let payload = vec![i as u8; size];
+            peer.write_all(&frame(0x82, &payload, true)).await.unwrap();
+            tokio::time::timeout(LIMIT, async {
+                while count.0.load(Ordering::SeqCst) == woken {
+                    tokio::task::yield_now().await;
+                }
+            })
+            .await
+            .expect("the waiting recv was not woken");
+            assert!(
+                shared.lock().incoming.is_empty(),
+                "message {i} went through the driver"
+            );
+            match recv.as_mut().poll(&mut cx) {
+                Poll::Ready(Some(Ok(message))) => assert_eq!(message.as_bytes(), &payload[..]),
+                other => panic!("message {i}: {other:?}"),
+            }
+            assert_eq!(count.0.load(Ordering::SeqCst), woken + 1, "message {i}");
+        }
     }
 
     /// A waiting `recv` whose peer keeps sending returns the first message after two reads,
