@@ -255,10 +255,15 @@ mod tests {
         assert!(!out.contains("/ sockeye |"), "ours are not peers: {out}");
     }
 
-    #[test]
-    fn the_kept_runs_pool_into_every_cell_and_into_the_docs_table() {
-        // The files behind docs/performance.md's tables stay readable by this tool.
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../runs");
+    /// The repository's root, where the kept runs and the documents are.
+    fn repository() -> std::path::PathBuf {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+    }
+
+    /// The pooled report of the kept runs (`benches/runs/*.json`), after checking that
+    /// every file is read and pools into the matrix's six cells, five servers a round.
+    fn kept_runs_report() -> String {
+        let dir = repository().join("benches/runs");
         let mut cells = Vec::new();
         let mut files = 0;
         for entry in std::fs::read_dir(&dir).unwrap() {
@@ -270,10 +275,6 @@ mod tests {
         }
         assert!(files >= 1, "no runs in {}", dir.display());
         assert_eq!(cells.len(), 6, "the six cells of the matrix");
-        let out = table(&cells, files);
-        for server in ["sockeye", "sockeye-endpoint"] {
-            assert!(out.contains(&format!("\n{server}: echo rate")), "{out}");
-        }
         for (cell, rounds) in &cells {
             assert!(rounds.len() >= files, "{cell:?}: {} rounds", rounds.len());
             assert!(
@@ -281,75 +282,105 @@ mod tests {
                 "{cell:?}: five servers a round"
             );
         }
-        // docs/performance.md's pooled table is what the kept runs give, figure for figure.
-        let docs = std::fs::read_to_string(dir.join("../../docs/performance.md")).unwrap();
-        let section = docs
-            .split_once("### Pooled over runs")
+        table(&cells, files)
+    }
+
+    /// The table of one of Sockeye's servers in `report`: its header, rule and rows.
+    fn server_table<'a>(report: &'a str, server: &str) -> Vec<&'a str> {
+        report
+            .split_once(&format!("\n{server}: echo rate"))
+            .unwrap_or_else(|| panic!("no table of {server}:\n{report}"))
+            .1
+            .lines()
+            .skip_while(|line| !line.starts_with('|'))
+            .take_while(|line| line.starts_with('|'))
+            .collect()
+    }
+
+    /// The rows of a table (header and rule left out), each split into its cells.
+    fn rows<'a>(table: &[&'a str]) -> Vec<Vec<&'a str>> {
+        let rows: Vec<Vec<&str>> = table[2..]
+            .iter()
+            .map(|line| line.split('|').map(str::trim).collect())
+            .collect();
+        assert_eq!(rows.len(), 6, "{table:?}");
+        rows
+    }
+
+    /// A column's point estimates: "0.972 (0.95-1.00)" gives "0.972".
+    fn points<'a>(rows: &[Vec<&'a str>], column: usize) -> Vec<&'a str> {
+        rows.iter()
+            .map(|row| row[column].split_once(' ').map_or(row[column], |(p, _)| p))
+            .collect()
+    }
+
+    /// The lowest and highest of `points`.
+    fn range(points: &[&str]) -> (f64, f64) {
+        let values = points.iter().map(|p| p.parse::<f64>().unwrap());
+        values.fold((f64::INFINITY, 0.0), |(low, high), v| {
+            (low.min(v), high.max(v))
+        })
+    }
+
+    /// A document of the repository with its whitespace runs made single spaces, so that
+    /// a figure is found wherever the lines break.
+    fn prose(path: &str) -> String {
+        let text = std::fs::read_to_string(repository().join(path)).unwrap();
+        text.split_whitespace().collect::<Vec<_>>().join(" ")
+    }
+
+    /// The pooled section of docs/performance.md.
+    fn docs_pooled_section() -> String {
+        let docs = std::fs::read_to_string(repository().join("docs/performance.md")).unwrap();
+        docs.split_once("### Pooled over runs")
             .expect("docs/performance.md has its pooled section")
-            .1;
+            .1
+            .to_owned()
+    }
+
+    #[test]
+    fn the_kept_runs_pool_into_every_cell_and_into_the_docs_table() {
+        let report = kept_runs_report();
+        // docs/performance.md's pooled table is what the kept runs give, figure for figure.
+        let section = docs_pooled_section();
         let documented: Vec<&str> = section
             .lines()
             .skip_while(|line| !line.starts_with('|'))
             .take_while(|line| line.starts_with('|'))
             .collect();
         assert_eq!(documented.len(), 8, "a header, a rule and six cells");
-        let websocket_mode = out
-            .split_once("\nsockeye: echo rate")
-            .and_then(|(_, rest)| rest.split_once("\nsockeye-endpoint:"))
-            .expect("the WebSocket mode's table, then the endpoint mode's")
-            .0;
-        assert!(
-            websocket_mode.contains(&documented.join("\n")),
-            "docs/performance.md's pooled table is not what {} gives:\n{out}",
-            dir.display()
+        assert_eq!(
+            documented,
+            server_table(&report, "sockeye"),
+            "docs/performance.md's pooled table is not what the kept runs give:\n{report}"
         );
-        // The endpoint mode's figures, summed up in one line under the table.
-        let endpoint = out
-            .split_once("\nsockeye-endpoint:")
-            .expect("the endpoint mode's table")
-            .1;
-        let rows: Vec<Vec<&str>> = endpoint
-            .lines()
-            .filter(|line| line.starts_with("| ") && !line.starts_with("| load"))
-            .map(|line| line.split('|').map(str::trim).collect())
-            .collect();
-        assert_eq!(rows.len(), 6, "{endpoint}");
-        // A column's point estimates: "0.972 (0.95-1.00)" gives 0.972.
-        let column = |i: usize| -> Vec<&str> {
-            rows.iter()
-                .map(|row| row[i].split_once(' ').map_or(row[i], |(point, _)| point))
-                .collect()
-        };
-        let tungstenite: Vec<f64> = column(5).iter().map(|p| p.parse().unwrap()).collect();
-        let lowest = tungstenite.iter().copied().fold(f64::INFINITY, f64::min);
-        let highest = tungstenite.iter().copied().fold(0.0, f64::max);
+    }
+
+    #[test]
+    fn the_docs_endpoint_line_is_what_the_kept_runs_give() {
+        let report = kept_runs_report();
+        let rows = rows(&server_table(&report, "sockeye-endpoint"));
+        let (lowest, highest) = range(&points(&rows, 5));
         let expected = format!(
             "Endpoint mode: / fastwebsockets {}; / tokio-websockets {}; / tungstenite \
              {lowest:.2}-{highest:.2}; / the round's best peer {}.",
-            column(3).join(", "),
-            column(4).join(", "),
-            column(6).join(", "),
+            points(&rows, 3).join(", "),
+            points(&rows, 4).join(", "),
+            points(&rows, 6).join(", "),
         );
-        let prose = section.split_whitespace().collect::<Vec<_>>().join(" ");
+        let section = docs_pooled_section();
+        let section = section.split_whitespace().collect::<Vec<_>>().join(" ");
         assert!(
-            prose.contains(&expected),
-            "docs/performance.md's endpoint line is not what {} gives: {expected}",
-            dir.display()
+            section.contains(&expected),
+            "docs/performance.md's endpoint line is not what the kept runs give: {expected}"
         );
-        // The README rounds the WebSocket mode's figures to two places.
-        let readme = std::fs::read_to_string(dir.join("../../README.md")).unwrap();
-        let readme = readme.split_whitespace().collect::<Vec<_>>().join(" ");
-        let rows: Vec<Vec<&str>> = documented[2..]
-            .iter()
-            .map(|line| line.split('|').map(str::trim).collect())
-            .collect();
-        let point = |row: usize, column: usize| -> f64 {
-            let cell = rows[row][column];
-            cell.split_once(' ')
-                .map_or(cell, |(p, _)| p)
-                .parse()
-                .unwrap()
-        };
+    }
+
+    #[test]
+    fn the_readme_rounds_the_kept_runs_pooled_figures() {
+        let report = kept_runs_report();
+        let rows = rows(&server_table(&report, "sockeye"));
+        let readme = prose("README.md");
         let between = |after: &str, before: &str| -> String {
             let rest = readme
                 .split_once(after)
@@ -357,6 +388,7 @@ mod tests {
                 .1;
             rest.split_once(before).expect("its end").0.to_owned()
         };
+        // Two places, against the report's three.
         let close = |said: &str, pooled: f64| {
             let said: f64 = said.parse().unwrap();
             assert!(
@@ -364,6 +396,8 @@ mod tests {
                 "the README says {said} where the kept runs give {pooled:.3}"
             );
         };
+        let point =
+            |row: usize, column: usize| -> f64 { points(&rows, column)[row].parse().unwrap() };
         assert!(
             readme.contains(&format!("Pooled over the {} rounds", rows[0][2])),
             "the README's count of pooled rounds"
@@ -376,14 +410,11 @@ mod tests {
             &between("below tokio-websockets on 200 × 16 KiB (", " of its rate"),
             point(3, 4),
         );
-        let tungstenite: Vec<f64> = (0..6).map(|row| point(row, 5)).collect();
-        let range = between("ahead of tokio-tungstenite on every load (", ")");
-        let (low, high) = range.split_once('-').expect("a range");
-        close(
-            low,
-            tungstenite.iter().copied().fold(f64::INFINITY, f64::min),
-        );
-        close(high, tungstenite.iter().copied().fold(0.0, f64::max));
+        let (lowest, highest) = range(&points(&rows, 5));
+        let said = between("ahead of tokio-tungstenite on every load (", ")");
+        let (low, high) = said.split_once('-').expect("a range");
+        close(low, lowest);
+        close(high, highest);
     }
 
     #[test]
