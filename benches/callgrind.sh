@@ -37,8 +37,8 @@ done
 server=$1 connections=$2 size=$3 echoes=$4
 
 root=$(cd "$(dirname "$0")/.." && pwd)
-# shellcheck source=benches/listening.sh
-source "$root/benches/listening.sh"
+# shellcheck source=benches/common.sh
+source "$root/benches/common.sh"
 release_builds "$root"
 command -v valgrind > /dev/null || { echo "valgrind is not installed" >&2; exit 1; }
 

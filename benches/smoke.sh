@@ -5,8 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# shellcheck source=benches/listening.sh
-source benches/listening.sh
+# shellcheck source=benches/common.sh
+source benches/common.sh
 
 cargo build --quiet -p sockeye-cli
 bin=target/debug/sockeye

@@ -36,8 +36,8 @@ shift 2
 servers=("$@")
 
 root=$(cd "$(dirname "$0")/.." && pwd)
-# shellcheck source=benches/listening.sh
-source "$root/benches/listening.sh"
+# shellcheck source=benches/common.sh
+source "$root/benches/common.sh"
 release_builds "$root"
 command -v perf > /dev/null || { echo "perf is not installed" >&2; exit 1; }
 

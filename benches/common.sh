@@ -1,6 +1,6 @@
-# Sourced by the scripts that start a server printing `listening on ADDR` (`sockeye serve`,
-# `peers serve`) and then need its address, and by those that measure a server's release
-# build.
+# Helpers sourced by the benchmark scripts: reading the address a server announces with
+# `listening on ADDR` (`sockeye serve`, `peers serve`), and finding the release builds
+# that the measuring scripts run.
 
 # Prints the address from the first whole line of LOG that announces it, or nothing yet.
 # A line still being written, without its newline, is not read: its address may be cut
