@@ -20,6 +20,14 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# The address is read from whole lines only: a line still being written gives nothing
+# (its address may be cut short), the finished line gives the address.
+printf 'listening on 127.0' > "$log"
+[[ -z $(listening_address "$log") ]] || { echo "smoke: a line cut short was read" >&2; exit 1; }
+printf '.0.1:5\n' >> "$log"
+[[ $(listening_address "$log") == 127.0.0.1:5 ]] ||
+    { echo "smoke: the finished line was not read" >&2; exit 1; }
+
 "$bin" serve --addr 127.0.0.1:0 2>"$log" &
 serve_pid=$!
 addr=$(wait_for_address "$log" "$serve_pid" 100) || { echo "smoke: no server" >&2; exit 1; }
