@@ -260,41 +260,60 @@ mod tests {
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
     }
 
-    /// The pooled report of the kept runs (`benches/runs/*.json`), after checking that
-    /// every file is read and pools into the matrix's six cells, five servers a round.
-    fn kept_runs_report() -> String {
+    /// The kept runs: `benches/runs/*.json`.
+    fn kept_runs() -> Vec<std::path::PathBuf> {
         let dir = repository().join("benches/runs");
+        let mut runs: Vec<std::path::PathBuf> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|entry| entry.unwrap().path())
+            .filter(|path| path.extension().is_some_and(|e| e == "json"))
+            .collect();
+        runs.sort();
+        assert!(!runs.is_empty(), "no runs in {}", dir.display());
+        runs
+    }
+
+    /// The pooled report of `runs`, after checking that every file is read and pools into
+    /// the matrix's six cells, five servers a round.
+    fn report_of(runs: &[std::path::PathBuf]) -> String {
         let mut cells = Vec::new();
-        let mut files = 0;
-        for entry in std::fs::read_dir(&dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.extension().is_some_and(|e| e == "json") {
-                add_run(&mut cells, &read_run(&path).unwrap()).unwrap();
-                files += 1;
-            }
+        for path in runs {
+            add_run(&mut cells, &read_run(path).unwrap()).unwrap();
         }
-        assert!(files >= 1, "no runs in {}", dir.display());
         assert_eq!(cells.len(), 6, "the six cells of the matrix");
         for (cell, rounds) in &cells {
-            assert!(rounds.len() >= files, "{cell:?}: {} rounds", rounds.len());
+            assert!(
+                rounds.len() >= runs.len(),
+                "{cell:?}: {} rounds",
+                rounds.len()
+            );
             assert!(
                 rounds.iter().all(|r| r.len() == 5),
                 "{cell:?}: five servers a round"
             );
         }
-        table(&cells, files)
+        table(&cells, runs.len())
+    }
+
+    /// The pooled report of all the kept runs.
+    fn kept_runs_report() -> String {
+        report_of(&kept_runs())
+    }
+
+    /// The first Markdown table in `text`: its header, rule and rows.
+    fn first_table(text: &str) -> Vec<&str> {
+        text.lines()
+            .skip_while(|line| !line.starts_with('|'))
+            .take_while(|line| line.starts_with('|'))
+            .collect()
     }
 
     /// The table of one of Sockeye's servers in `report`: its header, rule and rows.
     fn server_table<'a>(report: &'a str, server: &str) -> Vec<&'a str> {
-        report
+        let (_, rest) = report
             .split_once(&format!("\n{server}: echo rate"))
-            .unwrap_or_else(|| panic!("no table of {server}:\n{report}"))
-            .1
-            .lines()
-            .skip_while(|line| !line.starts_with('|'))
-            .take_while(|line| line.starts_with('|'))
-            .collect()
+            .unwrap_or_else(|| panic!("no table of {server}:\n{report}"));
+        first_table(rest)
     }
 
     /// The rows of a table (header and rule left out), each split into its cells.
@@ -343,11 +362,7 @@ mod tests {
         let report = kept_runs_report();
         // docs/performance.md's pooled table is what the kept runs give, figure for figure.
         let section = docs_pooled_section();
-        let documented: Vec<&str> = section
-            .lines()
-            .skip_while(|line| !line.starts_with('|'))
-            .take_while(|line| line.starts_with('|'))
-            .collect();
+        let documented = first_table(&section);
         assert_eq!(documented.len(), 8, "a header, a rule and six cells");
         assert_eq!(
             documented,
@@ -373,6 +388,38 @@ mod tests {
         assert!(
             section.contains(&expected),
             "docs/performance.md's endpoint line is not what the kept runs give: {expected}"
+        );
+    }
+
+    #[test]
+    fn the_docs_table_of_the_runs_against_one_peer_version_is_what_those_runs_give() {
+        // The docs name the runs against tokio-websockets 0.13.3 in the command that pools
+        // them, and show that command's table of the WebSocket mode under it.
+        let section = docs_pooled_section();
+        let (_, rest) = section
+            .split_once("\ntarget/release/peers pool benches/runs/")
+            .expect("docs/performance.md pools the runs against one peer version");
+        let (files, below) = rest.split_once('\n').expect("the command's line");
+        let runs: Vec<std::path::PathBuf> = format!("benches/runs/{files}")
+            .split_whitespace()
+            .map(|file| repository().join(file))
+            .collect();
+        let kept = kept_runs();
+        assert!(runs.len() >= 2, "{runs:?}");
+        assert!(
+            runs.iter()
+                .all(|run| kept.iter().any(|k| k.ends_with(run.file_name().unwrap()))),
+            "only kept runs: {runs:?}"
+        );
+        assert!(runs.len() < kept.len(), "a part of the kept runs");
+        let report = report_of(&runs);
+        let documented = first_table(below);
+        assert_eq!(documented.len(), 8, "a header, a rule and six cells");
+        assert_eq!(
+            documented,
+            server_table(&report, "sockeye"),
+            "docs/performance.md's table of the runs against one peer version is not what \
+             they give:\n{report}"
         );
     }
 
