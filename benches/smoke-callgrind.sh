@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Smoke test of the instruction counts behind docs/performance.md ("Where the instructions
+# go"): runs benches/callgrind-steady.sh (and with it benches/callgrind.sh) on a small load,
+# so that the scripts cannot rot unnoticed, and checks what they print: the instructions
+# per echo of a Sockeye server in steady state, below the average of a whole run (start-up
+# included), and functions of the library among the costliest. Also checks that a server `peers serve` refuses makes the scripts fail.
+#
+#   bash benches/smoke-callgrind.sh
+#
+# Builds the release binaries, and installs valgrind from Debian's packages if it is
+# missing (as root, unattended). Takes about a minute.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+fail() {
+    echo "smoke-callgrind: $*" >&2
+    exit 1
+}
+
+if ! command -v valgrind > /dev/null || ! command -v callgrind_annotate > /dev/null; then
+    [[ $(id -u) -eq 0 ]] || fail "valgrind is not installed, and installing it needs root"
+    echo "smoke-callgrind: installing valgrind"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends valgrind \
+        < /dev/null || {
+        apt-get update -q
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+            valgrind < /dev/null
+    }
+fi
+
+cargo build --quiet --release -p sockeye-cli -p sockeye-bench-peers
+
+out=$(bash benches/callgrind-steady.sh --top 15 sockeye 4 20 300) ||
+    fail "callgrind-steady.sh failed"
+echo "$out"
+per_echo=$(awk '$2 == "instructions" && $3 == "per" { gsub(",", "", $1); print $1 }' <<< "$out")
+[[ $per_echo =~ ^-?[0-9]+$ ]] || fail "no count of instructions per echo"
+# An echo alone costs less than the average echo of a whole run, whose count includes the
+# server's start-up and the handshakes (callgrind.sh's "per echo"); a count above that
+# average, or implausibly small, means the totals or their difference were read wrong.
+whole=$(bash benches/callgrind.sh sockeye 4 20 300) || fail "callgrind.sh failed"
+echo "$whole"
+average=$(awk '$1 == "instructions" { gsub(",", "", $3); sub("[.].*", "", $3); print $3 }' \
+    <<< "$whole")
+[[ $average =~ ^[0-9]+$ ]] || fail "no average count per echo from callgrind.sh"
+((per_echo >= 1000 && per_echo < average)) ||
+    fail "$per_echo instructions per echo alone, against $average per echo of a whole run"
+grep -Eq '^ +[0-9,.]+ +sockeye(_proto)?::' <<< "$out" ||
+    fail "no function of the library among the costliest"
+
+if bash benches/callgrind.sh peers 4 20 300 > /dev/null 2>&1; then
+    fail "callgrind.sh succeeded with a server that does not exist"
+fi
+echo "smoke-callgrind: ok, $per_echo instructions per 20 B echo"
