@@ -17,7 +17,6 @@
 
 use std::process::ExitCode;
 
-use futures_util::StreamExt;
 use sockeye::{ClientBuilder, CloseInfo, Config, Message, ServerBuilder, WebSocket};
 
 /// The settings of both roles: 64 MiB per frame and per message, four times the largest

@@ -4,7 +4,6 @@ use std::fmt::Write as _;
 use std::io::BufRead;
 use std::process::ExitCode;
 
-use futures_util::StreamExt;
 use sockeye::{ClientBuilder, CloseCode, Message, Session, WebSocketReceiver};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;

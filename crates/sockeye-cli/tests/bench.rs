@@ -5,7 +5,6 @@ use std::net::SocketAddr;
 use std::process::{Output, Stdio};
 use std::time::Duration;
 
-use futures_util::StreamExt;
 use sockeye::Message;
 use tokio::process::Command;
 use tokio::time::timeout;

@@ -6,7 +6,6 @@ use std::net::SocketAddr;
 use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
 
-use futures_util::StreamExt;
 use sockeye::{Accept, CloseCode, CloseInfo, Message, Reject, ServerBuilder};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::net::TcpListener;

@@ -6,7 +6,6 @@
 //! cargo run -p sockeye --example client -- ws://127.0.0.1:9001
 //! ```
 
-use futures_util::StreamExt;
 use sockeye::{CloseCode, Message};
 
 #[tokio::main(flavor = "current_thread")]

@@ -2165,6 +2165,16 @@ mod tests {
     /// message on the poll that follows: two polls per message, small and large alike.
     #[tokio::test]
     async fn a_waiting_recv_over_tcp_is_woken_once_per_message_and_reads_it_itself() {
+        a_waiting_receive_over_tcp_reads_itself(false).await;
+    }
+
+    /// The same for `ws.next()` with `StreamExt` in scope: the method, not the trait's.
+    #[tokio::test]
+    async fn a_waiting_next_over_tcp_is_the_method_that_reads_the_socket_itself() {
+        a_waiting_receive_over_tcp_reads_itself(true).await;
+    }
+
+    async fn a_waiting_receive_over_tcp_reads_itself(next: bool) {
         #[derive(Default)]
         struct Count(std::sync::atomic::AtomicUsize);
         impl std::task::Wake for Count {
@@ -2193,7 +2203,11 @@ mod tests {
         let count = Arc::new(Count::default());
         let waker = Waker::from(count.clone());
         for (i, size) in [20, 16 * 1024].into_iter().cycle().take(20).enumerate() {
-            let mut recv = Box::pin(ws.recv());
+            let mut recv: Pin<Box<dyn Future<Output = _>>> = if next {
+                Box::pin(ws.next())
+            } else {
+                Box::pin(ws.recv())
+            };
             let mut cx = Context::from_waker(&waker);
             assert!(recv.as_mut().poll(&mut cx).is_pending(), "message {i}");
             let woken = count.0.load(Ordering::SeqCst);
@@ -2310,10 +2324,10 @@ mod tests {
 
     /// The application: takes the message, answers it, then sees the failure.
     async fn echo_then_failure(mut ws: crate::WebSocket) {
-        let message = ws.next().await.unwrap().unwrap();
+        let message = StreamExt::next(&mut ws).await.unwrap().unwrap();
         assert_eq!(message, Message::Text("Hello, world!".into()));
         ws.send(message).await.unwrap();
-        let failure = ws.next().await.unwrap().unwrap_err();
+        let failure = StreamExt::next(&mut ws).await.unwrap().unwrap_err();
         assert!(
             matches!(
                 failure,
@@ -2321,7 +2335,7 @@ mod tests {
             ),
             "{failure}"
         );
-        assert!(ws.next().await.is_none());
+        assert!(StreamExt::next(&mut ws).await.is_none());
     }
 
     struct Echo;
@@ -2397,11 +2411,11 @@ mod tests {
         // The message that arrived before the violation is not lost.
         let mut ws = tokio::time::timeout(LIMIT, app).await.unwrap().unwrap();
         assert_eq!(
-            ws.next().await.unwrap().unwrap(),
+            StreamExt::next(&mut ws).await.unwrap().unwrap(),
             Message::Text("Hello, world!".into())
         );
-        assert!(ws.next().await.unwrap().is_err());
-        assert!(ws.next().await.is_none());
+        assert!(StreamExt::next(&mut ws).await.unwrap().is_err());
+        assert!(StreamExt::next(&mut ws).await.is_none());
     }
 
     fn expected_from_client() -> Vec<(OpCode, Vec<u8>, bool)> {

@@ -13,7 +13,6 @@
 //! who initiated, whether it was `clean`, and the error that failed it.
 //!
 //! ```no_run
-//! use futures_util::{SinkExt, StreamExt};
 //! use sockeye::{CloseCode, Message};
 //!
 //! # async fn run() -> sockeye::Result<()> {

@@ -34,7 +34,6 @@ type Transport<S> = S;
 /// settings, accepting any valid request.
 ///
 /// ```no_run
-/// use futures_util::SinkExt;
 /// # async fn run() -> sockeye::Result<()> {
 /// let listener = tokio::net::TcpListener::bind("127.0.0.1:9001").await?;
 /// let (stream, _) = listener.accept().await?;
@@ -452,7 +451,6 @@ async fn stopped(stop: &mut watch::Receiver<bool>) {
 /// closing handshakes up to the shutdown timeout, then drop the rest).
 ///
 /// ```no_run
-/// use futures_util::{SinkExt, StreamExt};
 /// # async fn run() -> sockeye::Result<()> {
 /// let server = sockeye::Server::bind("127.0.0.1:9001").await?;
 /// let shutdown = server.shutdown_handle();

@@ -22,10 +22,12 @@ use crate::session::Session;
 ///   `Err` first if the session failed (protocol error, lost connection, timeout).
 ///   Receiving is cancel-safe: dropping a `next()` or `recv()` future (in
 ///   `tokio::select!`, say) loses nothing; the message stays queued for the next call.
-///   [`recv`](Self::recv) is the faster of the two: while it waits, its own task reads the
-///   socket, where `next()` leaves the reading to the session's task, which then wakes
-///   the reader (a task switch per message). Either way pings are answered while nobody
-///   receives.
+///   [`recv`](Self::recv) and [`next`](Self::next) are one method under two names
+///   (`ws.next()` calls it in preference to `StreamExt::next`): while it waits, its own
+///   task reads the socket. Receiving through the `Stream` trait itself (its combinators,
+///   `StreamExt::next(&mut ws)`) leaves the reading to the session's task, which then
+///   wakes the reader (a task switch per message). Either way pings are answered while
+///   nobody receives.
 /// - **Sending** waits while the outgoing buffer is over its high-water mark; once the
 ///   session is closing, sending is an error, never a silent drop.
 /// - **Closing**: [`close`](Self::close) runs the closing handshake and returns how the
@@ -34,7 +36,6 @@ use crate::session::Session;
 ///   sees a clean close rather than a lost connection.
 ///
 /// ```no_run
-/// use futures_util::{SinkExt, StreamExt};
 /// use sockeye::{CloseCode, Message};
 ///
 /// # async fn run() -> sockeye::Result<()> {
@@ -89,13 +90,6 @@ impl WebSocket {
     /// Sends a message, waiting while the outgoing buffer is full.
     pub async fn send(&mut self, message: impl Into<Message>) -> Result<()> {
         self.shared.queue(message.into()).await
-    }
-
-    /// Receives the next message; `None` once the session is closing or closed.
-    /// Cancel-safe. While it waits, the calling task reads the socket itself (the
-    /// session's own task reads whenever no `recv` waits, and when one is dropped).
-    pub async fn recv(&mut self) -> Option<Result<Message>> {
-        Recv::new(&self.shared).await
     }
 
     /// Runs the closing handshake with `code` and `reason` and waits until the session is
@@ -279,6 +273,49 @@ fn poll_close(shared: &Shared, cx: &mut Context<'_>) -> Poll<Result<()>> {
     Poll::Pending
 }
 
+/// The receiving side of a handle: `recv()`, the same method as `next()`, and the
+/// [`Stream`] for combinators.
+macro_rules! receive_over_shared {
+    ($handle:ty) => {
+        impl $handle {
+            /// Receives the next message; `None` once the session is closing or closed.
+            /// Cancel-safe. While it waits, the calling task reads the socket itself (the
+            /// session's own task reads whenever no `recv` waits, and when one is dropped).
+            pub fn recv(&mut self) -> impl Future<Output = Option<Result<Message>>> + Unpin + '_ {
+                Recv::new(&self.shared)
+            }
+
+            /// [`recv`](Self::recv) under the name of `StreamExt::next`, which `.next()`
+            /// calls in preference to the trait's method: the idiomatic receive loop reads
+            /// the socket on its own task while it waits. The [`Stream`] implementation,
+            /// for combinators, leaves the reading to the session's task.
+            ///
+            /// ```no_run
+            /// # async fn run(mut ws: sockeye::WebSocket) {
+            /// while let Some(Ok(message)) = ws.next().await {
+            ///     println!("{message:?}");
+            /// }
+            /// # }
+            /// ```
+            #[expect(
+                clippy::should_implement_trait,
+                reason = "the receiving counterpart of `StreamExt::next`, which it shadows"
+            )]
+            pub fn next(&mut self) -> impl Future<Output = Option<Result<Message>>> + Unpin + '_ {
+                self.recv()
+            }
+        }
+
+        impl Stream for $handle {
+            type Item = Result<Message>;
+
+            fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+                poll_recv(&self.shared, cx)
+            }
+        }
+    };
+}
+
 /// The `Sink` of a handle: waits for buffer space, queues into the session, flushes until
 /// the socket took everything, and closes with 1000 Normal Closure, completing once the
 /// session is CLOSED.
@@ -306,13 +343,7 @@ macro_rules! sink_over_shared {
     };
 }
 
-impl Stream for WebSocket {
-    type Item = Result<Message>;
-
-    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        poll_recv(&self.shared, cx)
-    }
-}
+receive_over_shared!(WebSocket);
 
 sink_over_shared!(WebSocket);
 
@@ -375,13 +406,6 @@ impl WebSocketReceiver {
         WebSocketReceiver { shared }
     }
 
-    /// Receives the next message; `None` once the session is closing or closed.
-    /// Cancel-safe. While it waits, the calling task reads the socket itself (the
-    /// session's own task reads whenever no `recv` waits, and when one is dropped).
-    pub async fn recv(&mut self) -> Option<Result<Message>> {
-        Recv::new(&self.shared).await
-    }
-
     /// A cloneable handle on the session.
     pub fn session(&self) -> Session {
         Session::new(self.shared.clone())
@@ -394,10 +418,4 @@ impl Drop for WebSocketReceiver {
     }
 }
 
-impl Stream for WebSocketReceiver {
-    type Item = Result<Message>;
-
-    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        poll_recv(&self.shared, cx)
-    }
-}
+receive_over_shared!(WebSocketReceiver);

@@ -14,7 +14,6 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 use common::{until, url, within};
-use futures_util::StreamExt;
 use sockeye::{ClientBuilder, CloseCode, Message, ServerBuilder};
 
 /// Held by each test for its whole run: the file descriptor counts are process-wide.

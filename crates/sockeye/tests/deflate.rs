@@ -4,7 +4,6 @@
 
 use std::time::Duration;
 
-use futures_util::StreamExt;
 use sockeye::{ClientBuilder, CloseCode, Message, ServerBuilder};
 use sockeye_proto::extension::{DeflateConfig, NegotiationError};
 use sockeye_proto::{HandshakeError, handshake};

@@ -7,7 +7,6 @@ mod common;
 use std::time::Duration;
 
 use common::{CLOSING_SENT, RawPeer, listener, url, within};
-use futures_util::StreamExt;
 use sockeye::{
     ClientBuilder, CloseCode, Config, Error, Initiator, Message, Reject, ServerBuilder, State,
 };

@@ -11,7 +11,6 @@ use common::{
     CLOSING_BOTH, CLOSING_RECEIVED, CLOSING_SENT, Call, RawPeer, Recorder, history_after_open,
     listener, stays_pending, url, within, ws_pair,
 };
-use futures_util::StreamExt;
 use sockeye::{
     ClientBuilder, CloseCode, CloseInfo, Endpoint, Initiator, Message, ServerBuilder, Session,
     State,

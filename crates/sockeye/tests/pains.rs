@@ -270,7 +270,8 @@ enum Receive {
 
 async fn receive(ws: &mut sockeye::WebSocket, how: Receive) -> Option<sockeye::Result<Message>> {
     match how {
-        Receive::Next => ws.next().await,
+        // Through the trait: `ws.next()` is `recv()` under another name.
+        Receive::Next => StreamExt::next(ws).await,
         Receive::Recv => ws.recv().await,
     }
 }

@@ -8,7 +8,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::{Call, Calls, RawPeer, Recorder, url, within};
-use futures_util::StreamExt;
 use sockeye::{CloseCode, Error, Initiator, ServerBuilder};
 use tokio::time::Instant;
 

@@ -1,6 +1,5 @@
 //! A quick end-to-end check: echo over loopback and a clean close.
 
-use futures_util::StreamExt;
 use sockeye::{CloseCode, Message};
 
 #[tokio::test]

@@ -3,7 +3,6 @@
 //! first. The same expectations hold over any transport; `lifecycle.rs` runs them over
 //! loopback TCP, `tls.rs` over TLS.
 
-use futures_util::StreamExt;
 use sockeye::{CloseCode, CloseFrame, CloseInfo, Initiator, Message, Session, State, WebSocket};
 
 use super::{CLOSING_BOTH, CLOSING_RECEIVED, CLOSING_SENT, history_after_open, within};

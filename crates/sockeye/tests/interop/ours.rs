@@ -6,7 +6,6 @@
 use std::future::Future;
 use std::time::Duration;
 
-use futures_util::StreamExt;
 use sockeye::{CloseCode, CloseFrame, CloseInfo, Initiator, Message, ShutdownHandle, WebSocket};
 use tokio::sync::mpsc;
 
