@@ -441,7 +441,7 @@ fn ratio_entry(
     match ratio(mean(&cell[s], &metric), &peer_means) {
         Some(of_means) => {
             let rounds = round_ratios(cell, ours, s, &metric, &ratio);
-            format!("{of_means:.2}{}", range_note(&rounds))
+            format!("{}{}", ratio_text(of_means), range_note(&rounds))
         }
         None => "n/a".to_string(),
     }
@@ -470,7 +470,18 @@ fn range_note(ratios: &[f64]) -> String {
     }
     let low = ratios.iter().copied().fold(f64::INFINITY, f64::min);
     let high = ratios.iter().copied().fold(0.0, f64::max);
-    format!(" ({low:.2}-{high:.2})")
+    format!(" ({}-{})", ratio_text(low), ratio_text(high))
+}
+
+/// A ratio to two places, or, when two places would round it up to 1.00 from below, to
+/// three, cut rather than rounded (0.996 is "0.996", 0.9996 "0.999"): the table must not
+/// show a cell below the best peer as level with it.
+fn ratio_text(ratio: f64) -> String {
+    if ratio < 1.0 && format!("{ratio:.2}") == "1.00" {
+        format!("{:.3}", (ratio * 1000.0).floor() / 1000.0)
+    } else {
+        format!("{ratio:.2}")
+    }
 }
 
 fn render(
@@ -745,6 +756,23 @@ mod tests {
             "no peer to compare with"
         );
         assert_eq!(range_note(&[1.0]), "", "one round has no range");
+    }
+
+    #[test]
+    fn a_ratio_just_below_one_is_not_printed_as_one() {
+        assert_eq!(ratio_text(0.996), "0.996");
+        assert_eq!(ratio_text(0.9996), "0.999");
+        assert_eq!(ratio_text(0.994), "0.99");
+        assert_eq!(ratio_text(1.0), "1.00");
+        assert_eq!(ratio_text(1.0049), "1.00");
+        assert_eq!(ratio_text(1.12), "1.12");
+        assert_eq!(range_note(&[0.9951, 1.004]), " (0.995-1.00)");
+        // The latest run's 1 KiB cell: 121,559 against fastwebsockets' 122,002 msg/s.
+        let cell = vec![vec![sample(121_559.0, 8.2)], vec![sample(122_002.0, 7.8)]];
+        assert_eq!(
+            ratio_entry(&cell, &[0], 0, |s| s.msgs_per_s, rate_ratio),
+            "0.996"
+        );
     }
 
     #[test]
