@@ -441,7 +441,7 @@ fn ratio_entry(
     match ratio(mean(&cell[s], &metric), &peer_means) {
         Some(of_means) => {
             let rounds = round_ratios(cell, ours, s, &metric, &ratio);
-            format!("{}{}", ratio_text(of_means), range_note(&rounds))
+            format!("{}{}", ratio_text(of_means, 2), range_note(&rounds))
         }
         None => "n/a".to_string(),
     }
@@ -470,17 +470,21 @@ fn range_note(ratios: &[f64]) -> String {
     }
     let low = ratios.iter().copied().fold(f64::INFINITY, f64::min);
     let high = ratios.iter().copied().fold(0.0, f64::max);
-    format!(" ({}-{})", ratio_text(low), ratio_text(high))
+    format!(" ({}-{})", ratio_text(low, 2), ratio_text(high, 2))
 }
 
-/// A ratio to two places, or, when two places would round it up to 1.00 from below, to
-/// three, cut rather than rounded (0.996 is "0.996", 0.9996 "0.999"): the table must not
-/// show a cell below the best peer as level with it.
-fn ratio_text(ratio: f64) -> String {
-    if ratio < 1.0 && format!("{ratio:.2}") == "1.00" {
-        format!("{:.3}", (ratio * 1000.0).floor() / 1000.0)
+/// A ratio to `places` decimal places, or, when that would round it up to 1 from below,
+/// to one place more, cut rather than rounded (to two places 0.996 is "0.996" and 0.9996
+/// "0.999"): a table must not show a figure below its peer's as level with it. The
+/// matrix's and the pooled tables print every ratio through here.
+pub(crate) fn ratio_text(ratio: f64, places: usize) -> String {
+    let text = format!("{ratio:.places$}");
+    if ratio < 1.0 && text.starts_with('1') {
+        let more = places + 1;
+        let scale = 10f64.powi(more as i32);
+        format!("{:.more$}", (ratio * scale).floor() / scale)
     } else {
-        format!("{ratio:.2}")
+        text
     }
 }
 
@@ -760,12 +764,16 @@ mod tests {
 
     #[test]
     fn a_ratio_just_below_one_is_not_printed_as_one() {
-        assert_eq!(ratio_text(0.996), "0.996");
-        assert_eq!(ratio_text(0.9996), "0.999");
-        assert_eq!(ratio_text(0.994), "0.99");
-        assert_eq!(ratio_text(1.0), "1.00");
-        assert_eq!(ratio_text(1.0049), "1.00");
-        assert_eq!(ratio_text(1.12), "1.12");
+        assert_eq!(ratio_text(0.996, 2), "0.996");
+        assert_eq!(ratio_text(0.9996, 2), "0.999");
+        assert_eq!(ratio_text(0.994, 2), "0.99");
+        assert_eq!(ratio_text(1.0, 2), "1.00");
+        assert_eq!(ratio_text(1.0049, 2), "1.00");
+        assert_eq!(ratio_text(1.12, 2), "1.12");
+        // To three places, as the pooled means are printed.
+        assert_eq!(ratio_text(0.9996, 3), "0.9996");
+        assert_eq!(ratio_text(0.9994, 3), "0.999");
+        assert_eq!(ratio_text(1.0004, 3), "1.000");
         assert_eq!(range_note(&[0.9951, 1.004]), " (0.995-1.00)");
         // The latest run's 1 KiB cell: 121,559 against fastwebsockets' 122,002 msg/s.
         let cell = vec![vec![sample(121_559.0, 8.2)], vec![sample(122_002.0, 7.8)]];

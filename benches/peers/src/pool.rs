@@ -16,7 +16,7 @@ use std::process::ExitCode;
 
 use clap::ValueEnum;
 
-use crate::matrix::{Cell, rate_ratio};
+use crate::matrix::{Cell, rate_ratio, ratio_text};
 use crate::servers::Server;
 
 /// The arguments of `peers pool`.
@@ -124,8 +124,13 @@ fn pooled(ratios: &[f64]) -> Option<(f64, Option<(f64, f64)>)> {
 
 fn entry(ratios: &[f64]) -> String {
     match pooled(ratios) {
-        Some((mean, Some((low, high)))) => format!("{mean:.3} ({low:.2}-{high:.2})"),
-        Some((mean, None)) => format!("{mean:.3}"),
+        Some((mean, Some((low, high)))) => format!(
+            "{} ({}-{})",
+            ratio_text(mean, 3),
+            ratio_text(low, 2),
+            ratio_text(high, 2)
+        ),
+        Some((mean, None)) => ratio_text(mean, 3),
         None => "n/a".to_string(),
     }
 }
