@@ -73,7 +73,11 @@ def costs(path, inclusive):
     return by_function
 
 echoes, top, inclusive = int(sys.argv[3]), int(sys.argv[4]), sys.argv[5] == "yes"
-print(f"  {(int(sys.argv[7]) - int(sys.argv[6])) / echoes:,.0f} instructions per echo")
+# `echoes` is the difference of the two runs' echoes, twice the first run's.
+first, second = int(sys.argv[6]), int(sys.argv[7])
+print(f"  {(second - first) / echoes:,.0f} instructions per echo")
+print(f"  ({first / (echoes // 2):,.0f} per echo of the first run as a whole, start-up and"
+      " handshakes included)")
 short, long = costs(sys.argv[1], inclusive), costs(sys.argv[2], inclusive)
 per_echo = {name: (long[name] - short[name]) / echoes for name in set(short) | set(long)}
 for name, cost in sorted(per_echo.items(), key=lambda item: -item[1])[:top]:
