@@ -469,6 +469,247 @@ mod tests {
         close(high, highest);
     }
 
+    /// docs/performance-history.md's table of every full run: the runs as its header names
+    /// them (oldest first), and for each load the WebSocket mode's ratios to the best peer
+    /// and the endpoint mode's, as written.
+    struct History {
+        runs: Vec<String>,
+        loads: Vec<Load>,
+    }
+
+    /// One load's row of that table.
+    struct Load {
+        /// The WebSocket mode's ratios.
+        ours: Vec<String>,
+        /// The endpoint mode's.
+        endpoint: Vec<String>,
+    }
+
+    fn history() -> History {
+        let text =
+            std::fs::read_to_string(repository().join("docs/performance-history.md")).unwrap();
+        let table: Vec<Vec<&str>> = text
+            .lines()
+            .skip_while(|line| !line.starts_with("| load | rate ratio: "))
+            .take_while(|line| line.starts_with('|'))
+            .map(|line| line.split('|').map(str::trim).collect())
+            .collect();
+        assert_eq!(table.len(), 8, "a header, a rule and six loads: {table:?}");
+        // "", "load", the runs, the endpoint mode's column, "".
+        let header = &table[0];
+        let columns = header.len();
+        let runs: Vec<String> = header[2..columns - 2]
+            .iter()
+            .map(|run| run.trim_start_matches("rate ratio: ").to_owned())
+            .collect();
+        let loads = table[2..]
+            .iter()
+            .map(|row| {
+                assert_eq!(row.len(), columns, "{row:?}");
+                let endpoint: Vec<String> =
+                    row[columns - 2].split(" / ").map(str::to_owned).collect();
+                assert_eq!(endpoint.len(), runs.len(), "{}: the endpoint mode", row[1]);
+                let ours = row[2..columns - 2]
+                    .iter()
+                    .map(|r| (*r).to_owned())
+                    .collect();
+                Load { ours, endpoint }
+            })
+            .collect();
+        History { runs, loads }
+    }
+
+    /// A kept run's ratios of the means, cell by cell, for one of Sockeye's servers against
+    /// the best peer, as the matrix prints them.
+    fn ratios_of_means(run: &serde_json::Value, ours: &str) -> Vec<String> {
+        let mean = |samples: &serde_json::Value| {
+            let rates: Vec<f64> = samples
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|s| s["msgs_per_s"].as_f64().unwrap())
+                .collect();
+            rates.iter().sum::<f64>() / rates.len() as f64
+        };
+        run["cells"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|cell| {
+                let results = cell["results"].as_object().unwrap();
+                let peers: Vec<f64> = results
+                    .iter()
+                    .filter(|(server, _)| !Server::from_str(server, false).unwrap().is_ours())
+                    .map(|(_, samples)| mean(samples))
+                    .collect();
+                ratio_text(rate_ratio(mean(&results[ours]), &peers).unwrap(), 2)
+            })
+            .collect()
+    }
+
+    /// "twenty-nine" for 29: how the documents write a count of runs (1 to 99).
+    fn number_word(n: usize) -> String {
+        const UNITS: [&str; 20] = [
+            "zero",
+            "one",
+            "two",
+            "three",
+            "four",
+            "five",
+            "six",
+            "seven",
+            "eight",
+            "nine",
+            "ten",
+            "eleven",
+            "twelve",
+            "thirteen",
+            "fourteen",
+            "fifteen",
+            "sixteen",
+            "seventeen",
+            "eighteen",
+            "nineteen",
+        ];
+        const TENS: [&str; 10] = [
+            "", "", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety",
+        ];
+        match n {
+            0..20 => UNITS[n].to_owned(),
+            _ if n.is_multiple_of(10) => TENS[n / 10].to_owned(),
+            _ => format!("{}-{}", TENS[n / 10], UNITS[n % 10]),
+        }
+    }
+
+    #[test]
+    fn numbers_are_written_as_the_documents_write_them() {
+        assert_eq!(number_word(7), "seven");
+        assert_eq!(number_word(29), "twenty-nine");
+        assert_eq!(number_word(30), "thirty");
+        assert_eq!(number_word(33), "thirty-three");
+    }
+
+    #[test]
+    fn the_run_history_gives_each_kept_run_as_its_file_does() {
+        let history = history();
+        for path in kept_runs() {
+            let commit = path.file_stem().unwrap().to_str().unwrap().to_owned();
+            let column = history
+                .runs
+                .iter()
+                .position(|run| *run == format!("`{commit}`"))
+                .unwrap_or_else(|| panic!("the run history has no column for {commit}"));
+            let run = read_run(&path).unwrap();
+            let column_of = |pick: fn(&Load) -> &Vec<String>| {
+                history
+                    .loads
+                    .iter()
+                    .map(|load| pick(load)[column].clone())
+                    .collect::<Vec<String>>()
+            };
+            assert_eq!(
+                column_of(|load| &load.ours),
+                ratios_of_means(&run, "sockeye"),
+                "the run history's column for {commit} is not what its file gives"
+            );
+            assert_eq!(
+                column_of(|load| &load.endpoint),
+                ratios_of_means(&run, "sockeye-endpoint"),
+                "the run history's endpoint figures for {commit} are not what its file gives"
+            );
+        }
+    }
+
+    #[test]
+    fn the_documents_ranges_and_counts_of_runs_are_the_run_history_s() {
+        let History { runs, loads } = history();
+        let count = number_word(runs.len());
+        let capitalised = format!("{}{}", count[..1].to_uppercase(), &count[1..]);
+        let docs = prose("docs/performance.md");
+        let past = prose("docs/performance-history.md");
+        let readme = prose("README.md");
+        for (document, text, said) in [
+            (
+                "docs/performance.md",
+                &docs,
+                format!("{capitalised} full runs are on record"),
+            ),
+            (
+                "docs/performance.md",
+                &docs,
+                format!("the closest of the {count} runs"),
+            ),
+            (
+                "the run history",
+                &past,
+                format!("{capitalised} full runs, for the spread"),
+            ),
+            (
+                "the run history",
+                &past,
+                format!("endpoint mode, the same {count} |"),
+            ),
+        ] {
+            assert!(text.contains(&said), "{document} does not say {said:?}");
+        }
+        // The latest runs the ranges are over: as many as docs/performance.md says.
+        let window = docs
+            .split_once("Over the last ")
+            .and_then(|(_, rest)| rest.split_once(','))
+            .expect("docs/performance.md gives the ranges over the latest runs")
+            .0;
+        let latest = (1..=runs.len())
+            .find(|&n| number_word(n) == window)
+            .unwrap_or_else(|| panic!("{window:?} is not a count of the {} runs", runs.len()));
+        let values = |ratios: &[String]| -> Vec<f64> {
+            ratios[ratios.len() - latest..]
+                .iter()
+                .map(|r| r.parse().unwrap())
+                .collect()
+        };
+        let span = |values: &[f64]| {
+            let low = values.iter().copied().fold(f64::INFINITY, f64::min);
+            let high = values.iter().copied().fold(0.0, f64::max);
+            format!("{low:.2}-{high:.2}")
+        };
+        let cells: Vec<String> = loads.iter().map(|load| span(&values(&load.ours))).collect();
+        let said = format!(
+            "Over the last {window}, Sockeye's WebSocket mode is at {} of the best peer on \
+             20 B, {} on 1 KiB, {} on 10 × 16 KiB, {} and {} on 200 and 500 × 16 KiB, and {} \
+             on 1 MiB;",
+            cells[0], cells[1], cells[2], cells[3], cells[4], cells[5]
+        );
+        assert!(
+            docs.contains(&said),
+            "docs/performance.md does not say {said:?}"
+        );
+        let all = |pick: fn(&Load) -> &Vec<String>| {
+            span(
+                &loads
+                    .iter()
+                    .flat_map(|l| values(pick(l)))
+                    .collect::<Vec<_>>(),
+            )
+        };
+        let said = format!(
+            "Over the {window} latest full runs on a 2-core machine, Sockeye's echo rate per \
+             load is {} of the best peer's (the endpoint mode {})",
+            all(|load| &load.ours),
+            all(|load| &load.endpoint)
+        );
+        assert!(readme.contains(&said), "the README does not say {said:?}");
+        // And what every document says of them: no run has had every cell at 1.0 or more.
+        for (i, run) in runs.iter().enumerate() {
+            assert!(
+                loads
+                    .iter()
+                    .any(|load| load.ours[i].parse::<f64>().unwrap() < 1.0),
+                "the run {run} has every cell at 1.0 or more"
+            );
+        }
+        assert!(docs.contains("no run has had all six at 1.0 or more"));
+    }
+
     #[test]
     fn a_file_that_is_not_a_matrix_run_is_refused() {
         let mut cells = Vec::new();
