@@ -199,7 +199,7 @@ pub(crate) struct Limits {
 #[derive(Default)]
 struct Output {
     /// `None` before the driver starts and after it dropped the transport.
-    io: Option<Pin<Box<dyn AsyncWrite + Send>>>,
+    io: Option<WriteSide>,
     /// Bytes taken from the core, in order, not written yet.
     pending: VecDeque<Bytes>,
     /// Bytes were written since the last flush (TLS keeps records until flushed).
@@ -363,7 +363,7 @@ impl Inner {
             }
         }
         if self.out.unflushed {
-            match io.as_mut().poll_flush(cx) {
+            match Pin::new(io).poll_flush(cx) {
                 Poll::Ready(Ok(())) => self.out.unflushed = false,
                 other => return other,
             }
@@ -859,6 +859,60 @@ impl ReadReady for ReadSide {
     }
 }
 
+/// The write half of a session's transport, shared by the driver and the senders.
+enum WriteSide {
+    /// A TCP stream's own write half: writing takes no lock shared with the reader, and
+    /// calls the socket directly.
+    Tcp(tokio::net::tcp::OwnedWriteHalf),
+    /// Any other stream, split with a lock between its halves.
+    Split(Pin<Box<dyn AsyncWrite + Send>>),
+}
+
+impl AsyncWrite for WriteSide {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            WriteSide::Tcp(wr) => Pin::new(wr).poll_write(cx, buf),
+            WriteSide::Split(wr) => wr.as_mut().poll_write(cx, buf),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            WriteSide::Tcp(wr) => Pin::new(wr).poll_write_vectored(cx, bufs),
+            WriteSide::Split(wr) => wr.as_mut().poll_write_vectored(cx, bufs),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            WriteSide::Tcp(wr) => wr.is_write_vectored(),
+            WriteSide::Split(wr) => wr.is_write_vectored(),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            WriteSide::Tcp(wr) => Pin::new(wr).poll_flush(cx),
+            WriteSide::Split(wr) => wr.as_mut().poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            WriteSide::Tcp(wr) => Pin::new(wr).poll_shutdown(cx),
+            WriteSide::Split(wr) => wr.as_mut().poll_shutdown(cx),
+        }
+    }
+}
+
 /// A write's result, with a write of zero bytes made the error it means (the transport
 /// takes no more): what both the driver's and a sender's writes act on.
 fn write_outcome(result: Poll<std::io::Result<usize>>) -> Poll<std::io::Result<usize>> {
@@ -872,13 +926,13 @@ fn write_outcome(result: Poll<std::io::Result<usize>>) -> Poll<std::io::Result<u
 /// for more; the outcome as [`write_outcome`] gives it. The driver's writes and a sender's
 /// go through here.
 fn write_slices(
-    io: &mut Pin<Box<dyn AsyncWrite + Send>>,
+    io: &mut WriteSide,
     cx: &mut Context<'_>,
     slices: &[IoSlice<'_>],
 ) -> Poll<std::io::Result<usize>> {
     let written = match slices {
-        [one] => io.as_mut().poll_write(cx, one),
-        _ => io.as_mut().poll_write_vectored(cx, slices),
+        [one] => Pin::new(io).poll_write(cx, one),
+        _ => Pin::new(io).poll_write_vectored(cx, slices),
     };
     write_outcome(written)
 }
@@ -887,14 +941,15 @@ fn write_slices(
 /// TCP stream (the common case: `Server`, `connect` to `ws://`) is split into its own
 /// halves, which share no lock; any other stream goes through `tokio::io::split`, whose
 /// halves take a lock at every read and write (a few percent of the instructions of a
-/// small echo, measured with callgrind).
-fn split<S>(stream: S) -> (ReadSide, Pin<Box<dyn AsyncWrite + Send>>)
+/// small echo, measured with callgrind). The TCP halves are kept as they are, not boxed:
+/// a write calls the socket directly.
+fn split<S>(stream: S) -> (ReadSide, WriteSide)
 where
     S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
 {
-    fn tcp(tcp: tokio::net::TcpStream) -> (ReadSide, Pin<Box<dyn AsyncWrite + Send>>) {
+    fn tcp(tcp: tokio::net::TcpStream) -> (ReadSide, WriteSide) {
         let (rd, wr) = tcp.into_split();
-        (ReadSide::Tcp(rd), Box::pin(wr))
+        (ReadSide::Tcp(rd), WriteSide::Tcp(wr))
     }
     let mut slot = Some(stream);
     let any: &mut dyn std::any::Any = &mut slot;
@@ -915,7 +970,10 @@ where
     match slot {
         Some(stream) => {
             let (rd, wr) = tokio::io::split(stream);
-            (ReadSide::Split(Box::pin(rd)), Box::pin(wr))
+            (
+                ReadSide::Split(Box::pin(rd)),
+                WriteSide::Split(Box::pin(wr)),
+            )
         }
         // Only a TCP stream is taken out of the slot, and it returned above.
         None => unreachable!("the transport was taken for a TCP split"),
@@ -1087,7 +1145,7 @@ where
                     return inner.poll_write_out(cx).map(Outcome::Wrote);
                 }
                 match inner.out.io.as_mut() {
-                    Some(io) => io.as_mut().poll_shutdown(cx).map(Outcome::Shut),
+                    Some(io) => Pin::new(io).poll_shutdown(cx).map(Outcome::Shut),
                     None => Poll::Ready(Outcome::Shut(Ok(()))),
                 }
             });
@@ -1685,9 +1743,11 @@ mod read_tests {
     /// between them); any other stream through `tokio::io::split`. Both carry the bytes.
     #[tokio::test]
     async fn a_tcp_stream_is_split_into_its_own_halves() {
+        // Both halves carry bytes; the write half's vectored write, flush and shutdown
+        // reach the stream.
         async fn echo_through(
             rd: &mut ReadSide,
-            wr: &mut Pin<Box<dyn AsyncWrite + Send>>,
+            wr: &mut WriteSide,
             peer: &mut (impl AsyncRead + AsyncWrite + Unpin),
         ) {
             wr.write_all(b"ping").await.unwrap();
@@ -1697,24 +1757,39 @@ mod read_tests {
             peer.write_all(b"pong").await.unwrap();
             rd.read_exact(&mut got).await.unwrap();
             assert_eq!(&got, b"pong");
+            let slices = [IoSlice::new(b"ve"), IoSlice::new(b"ct")];
+            let n = std::future::poll_fn(|cx| write_slices(wr, cx, &slices))
+                .await
+                .unwrap();
+            assert!(n > 0);
+            let mut got = vec![0u8; n];
+            peer.read_exact(&mut got).await.unwrap();
+            assert_eq!(got, &b"vect"[..n]);
+            wr.shutdown().await.unwrap();
+            let mut rest = Vec::new();
+            peer.read_to_end(&mut rest).await.unwrap();
+            assert!(rest.is_empty(), "the peer sees the end after our shutdown");
         }
 
         let (ours, mut theirs) = pair().await;
         let (mut rd, mut wr) = split(ours);
-        assert!(matches!(rd, ReadSide::Tcp(_)));
+        assert!(matches!((&rd, &wr), (ReadSide::Tcp(_), WriteSide::Tcp(_))));
         echo_through(&mut rd, &mut wr, &mut theirs).await;
 
         #[cfg(feature = "tls")]
         {
             let (ours, mut theirs) = pair().await;
             let (mut rd, mut wr) = split(crate::tls::Transport::Plain(ours));
-            assert!(matches!(rd, ReadSide::Tcp(_)));
+            assert!(matches!((&rd, &wr), (ReadSide::Tcp(_), WriteSide::Tcp(_))));
             echo_through(&mut rd, &mut wr, &mut theirs).await;
         }
 
         let (ours, mut theirs) = tokio::io::duplex(1024);
         let (mut rd, mut wr) = split(ours);
-        assert!(matches!(rd, ReadSide::Split(_)));
+        assert!(matches!(
+            (&rd, &wr),
+            (ReadSide::Split(_), WriteSide::Split(_))
+        ));
         echo_through(&mut rd, &mut wr, &mut theirs).await;
     }
 
