@@ -447,6 +447,50 @@ fn ratio_entry(
     }
 }
 
+/// The rate entries of one cell of a kept run (`results`: each server's samples as
+/// `--json` wrote them), for each of Sockeye's servers, as the table printed them: the
+/// ratio of the means to the best peer's, and the range of the rounds' own ratios. The
+/// tests compare the documents' tables of the kept runs with these.
+#[cfg(test)]
+pub(crate) fn kept_rate_entries(
+    results: &serde_json::Map<String, serde_json::Value>,
+) -> Vec<(String, String)> {
+    use clap::ValueEnum;
+    let names: Vec<&String> = results.keys().collect();
+    let cell: Vec<Vec<Sample>> = results
+        .values()
+        .map(|samples| {
+            samples
+                .as_array()
+                .expect("a server's samples")
+                .iter()
+                .map(|json| Sample {
+                    msgs_per_s: json["msgs_per_s"].as_f64().expect("a rate"),
+                    mb_per_s: 0.0,
+                    p99_us: 0.0,
+                    errors: 0,
+                    cpu_us_per_echo: 0.0,
+                    user_us_per_echo: 0.0,
+                    json: json.clone(),
+                })
+                .collect()
+        })
+        .collect();
+    let ours: Vec<usize> = (0..names.len())
+        .filter(|&s| {
+            Server::from_str(names[s], false)
+                .expect("a server")
+                .is_ours()
+        })
+        .collect();
+    ours.iter()
+        .map(|&s| {
+            let entry = ratio_entry(&cell, &ours, s, |x| x.msgs_per_s, rate_ratio);
+            (names[s].clone(), entry)
+        })
+        .collect()
+}
+
 /// Rate: ours over the fastest peer's.
 pub(crate) fn rate_ratio(ours: f64, peers: &[f64]) -> Option<f64> {
     let best = peers.iter().copied().fold(0.0, f64::max);

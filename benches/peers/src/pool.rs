@@ -519,31 +519,31 @@ mod tests {
         History { runs, loads }
     }
 
-    /// A kept run's ratios of the means, cell by cell, for one of Sockeye's servers against
-    /// the best peer, as the matrix prints them.
-    fn ratios_of_means(run: &serde_json::Value, ours: &str) -> Vec<String> {
-        let mean = |samples: &serde_json::Value| {
-            let rates: Vec<f64> = samples
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|s| s["msgs_per_s"].as_f64().unwrap())
-                .collect();
-            rates.iter().sum::<f64>() / rates.len() as f64
-        };
+    /// A kept run's rate entries, cell by cell, for one of Sockeye's servers, as the
+    /// runner's table printed them: "0.97 (0.81-1.07)".
+    fn rate_entries(run: &serde_json::Value, ours: &str) -> Vec<String> {
         run["cells"]
             .as_array()
             .unwrap()
             .iter()
             .map(|cell| {
-                let results = cell["results"].as_object().unwrap();
-                let peers: Vec<f64> = results
-                    .iter()
-                    .filter(|(server, _)| !Server::from_str(server, false).unwrap().is_ours())
-                    .map(|(_, samples)| mean(samples))
-                    .collect();
-                ratio_text(rate_ratio(mean(&results[ours]), &peers).unwrap(), 2)
+                let entries =
+                    crate::matrix::kept_rate_entries(cell["results"].as_object().unwrap());
+                let (_, entry) = entries
+                    .into_iter()
+                    .find(|(server, _)| server == ours)
+                    .unwrap();
+                entry
             })
+            .collect()
+    }
+
+    /// The ratio of the means alone, without the rounds' range: "0.97 (0.81-1.07)" gives
+    /// "0.97".
+    fn of_means(entries: &[String]) -> Vec<String> {
+        entries
+            .iter()
+            .map(|e| e.split_once(' ').map_or(e.as_str(), |(m, _)| m).to_owned())
             .collect()
     }
 
@@ -589,17 +589,45 @@ mod tests {
         assert_eq!(number_word(33), "thirty-three");
     }
 
+    /// The rate entries of the table of the run `commit` in `text`, where the text has one
+    /// (the run's section, which says "Every figure is in `benches/runs/COMMIT.json`" and
+    /// shows the runner's tables after it): for the WebSocket and endpoint modes, load by
+    /// load.
+    fn own_table(text: &str, commit: &str) -> Option<(Vec<String>, Vec<String>)> {
+        let (_, section) =
+            text.split_once(&format!("figure is in `benches/runs/{commit}.json`"))?;
+        let table = first_table(section);
+        let header: Vec<&str> = table[0].split('|').map(str::trim).collect();
+        let column = |name: &str| header.iter().position(|h| *h == name).unwrap();
+        let (ours, endpoint) = (
+            column("sockeye / best peer"),
+            column("sockeye-endpoint / best peer"),
+        );
+        let rows = rows(&table);
+        Some((
+            rows.iter().map(|r| r[ours].to_owned()).collect(),
+            rows.iter().map(|r| r[endpoint].to_owned()).collect(),
+        ))
+    }
+
     #[test]
     fn the_run_history_gives_each_kept_run_as_its_file_does() {
         let history = history();
+        let past =
+            std::fs::read_to_string(repository().join("docs/performance-history.md")).unwrap();
+        let page = std::fs::read_to_string(repository().join("docs/performance.md")).unwrap();
+        let mut tables = 0;
         for path in kept_runs() {
             let commit = path.file_stem().unwrap().to_str().unwrap().to_owned();
+            let run = read_run(&path).unwrap();
+            let ours = rate_entries(&run, "sockeye");
+            let endpoint = rate_entries(&run, "sockeye-endpoint");
+            // The table of every run: the ratios of the means.
             let column = history
                 .runs
                 .iter()
                 .position(|run| *run == format!("`{commit}`"))
                 .unwrap_or_else(|| panic!("the run history has no column for {commit}"));
-            let run = read_run(&path).unwrap();
             let column_of = |pick: fn(&Load) -> &Vec<String>| {
                 history
                     .loads
@@ -609,15 +637,27 @@ mod tests {
             };
             assert_eq!(
                 column_of(|load| &load.ours),
-                ratios_of_means(&run, "sockeye"),
+                of_means(&ours),
                 "the run history's column for {commit} is not what its file gives"
             );
             assert_eq!(
                 column_of(|load| &load.endpoint),
-                ratios_of_means(&run, "sockeye-endpoint"),
+                of_means(&endpoint),
                 "the run history's endpoint figures for {commit} are not what its file gives"
             );
+            // The run's own table, where the documents keep one: in its section of the
+            // run history, or as the performance page's latest.
+            let own = own_table(&past, &commit).or_else(|| own_table(&page, &commit));
+            if let Some(own) = own {
+                tables += 1;
+                assert_eq!(
+                    own,
+                    (ours, endpoint),
+                    "the table of the run at {commit} is not what its file gives"
+                );
+            }
         }
+        assert!(tables >= 10, "the kept runs' own tables: {tables}");
     }
 
     #[test]
