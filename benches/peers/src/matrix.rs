@@ -264,8 +264,16 @@ async fn run_all(args: MatrixArgs) -> Result<(), String> {
         .unwrap_or_default();
     println!("{table}");
     println!("Host: {}", host.describe());
+    let peers = peer_versions(&servers);
+    if !peers.is_empty() {
+        let listed: Vec<String> = peers
+            .iter()
+            .map(|(name, v)| format!("{name} {v}"))
+            .collect();
+        println!("Peers: {}", listed.join(", "));
+    }
     if let Some(path) = &args.json {
-        let json = to_json(&args, &servers, &samples, &memory, &host);
+        let json = to_json(&args, &servers, &samples, &memory, &host, &peers);
         std::fs::write(path, format!("{json:#}\n"))
             .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     }
@@ -699,12 +707,21 @@ fn host_cpu(cpuinfo: &str) -> HostCpu {
     host
 }
 
+/// The crate and version of each peer among `servers`, in their order.
+fn peer_versions(servers: &[Server]) -> Vec<(&'static str, String)> {
+    servers
+        .iter()
+        .filter_map(|server| Some((server.peer_crate()?, server.peer_version()?)))
+        .collect()
+}
+
 fn to_json(
     args: &MatrixArgs,
     servers: &[Server],
     samples: &[Vec<Vec<Sample>>],
     memory: &[(Server, Result<Memory, String>)],
     host: &HostCpu,
+    peers: &[(&'static str, String)],
 ) -> serde_json::Value {
     let cells: Vec<serde_json::Value> = args
         .cells
@@ -757,6 +774,10 @@ fn to_json(
         "cells": cells,
         "idle_memory": memory,
         "host": host.to_json(),
+        "peer_versions": peers
+            .iter()
+            .map(|(name, version)| ((*name).to_owned(), version.as_str().into()))
+            .collect::<serde_json::Map<String, serde_json::Value>>(),
     })
 }
 

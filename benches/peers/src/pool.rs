@@ -417,6 +417,29 @@ mod tests {
             "only kept runs: {runs:?}"
         );
         assert!(runs.len() < kept.len(), "a part of the kept runs");
+        // The runs that record the peers' versions (those made since the runner writes
+        // them) must be in the command exactly when they measured the version it names.
+        let section_prose = section.split_whitespace().collect::<Vec<_>>().join(" ");
+        let (_, named_version) = section_prose
+            .split_once("runs against tokio-websockets ")
+            .expect("docs/performance.md names the version");
+        let version = named_version.split_whitespace().next().unwrap_or_default();
+        assert!(
+            !version.is_empty() && version.chars().all(|c| c.is_ascii_digit() || c == '.'),
+            "a version: {version:?}"
+        );
+        for run in &kept {
+            let json = read_run(run).unwrap();
+            if let Some(recorded) = json["peer_versions"]["tokio-websockets"].as_str() {
+                let named = runs.iter().any(|r| r.file_name() == run.file_name());
+                assert_eq!(
+                    named,
+                    recorded == version,
+                    "{}: tokio-websockets {recorded}, named: {named}",
+                    run.display()
+                );
+            }
+        }
         let report = report_of(&runs);
         let documented = first_table(below);
         assert_eq!(documented.len(), 8, "a header, a rule and six cells");

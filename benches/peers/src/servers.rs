@@ -12,6 +12,27 @@ use std::time::Duration;
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::{TcpListener, TcpStream};
 
+/// The workspace's lock file as this binary was built with it.
+const LOCK_FILE: &str = include_str!("../../../Cargo.lock");
+
+/// The versions of the package `name` in a `Cargo.lock` (one, unless the graph holds
+/// several).
+fn locked_versions<'a>(lock: &'a str, name: &str) -> Vec<&'a str> {
+    let quoted = |line: &'a str, key: &str| {
+        line.strip_prefix(key)?
+            .trim()
+            .strip_prefix("= \"")?
+            .strip_suffix('"')
+    };
+    lock.split("[[package]]")
+        .filter_map(|package| {
+            let mut lines = package.lines().map(str::trim);
+            let found = lines.clone().find_map(|line| quoted(line, "name"))?;
+            (found == name).then(|| lines.find_map(|line| quoted(line, "version")))?
+        })
+        .collect()
+}
+
 /// The servers this crate can run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub(crate) enum Server {
@@ -32,6 +53,24 @@ impl Server {
     /// with).
     pub(crate) fn is_ours(self) -> bool {
         matches!(self, Server::Sockeye | Server::SockeyeEndpoint)
+    }
+
+    /// The crate a peer's server is built on, as `Cargo.lock` names it; `None` for ours.
+    pub(crate) fn peer_crate(self) -> Option<&'static str> {
+        match self {
+            Server::Sockeye | Server::SockeyeEndpoint => None,
+            Server::Tungstenite => Some("tokio-tungstenite"),
+            Server::Fastwebsockets => Some("fastwebsockets"),
+            Server::TokioWebsockets => Some("tokio-websockets"),
+        }
+    }
+
+    /// The version of the peer's crate this binary was built with (read from the
+    /// workspace's `Cargo.lock` at build time), so that a run records what it measured;
+    /// `None` for ours.
+    pub(crate) fn peer_version(self) -> Option<String> {
+        let versions = locked_versions(LOCK_FILE, self.peer_crate()?);
+        Some(versions.join(" and "))
     }
 
     /// The name on the command line and in the tables.
@@ -208,7 +247,34 @@ async fn tokio_websockets_echo(stream: TcpStream) {
 
 #[cfg(test)]
 mod tests {
+    use clap::ValueEnum;
+
     use super::*;
+
+    #[test]
+    fn a_peer_s_version_is_read_from_the_lock_file() {
+        let lock = "version = 4\n\n[[package]]\nname = \"fastwebsockets\"\nversion = \"0.10.0\"\n\
+                    source = \"registry\"\n\n[[package]]\nname = \"tokio\"\nversion = \"1.0.0\"\n\n\
+                    [[package]]\nname = \"tokio-websockets\"\nversion = \"0.12.3\"\n\n\
+                    [[package]]\nname = \"tokio-websockets\"\nversion = \"0.13.3\"\n";
+        assert_eq!(locked_versions(lock, "fastwebsockets"), ["0.10.0"]);
+        assert_eq!(
+            locked_versions(lock, "tokio-websockets"),
+            ["0.12.3", "0.13.3"]
+        );
+        assert!(locked_versions(lock, "tokio-tungstenite").is_empty());
+        // This build's: one version of each peer's crate, none for ours.
+        for server in Server::value_variants() {
+            let version = server.peer_version();
+            assert_eq!(version.is_none(), server.is_ours(), "{server:?}");
+            if let Some(version) = version {
+                assert!(
+                    !version.is_empty() && !version.contains(" and "),
+                    "{server:?}: {version:?}"
+                );
+            }
+        }
+    }
 
     #[test]
     fn timers_are_refused_for_a_peer() {
