@@ -314,27 +314,52 @@ async fn bench_one(
             output.status
         )
     })?;
-    let number = |key: &str| json.get(key).and_then(serde_json::Value::as_f64);
-    let per_echo = |seconds: f64| match number("echoes_total") {
+    let per_echo = |seconds: f64| match json.get("echoes_total").and_then(|e| e.as_f64()) {
         Some(echoes) if echoes > 0.0 => seconds * 1e6 / echoes,
         _ => 0.0,
     };
-    Ok(Sample {
-        msgs_per_s: number("msgs_per_s").unwrap_or(0.0),
-        mb_per_s: number("mb_per_s").unwrap_or(0.0),
-        p99_us: json
-            .get("latency_us")
-            .and_then(|l| l.get("p99"))
-            .and_then(serde_json::Value::as_f64)
-            .unwrap_or(0.0),
-        errors: json
-            .get("errors")
-            .and_then(serde_json::Value::as_u64)
-            .unwrap_or(0),
-        cpu_us_per_echo: per_echo(cpu),
-        user_us_per_echo: per_echo(user),
-        json,
-    })
+    let (cpu_us, user_us) = (per_echo(cpu), per_echo(user));
+    Ok(Sample::from_bench(json, cpu_us, user_us))
+}
+
+impl Sample {
+    /// A sample from `sockeye bench --json`'s result, with the server's CPU and user time
+    /// per echo measured beside it.
+    fn from_bench(json: serde_json::Value, cpu_us_per_echo: f64, user_us_per_echo: f64) -> Sample {
+        let number = |key: &str| json.get(key).and_then(serde_json::Value::as_f64);
+        Sample {
+            msgs_per_s: number("msgs_per_s").unwrap_or(0.0),
+            mb_per_s: number("mb_per_s").unwrap_or(0.0),
+            p99_us: json
+                .get("latency_us")
+                .and_then(|l| l.get("p99"))
+                .and_then(serde_json::Value::as_f64)
+                .unwrap_or(0.0),
+            errors: json
+                .get("errors")
+                .and_then(serde_json::Value::as_u64)
+                .unwrap_or(0),
+            cpu_us_per_echo,
+            user_us_per_echo,
+            json,
+        }
+    }
+
+    /// A sample as a run's `--json` file keeps it: the bench result with the server's
+    /// times per echo added (see `to_json`).
+    #[cfg(test)]
+    fn from_kept(json: &serde_json::Value) -> Sample {
+        let time = |key: &str| {
+            json.get(key)
+                .and_then(serde_json::Value::as_f64)
+                .unwrap_or(0.0)
+        };
+        let (cpu, user) = (
+            time("server_cpu_us_per_echo"),
+            time("server_user_us_per_echo"),
+        );
+        Sample::from_bench(json.clone(), cpu, user)
+    }
 }
 
 /// The user and system time of a `/proc/PID/stat` line, in clock ticks: fields 14 and 15,
@@ -472,15 +497,7 @@ pub(crate) fn kept_rate_entries(
                 .as_array()
                 .expect("a server's samples")
                 .iter()
-                .map(|json| Sample {
-                    msgs_per_s: json["msgs_per_s"].as_f64().expect("a rate"),
-                    mb_per_s: 0.0,
-                    p99_us: 0.0,
-                    errors: 0,
-                    cpu_us_per_echo: 0.0,
-                    user_us_per_echo: 0.0,
-                    json: json.clone(),
-                })
+                .map(Sample::from_kept)
                 .collect()
         })
         .collect();
