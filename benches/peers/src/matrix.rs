@@ -314,7 +314,7 @@ async fn bench_one(
             output.status
         )
     })?;
-    let per_echo = |seconds: f64| match json.get("echoes_total").and_then(|e| e.as_f64()) {
+    let per_echo = |seconds: f64| match number(&json, "echoes_total") {
         Some(echoes) if echoes > 0.0 => seconds * 1e6 / echoes,
         _ => 0.0,
     };
@@ -322,14 +322,18 @@ async fn bench_one(
     Ok(Sample::from_bench(json, cpu_us, user_us))
 }
 
+/// The number under `key` in a bench result or a kept sample, if it is one.
+fn number(json: &serde_json::Value, key: &str) -> Option<f64> {
+    json.get(key).and_then(serde_json::Value::as_f64)
+}
+
 impl Sample {
     /// A sample from `sockeye bench --json`'s result, with the server's CPU and user time
     /// per echo measured beside it.
     fn from_bench(json: serde_json::Value, cpu_us_per_echo: f64, user_us_per_echo: f64) -> Sample {
-        let number = |key: &str| json.get(key).and_then(serde_json::Value::as_f64);
         Sample {
-            msgs_per_s: number("msgs_per_s").unwrap_or(0.0),
-            mb_per_s: number("mb_per_s").unwrap_or(0.0),
+            msgs_per_s: number(&json, "msgs_per_s").unwrap_or(0.0),
+            mb_per_s: number(&json, "mb_per_s").unwrap_or(0.0),
             p99_us: json
                 .get("latency_us")
                 .and_then(|l| l.get("p99"))
@@ -349,11 +353,7 @@ impl Sample {
     /// times per echo added (see `to_json`).
     #[cfg(test)]
     fn from_kept(json: &serde_json::Value) -> Sample {
-        let time = |key: &str| {
-            json.get(key)
-                .and_then(serde_json::Value::as_f64)
-                .unwrap_or(0.0)
-        };
+        let time = |key: &str| number(json, key).unwrap_or(0.0);
         let (cpu, user) = (
             time("server_cpu_us_per_echo"),
             time("server_user_us_per_echo"),
