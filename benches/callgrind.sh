@@ -10,25 +10,32 @@
 # benches/callgrind-steady.sh does that, function by function.
 #
 #   cargo build --release -p sockeye-cli -p sockeye-bench-peers
-#   bash benches/callgrind.sh [--cache] [--out FILE] SERVER CONNECTIONS SIZE ECHOES
+#   bash benches/callgrind.sh [--cache] [--i1 SIZE,WAYS,LINE] [--instr] [--out FILE] \
+#       SERVER CONNECTIONS SIZE ECHOES
 #
 # e.g. `bash benches/callgrind.sh --cache sockeye 200 16KiB 10000`. SERVER is one of
 # `peers serve`'s (sockeye, sockeye-endpoint, tungstenite, fastwebsockets,
 # tokio-websockets); the load is `sockeye bench -c CONNECTIONS -s SIZE -n ECHOES`. FILE
-# keeps callgrind's output for `callgrind_annotate` (by default it is removed). Needs
-# valgrind.
+# keeps callgrind's output for `callgrind_annotate` (by default it is removed). --i1
+# simulates a first-level instruction cache of that geometry instead of the host's
+# (implies --cache); --instr records the counts instruction by instruction, by address
+# (benches/hot-code.sh reads them). Needs valgrind.
 set -euo pipefail
 
 usage() {
-    sed -n '2,19p' "$0" >&2
+    sed -n '2,22p' "$0" >&2
     exit 2
 }
 
 cache=0
 out=""
+i1=""
+instr=0
 while [[ $# -gt 0 && $1 == --* ]]; do
     case $1 in
         --cache) cache=1; shift ;;
+        --i1) [[ $# -ge 2 && $2 =~ ^[0-9]+,[0-9]+,[0-9]+$ ]] || usage; i1=$2; cache=1; shift 2 ;;
+        --instr) instr=1; shift ;;
         --out) [[ $# -ge 2 ]] || usage; out=$2; shift 2 ;;
         *) usage ;;
     esac
@@ -53,6 +60,8 @@ trap cleanup EXIT
 
 options=(--tool=callgrind "--callgrind-out-file=$keep_out")
 ((cache)) && options+=(--cache-sim=yes --LL=1048576,8,64)
+[[ -n $i1 ]] && options+=("--I1=$i1")
+((instr)) && options+=(--dump-instr=yes --compress-pos=no)
 valgrind "${options[@]}" "$peers" serve "$server" --addr 127.0.0.1:0 \
     > "$work/server.log" 2>&1 &
 pid=$!
