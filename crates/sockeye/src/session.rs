@@ -47,8 +47,11 @@ impl Session {
 
     /// Queues a message, waiting while the outgoing buffer is over its high-water mark
     /// (backpressure). Fails with [`Error::Send`] once the session is closing or closed.
-    pub async fn send(&self, message: impl Into<Message>) -> Result<()> {
-        self.shared.queue(message.into()).await
+    pub fn send(
+        &self,
+        message: impl Into<Message>,
+    ) -> impl Future<Output = Result<()>> + Send + Unpin + '_ {
+        self.shared.queue(message.into())
     }
 
     /// Starts the closing handshake (RFC 6455 7.1.2). Returns at once; see

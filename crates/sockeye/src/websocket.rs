@@ -88,8 +88,11 @@ impl WebSocket {
     }
 
     /// Sends a message, waiting while the outgoing buffer is full.
-    pub async fn send(&mut self, message: impl Into<Message>) -> Result<()> {
-        self.shared.queue(message.into()).await
+    pub fn send(
+        &mut self,
+        message: impl Into<Message>,
+    ) -> impl Future<Output = Result<()>> + Send + Unpin + '_ {
+        self.shared.queue(message.into())
     }
 
     /// Runs the closing handshake with `code` and `reason` and waits until the session is
@@ -365,8 +368,11 @@ impl WebSocketSender {
     }
 
     /// Sends a message, waiting while the outgoing buffer is full.
-    pub async fn send(&mut self, message: impl Into<Message>) -> Result<()> {
-        self.shared.queue(message.into()).await
+    pub fn send(
+        &mut self,
+        message: impl Into<Message>,
+    ) -> impl Future<Output = Result<()>> + Send + Unpin + '_ {
+        self.shared.queue(message.into())
     }
 
     /// Closes the session (once, for both halves) and waits for the outcome.
