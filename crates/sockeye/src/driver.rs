@@ -643,8 +643,19 @@ impl Shared {
 
     /// Queues a message if the buffer has room; gives it back when it has not.
     pub(crate) fn try_queue(&self, message: Message) -> Result<Option<Message>> {
+        self.offer(message, None)
+    }
+
+    /// Queues a message if the buffer has room, under one lock; gives it back when it has
+    /// not, after registering `waiter` (if any) to be woken when room is made. Inlined, so
+    /// that each caller's copy is specialised to its `waiter`.
+    #[inline(always)]
+    fn offer(&self, message: Message, waiter: Option<&Waker>) -> Result<Option<Message>> {
         let mut inner = self.lock();
         if inner.must_wait_for_room() {
+            if let Some(waker) = waiter {
+                inner.wait(waker);
+            }
             return Ok(Some(message));
         }
         inner.conn.send(message)?;
@@ -725,15 +736,13 @@ impl Future for Queue<'_> {
         let Some(message) = this.message.take() else {
             return Poll::Ready(Ok(()));
         };
-        let mut inner = this.shared.lock();
-        if inner.must_wait_for_room() {
-            inner.wait(cx.waker());
-            this.message = Some(message);
-            return Poll::Pending;
+        match this.shared.offer(message, Some(cx.waker()))? {
+            None => Poll::Ready(Ok(())),
+            Some(back) => {
+                this.message = Some(back);
+                Poll::Pending
+            }
         }
-        inner.conn.send(message)?;
-        this.shared.written_or_handed_over(inner);
-        Poll::Ready(Ok(()))
     }
 }
 
