@@ -12,7 +12,7 @@
 #   cargo build --release -p sockeye-cli -p sockeye-bench-peers
 #   bash benches/hot-code.sh SERVER CONNECTIONS SIZE ECHOES
 #
-# e.g. `bash benches/hot-code.sh sockeye 200 16KiB 10000` (two to three minutes), then the
+# e.g. `bash benches/hot-code.sh sockeye 200 16KiB 10000` (under a minute), then the
 # same with `tokio-websockets`. Needs valgrind.
 set -euo pipefail
 
