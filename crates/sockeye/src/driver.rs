@@ -474,7 +474,7 @@ impl Inner {
     /// Whether a message must wait for buffer space: the session can still send and the
     /// queue is over its high-water mark. A session that can no longer send refuses
     /// messages at once instead (sending after close is an error, not a wait).
-    fn must_wait_for_room(&self) -> bool {
+    pub(crate) fn must_wait_for_room(&self) -> bool {
         self.conn.can_send()
             && !self.finished
             && self.buffered() > self.limits.write_buffer_high_water

@@ -28,8 +28,11 @@ use crate::session::Session;
 ///   `StreamExt::next(&mut ws)`) leaves the reading to the session's task, which then
 ///   wakes the reader (a task switch per message). Either way pings are answered while
 ///   nobody receives.
-/// - **Sending** waits while the outgoing buffer is over its high-water mark; once the
-///   session is closing, sending is an error, never a silent drop.
+/// - **Sending**, by the `send` methods or the `Sink` alike, waits while the outgoing
+///   buffer is over its high-water mark. Once our Close is queued, sending is an error,
+///   never a silent drop. After the peer's Close, the messages that arrived before it can
+///   still be answered until the stream has yielded its end; the reply to the peer's Close
+///   follows those answers.
 /// - **Closing**: [`close`](Self::close) runs the closing handshake and returns how the
 ///   session ended. **Dropping** every handle without closing sends a 1001 Close and
 ///   finishes the handshake in the background, bounded by the close timeout, so the peer
@@ -227,16 +230,14 @@ fn take_message(
 
 fn poll_ready(shared: &Shared, cx: &mut Context<'_>) -> Poll<Result<()>> {
     let mut inner = shared.lock();
-    match inner.conn.state() {
-        State::Closing { .. } => return Poll::Ready(Err(sockeye_proto::SendError::Closing.into())),
-        State::Closed => return Poll::Ready(Err(sockeye_proto::SendError::Closed.into())),
-        _ => {}
+    // The core decides whether a message may be sent now; the buffer's room is the only
+    // thing to wait for.
+    inner.conn.check_send()?;
+    if inner.must_wait_for_room() {
+        inner.wait(cx.waker());
+        return Poll::Pending;
     }
-    if inner.finished || inner.buffered() <= inner.limits.write_buffer_high_water {
-        return Poll::Ready(Ok(()));
-    }
-    inner.wait(cx.waker());
-    Poll::Pending
+    Poll::Ready(Ok(()))
 }
 
 fn start_send(shared: &Shared, message: Message) -> Result<()> {

@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{CLOSING_SENT, RawPeer, listener, url, within};
+use common::{CLOSING_SENT, RawPeer, listener, server_with_raw_client, url, within};
 use sockeye::{
     ClientBuilder, CloseCode, Config, Error, Initiator, Message, Reject, ServerBuilder, State,
 };
@@ -20,15 +20,7 @@ fn lost() -> sockeye_proto::Error {
 
 #[tokio::test]
 async fn server_session_fails_with_1006_when_the_client_drops_tcp_mid_message() {
-    let (listener, addr) = listener().await;
-    let (server, mut peer) = tokio::join!(
-        async {
-            let (stream, _) = listener.accept().await.unwrap();
-            sockeye::accept(stream).await
-        },
-        RawPeer::connect(addr),
-    );
-    let mut server = server.unwrap();
+    let (mut server, mut peer) = server_with_raw_client().await;
 
     // The header of a 1000-byte message and only part of its payload.
     let frame = peer.encode(true, OpCode::Binary, &[7; 1000]);

@@ -7,7 +7,10 @@ mod common;
 
 use std::time::Duration;
 
-use common::{RawPeer, listener, small_buffer_listener, stays_pending, url, within, ws_pair};
+use common::{
+    RawPeer, listener, server_with_raw_client, small_buffer_listener, stays_pending, url, within,
+    ws_pair,
+};
 use futures_util::{SinkExt, StreamExt};
 use sockeye::{ClientBuilder, CloseCode, Config, Error, Initiator, Message, ServerBuilder, State};
 use sockeye_proto::SendError;
@@ -384,16 +387,57 @@ async fn sending_after_close_is_an_error_never_ok() {
 }
 
 #[tokio::test]
-async fn sending_after_the_connection_was_lost_is_an_error() {
-    let (listener, addr) = listener().await;
-    let (server, peer) = tokio::join!(
-        async {
-            let (stream, _) = listener.accept().await.unwrap();
-            sockeye::accept(stream).await
-        },
-        RawPeer::connect(addr),
+async fn the_sink_answers_what_arrived_before_the_peers_close_as_send_does() {
+    // Two messages and the peer's Close in one write: the server's core has taken in the
+    // Close (CLOSING, its reply still to come) when the application reads the first
+    // message. Its answers go out before the reply (RFC 6455 5.5.1: an endpoint may
+    // delay its Close until its current message is sent), through the Sink as through
+    // `send`; once the reply is out, both refuse with the same error.
+    let (mut server, mut peer) = server_with_raw_client().await;
+    let mut batch = peer.encode(true, OpCode::Text, b"by the sink");
+    batch.extend(peer.encode(true, OpCode::Text, b"by send"));
+    batch.extend(peer.encode(true, OpCode::Close, &1000u16.to_be_bytes()));
+    peer.write_raw(&batch).await;
+
+    let first = within("the first message", server.next())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        server.session().state(),
+        State::Closing {
+            close_sent: false,
+            close_received: true
+        }
     );
-    let mut server = server.unwrap();
+    within("the Sink's send", SinkExt::send(&mut server, first))
+        .await
+        .unwrap();
+    let second = within("the second message", server.next())
+        .await
+        .unwrap()
+        .unwrap();
+    server.send(second).await.unwrap();
+    // Taking the Close sends the reply: from then on neither way may send.
+    assert!(within("the Close", server.next()).await.is_none());
+    let result = SinkExt::send(&mut server, Message::Text("too late".into())).await;
+    assert!(is_send_error(&result), "{result:?}");
+    let result = server.send("too late").await;
+    assert!(is_send_error(&result), "{result:?}");
+
+    for expected in ["by the sink", "by send"] {
+        let frame = peer.expect_frame().await;
+        assert_eq!(
+            (frame.opcode, frame.payload.as_slice()),
+            (OpCode::Text, expected.as_bytes())
+        );
+    }
+    assert_eq!(peer.expect_close().await.0, Some(1000));
+}
+
+#[tokio::test]
+async fn sending_after_the_connection_was_lost_is_an_error() {
+    let (mut server, peer) = server_with_raw_client().await;
     drop(peer);
     within("the outcome", server.session().closed()).await;
     assert!(matches!(

@@ -598,13 +598,7 @@ impl Connection {
     /// Queues a message. Allowed in CONNECTED and OPEN; an error before the handshake
     /// completes and once our Close frame is sent (5.5.1: no data after Close).
     pub fn send(&mut self, message: Message) -> Result<(), SendError> {
-        if !self.can_send() {
-            return Err(match self.state {
-                State::New | State::Connecting => SendError::NotOpen,
-                State::Closed => SendError::Closed,
-                _ => SendError::Closing,
-            });
-        }
+        self.check_send()?;
         let (opcode, payload) = match message {
             Message::Text(text) => (OpCode::Text, Bytes::from(text)),
             Message::Binary(data) => (OpCode::Binary, data),
@@ -620,17 +614,27 @@ impl Connection {
         Ok(())
     }
 
-    /// Whether [`send`](Self::send) accepts a message now: in CONNECTED and OPEN, and in
-    /// CLOSING while our reply to the peer's Close is still to come (5.5.1: an endpoint
-    /// "MAY delay sending a Close frame until its current message is sent").
-    pub fn can_send(&self) -> bool {
+    /// Whether [`send`](Self::send) accepts a message now, and if not, the error it
+    /// returns: it does in CONNECTED and OPEN, and in CLOSING while our reply to the
+    /// peer's Close is still to come (5.5.1: an endpoint "MAY delay sending a Close frame
+    /// until its current message is sent"); not before the handshake completed, nor once
+    /// our Close is queued (5.5.1: no data after Close).
+    pub fn check_send(&self) -> Result<(), SendError> {
         match self.state {
-            State::Connected | State::Open => true,
+            State::Connected | State::Open => Ok(()),
             State::Closing {
                 close_sent: false, ..
-            } => self.reply_pending.is_some(),
-            _ => false,
+            } if self.reply_pending.is_some() => Ok(()),
+            State::New | State::Connecting => Err(SendError::NotOpen),
+            State::Closing { .. } => Err(SendError::Closing),
+            State::Closed => Err(SendError::Closed),
         }
+    }
+
+    /// Whether [`send`](Self::send) accepts a message now: see
+    /// [`check_send`](Self::check_send).
+    pub fn can_send(&self) -> bool {
+        self.check_send().is_ok()
     }
 
     /// Starts the closing handshake with `code` and `reason` (7.1.2).

@@ -73,6 +73,19 @@ pub(crate) async fn listener() -> (TcpListener, SocketAddr) {
     (listener, addr)
 }
 
+/// A server session of ours (default settings) with a [`RawPeer`] client on loopback.
+pub(crate) async fn server_with_raw_client() -> (WebSocket, RawPeer) {
+    let (listener, addr) = listener().await;
+    let (server, peer) = tokio::join!(
+        async {
+            let (stream, _) = listener.accept().await.unwrap();
+            sockeye::accept(stream).await
+        },
+        RawPeer::connect(addr),
+    );
+    (server.unwrap(), peer)
+}
+
 /// A listener whose accepted sockets have kernel buffers of about `size` bytes each way,
 /// so that a peer that stops reading (or writing) is felt after little data.
 pub(crate) fn small_buffer_listener(size: u32) -> (TcpListener, SocketAddr) {

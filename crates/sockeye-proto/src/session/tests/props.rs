@@ -317,10 +317,17 @@ fn apply(pair: &mut Pair, op: Op) {
             // Invariant 3: nothing after our Close; before our reply to the peer's Close,
             // sending is still allowed (5.5.1).
             let replying = !state.close_sent() && conn.close_reply_pending();
+            let checked = conn.check_send();
             let result = conn.send(message.clone());
             let allowed = matches!(state, State::Connected | State::Open) || replying;
             let too_long = !message.is_data() && message.as_bytes().len() > 125;
             assert_eq!(result.is_ok(), allowed && !too_long, "{state} {result:?}");
+            // The check the runtime's Sink makes before a send is the send's own: it
+            // allows what the send allows and refuses with the send's error.
+            assert_eq!(checked.is_ok(), allowed, "{state} {checked:?}");
+            if let Err(refused) = checked {
+                assert_eq!(result, Err(refused), "{state}");
+            }
         }
         Op::Close(role, code) => {
             let (conn, _) = pair.side(role);
