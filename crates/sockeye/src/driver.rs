@@ -167,6 +167,9 @@ pub(crate) struct Inner {
     pub(crate) handles: usize,
     /// A Close event waits for the reader to handle the messages received before it.
     holding_close: bool,
+    /// The application closed the session: a peer's Close no longer waits for the reader
+    /// (it will not answer the messages before it), and its reply goes out at once.
+    close_asked: bool,
     /// Handles that receive (a WebSocket, a receiving half). With none, received messages
     /// are dropped and nothing waits for a reader.
     readers: usize,
@@ -465,10 +468,11 @@ impl Inner {
         }
     }
 
-    /// Whether the application has handled every message received so far: it took them
-    /// all and asked for the next one, or no handle is left to read.
+    /// Whether the application is done with the messages received so far: it took them
+    /// all and asked for the next one, it closed the session, or no handle is left to
+    /// read.
     fn reader_caught_up(&self) -> bool {
-        self.readers == 0 || (self.incoming.is_empty() && self.reader_asked)
+        self.readers == 0 || self.close_asked || (self.incoming.is_empty() && self.reader_asked)
     }
 
     /// Whether a message must wait for buffer space: the session can still send and the
@@ -533,6 +537,7 @@ impl Shared {
                 handles: 0,
                 readers: 0,
                 holding_close: false,
+                close_asked: false,
                 abort: false,
                 // Nothing was handed to the reader yet, so it has handled everything.
                 reader_asked: true,
@@ -625,10 +630,15 @@ impl Shared {
     }
 
     /// Starts the closing handshake and wakes the driver, and the senders waiting for
-    /// buffer space: they can no longer send and must be told so now.
+    /// buffer space: they can no longer send and must be told so now. Closing again does
+    /// nothing (the core's close is idempotent), but for refusing an invalid code.
     pub(crate) fn close(&self, code: CloseCode, reason: &str) -> Result<()> {
         let mut inner = self.lock();
         inner.conn.close(code, reason, now())?;
+        if inner.close_asked {
+            return Ok(());
+        }
+        inner.close_asked = true;
         inner.wake_all(&self.wakes);
         drop(inner);
         self.wake_driver();
@@ -1225,10 +1235,10 @@ where
 ///
 /// A protocol violation of the peer takes effect when its Close event is taken (see
 /// [`Connection::poll_event`]). That event is held back until the application has taken
-/// every message received before it and asks for the next one (or no handle is left), so
-/// that it can still answer them: then the Close frame follows the answers. The core's
-/// close timeout bounds the wait; the reader's next ask (or its handle's drop) wakes the
-/// driver.
+/// every message received before it and asks for the next one (or closes the session
+/// itself, or no handle is left), so that it can still answer them: then the Close frame
+/// follows the answers. The core's close timeout bounds the wait; the reader's next ask,
+/// the application's close or its handle's drop wakes the driver.
 fn queue_events(inner: &mut Inner, wakes: &Wakes) {
     loop {
         if (inner.conn.failure_pending() || inner.conn.close_reply_pending())

@@ -257,18 +257,9 @@ fn poll_flush(shared: &Shared, cx: &mut Context<'_>) -> Poll<Result<()>> {
 }
 
 fn poll_close(shared: &Shared, cx: &mut Context<'_>) -> Poll<Result<()>> {
-    {
-        let mut inner = shared.lock();
-        if inner.finished {
-            return Poll::Ready(Ok(()));
-        }
-        if matches!(inner.conn.state(), State::Connected | State::Open) {
-            let now = crate::driver::now();
-            inner.conn.close(CloseCode::NORMAL, "", now)?;
-            drop(inner);
-            shared.wake_driver();
-        }
-    }
+    // The first poll starts the closing handshake as `close` does; the next ones find it
+    // started and wait for its end.
+    shared.close(CloseCode::NORMAL, "")?;
     let mut inner = shared.lock();
     if inner.finished {
         return Poll::Ready(Ok(()));

@@ -8,8 +8,8 @@ mod common;
 use std::time::Duration;
 
 use common::{
-    RawPeer, listener, server_with_raw_client, small_buffer_listener, stays_pending, url, within,
-    ws_pair,
+    RawPeer, listener, server_with_raw_client, small_buffer_listener, stays_pending, until, url,
+    within, ws_pair,
 };
 use futures_util::{SinkExt, StreamExt};
 use sockeye::{ClientBuilder, CloseCode, Config, Error, Initiator, Message, ServerBuilder, State};
@@ -433,6 +433,61 @@ async fn the_sink_answers_what_arrived_before_the_peers_close_as_send_does() {
         );
     }
     assert_eq!(peer.expect_close().await.0, Some(1000));
+}
+
+#[tokio::test]
+async fn closing_with_unread_messages_before_the_peers_close_answers_it_at_once() {
+    closing_with_unread_messages_before_the_peers_close(false).await;
+}
+
+#[tokio::test]
+async fn closing_the_sink_with_unread_messages_before_the_peers_close_answers_it_at_once() {
+    closing_with_unread_messages_before_the_peers_close(true).await;
+}
+
+/// A message and the peer's Close in one write; the application closes (`close`, or
+/// `SinkExt::close` if `by_sink`) without reading the message. The reply to the peer's
+/// Close goes out now, not after the close timeout, and the message is still delivered
+/// before the end.
+async fn closing_with_unread_messages_before_the_peers_close(by_sink: bool) {
+    let (mut server, mut peer) = server_with_raw_client().await;
+    let mut batch = peer.encode(true, OpCode::Text, b"unread");
+    batch.extend(peer.encode(true, OpCode::Close, &1000u16.to_be_bytes()));
+    peer.write_raw(&batch).await;
+    until("the peer's Close to be read", || {
+        server.session().state() != State::Open
+    })
+    .await;
+
+    let start = Instant::now();
+    let closing = async {
+        if by_sink {
+            SinkExt::close(&mut server).await.unwrap();
+            server.close_info().unwrap()
+        } else {
+            server.close(CloseCode::NORMAL, "").await.unwrap()
+        }
+    };
+    let (info, ()) = tokio::join!(within("the close", closing), async move {
+        // The reply, then the server closes TCP first (7.1.1); then so does the peer.
+        assert_eq!(peer.expect_close().await.0, Some(1000));
+        peer.expect_eof().await;
+    });
+    assert!(
+        start.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        start.elapsed()
+    );
+    assert!(info.clean, "{info:?}");
+    assert_eq!(info.initiator, Initiator::Remote);
+    assert_eq!(
+        within("the unread message", server.next())
+            .await
+            .unwrap()
+            .unwrap(),
+        Message::Text("unread".into())
+    );
+    assert!(server.next().await.is_none());
 }
 
 #[tokio::test]
