@@ -32,7 +32,9 @@ use crate::session::Session;
 ///   buffer is over its high-water mark. Once our Close is queued, sending is an error,
 ///   never a silent drop. After the peer's Close, the messages that arrived before it can
 ///   still be answered until the stream has yielded its end; the reply to the peer's Close
-///   follows those answers.
+///   follows those answers. The `Sink`'s flush completes once everything queued was
+///   written, and fails with the session's error if it failed first (what was still
+///   queued may be lost).
 /// - **Closing**: [`close`](Self::close) runs the closing handshake and returns how the
 ///   session ended. **Dropping** every handle without closing sends a 1001 Close and
 ///   finishes the handshake in the background, bounded by the close timeout, so the peer
@@ -249,7 +251,13 @@ fn start_send(shared: &Shared, message: Message) -> Result<()> {
 
 fn poll_flush(shared: &Shared, cx: &mut Context<'_>) -> Poll<Result<()>> {
     let mut inner = shared.lock();
-    if inner.finished || inner.buffered() == 0 {
+    if inner.finished {
+        // The transport is gone. A clean close wrote everything queued before its Close
+        // frame; after a failure, what was still queued may never have been written.
+        let failure = inner.conn.close_info().and_then(|info| info.error.clone());
+        return Poll::Ready(failure.map_or(Ok(()), |error| Err(Error::from_session(error))));
+    }
+    if inner.buffered() == 0 {
         return Poll::Ready(Ok(()));
     }
     inner.wait(cx.waker());

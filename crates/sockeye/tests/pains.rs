@@ -668,8 +668,10 @@ async fn server_session_is_closed_promptly_with_1006_when_the_peer_vanishes() {
     assert_eq!(session.state(), State::Closed);
 }
 
-#[tokio::test]
-async fn a_blocked_send_fails_when_the_peer_that_never_read_vanishes() {
+/// A server session whose output buffer is over its high-water mark (64 KiB) in front of
+/// a client that never reads, with the close timeout and linger long enough not to end
+/// the session by themselves; the message it was filled with.
+async fn a_full_buffer_before_a_peer_that_never_reads() -> (sockeye::WebSocket, RawPeer, Message) {
     let mut config = Config {
         write_buffer_high_water: 64 * 1024,
         linger: Duration::from_secs(30),
@@ -681,6 +683,12 @@ async fn a_blocked_send_fails_when_the_peer_that_never_read_vanishes() {
     tokio::time::pause();
     fill(&mut server, &message, 1 << 20).await;
     tokio::time::resume();
+    (server, peer, message)
+}
+
+#[tokio::test]
+async fn a_blocked_send_fails_when_the_peer_that_never_read_vanishes() {
+    let (server, peer, message) = a_full_buffer_before_a_peer_that_never_reads().await;
 
     let session = server.session();
     let blocked = tokio::spawn(async move { session.send(message).await });
@@ -696,6 +704,29 @@ async fn a_blocked_send_fails_when_the_peer_that_never_read_vanishes() {
         .expect("the session's task did not finish");
     assert_eq!(info.code, CloseCode::ABNORMAL);
     assert!(info.error.is_some());
+}
+
+#[tokio::test]
+async fn a_flush_fails_when_the_peer_vanishes_before_the_output_was_written() {
+    // The Sink's flush is done when everything queued was written; when the transport
+    // ends first, what was queued is lost, and the flush says so.
+    let (mut server, peer, _) = a_full_buffer_before_a_peer_that_never_reads().await;
+
+    let flushing = tokio::spawn(async move { SinkExt::flush(&mut server).await });
+    drop(peer);
+    let result = tokio::time::timeout(Duration::from_secs(2), flushing)
+        .await
+        .expect("the flush did not end")
+        .unwrap();
+    assert!(
+        matches!(
+            result,
+            Err(Error::Failed(
+                sockeye_proto::Error::Transport(_) | sockeye_proto::Error::ConnectionLost
+            ))
+        ),
+        "{result:?}"
+    );
 }
 
 #[tokio::test]
