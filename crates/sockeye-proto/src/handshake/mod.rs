@@ -23,7 +23,10 @@ use base64::engine::general_purpose::STANDARD;
 use sha1::{Digest as _, Sha1};
 
 pub use client::{ClientRequest, Response, generate_key, parse_response, validate_response};
-pub use server::{Accept, Reject, Request, encode_accept, encode_reject, parse_request};
+pub use server::{
+    Accept, Reject, Request, accept_fields, encode_accept, encode_reject, parse_request,
+    validate_request,
+};
 
 /// The GUID appended to the key (RFC 6455 1.3).
 pub const WEBSOCKET_GUID: &str = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";

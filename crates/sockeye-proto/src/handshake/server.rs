@@ -4,11 +4,11 @@ use super::{HandshakeError, HandshakeLimits, accept_key};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
-use http::HeaderMap;
 use http::header::{
     CONNECTION, HOST, ORIGIN, SEC_WEBSOCKET_EXTENSIONS, SEC_WEBSOCKET_KEY, SEC_WEBSOCKET_PROTOCOL,
     SEC_WEBSOCKET_VERSION, UPGRADE,
 };
+use http::{HeaderMap, Version};
 
 /// Header names [`encode_accept`] writes itself, or that a 101 may not carry; extra headers
 /// may not use them.
@@ -94,16 +94,57 @@ pub fn parse_request(
         Ok(httparse::Status::Partial) => return http1::incomplete(buf, limits),
         Err(error) => return Err(http1::parse_error(error, limits)),
     };
+    let version = match parsed.version {
+        Some(1) => Version::HTTP_11,
+        _ => Version::HTTP_10,
+    };
+    let method = parsed.method.unwrap_or("");
+    let path = parsed.path.unwrap_or("");
+    let headers = http1::header_map(parsed.headers)?;
+    let request = validate_request(method, version, path, headers)?;
+    Ok(Some((request, head_len)))
+}
+
+/// Validates a request whose head another HTTP implementation parsed (an upgrade request
+/// in hyper, say): the checks [`parse_request`] makes once it has parsed the head, with the
+/// same errors, whose [`status`](HandshakeError::status) is the HTTP status to answer
+/// with. `version` must be HTTP/1.1 (the upgrade mechanism of RFC 6455 is HTTP/1.1's).
+///
+/// ```
+/// use http::{HeaderMap, HeaderValue, Version};
+/// use sockeye_proto::handshake::{Accept, accept_fields, validate_request};
+///
+/// let mut headers = HeaderMap::new();
+/// for (name, value) in [
+///     ("host", "example.com"),
+///     ("upgrade", "websocket"),
+///     ("connection", "Upgrade"),
+///     ("sec-websocket-version", "13"),
+///     ("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ=="),
+/// ] {
+///     headers.insert(name, HeaderValue::from_static(value));
+/// }
+/// let request = validate_request("GET", Version::HTTP_11, "/chat", headers).unwrap();
+/// let fields = accept_fields(&request, &Accept::default()).unwrap();
+/// assert!(fields.contains(&("Sec-WebSocket-Accept".into(), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=".into())));
+///
+/// let refused = validate_request("POST", Version::HTTP_11, "/chat", HeaderMap::new());
+/// assert_eq!(refused.unwrap_err().status(), 405);
+/// ```
+pub fn validate_request(
+    method: &str,
+    version: Version,
+    path: &str,
+    headers: HeaderMap,
+) -> Result<Request, HandshakeError> {
     // 4.2.1 item 1: an HTTP/1.1 or higher GET request.
-    if parsed.version != Some(1) {
+    if version != Version::HTTP_11 {
         return Err(HandshakeError::UnsupportedHttpVersion);
     }
-    let method = parsed.method.unwrap_or("");
     if method != "GET" {
         return Err(HandshakeError::MethodNotGet(method.to_owned()));
     }
-    let path = parsed.path.unwrap_or("").to_owned();
-    let headers = http1::header_map(parsed.headers)?;
+    let path = path.to_owned();
 
     // 4.2.1 item 2: a Host header field.
     match http1::single(&headers, &HOST, "Host")? {
@@ -157,14 +198,13 @@ pub fn parse_request(
     }
     let extensions = http1::list_items(&headers, &SEC_WEBSOCKET_EXTENSIONS);
 
-    let request = Request {
+    Ok(Request {
         path,
         headers,
         key,
         subprotocols,
         extensions,
-    };
-    Ok(Some((request, head_len)))
+    })
 }
 
 /// How the server accepts.
@@ -178,21 +218,37 @@ pub struct Accept {
     pub headers: Vec<(String, String)>,
 }
 
-/// Writes the 101 response (4.2.2): the status line, Upgrade, Connection,
-/// Sec-WebSocket-Accept, Sec-WebSocket-Protocol when a subprotocol is selected,
-/// Sec-WebSocket-Extensions when extensions are accepted, the extra headers in order, and
-/// the blank line.
-///
-/// Everything is checked before anything is written, so on error `out` is unchanged:
-/// the subprotocol must be one the client offered (`UnofferedSubprotocol`), each extension
-/// a valid value (`InvalidExtension`) whose name the client offered (`UnofferedExtension`),
-/// and each extra header a token name with a one-line value, not one the handshake writes
-/// itself nor Content-Length or Transfer-Encoding (`InvalidHeader`).
+/// Writes the 101 response (4.2.2): the status line, the header fields of
+/// [`accept_fields`] in their order, and the blank line. On error `out` is unchanged.
 pub fn encode_accept(
     request: &Request,
     accept: &Accept,
     out: &mut Vec<u8>,
 ) -> Result<(), HandshakeError> {
+    let fields = accept_fields(request, accept)?;
+    // 4.2.2 item 5.1.
+    out.extend_from_slice(b"HTTP/1.1 101 Switching Protocols\r\n");
+    for (name, value) in &fields {
+        http1::write_field(out, name, value);
+    }
+    out.extend_from_slice(b"\r\n");
+    Ok(())
+}
+
+/// The header fields of the 101 response (4.2.2): Upgrade, Connection,
+/// Sec-WebSocket-Accept, Sec-WebSocket-Protocol when a subprotocol is selected,
+/// Sec-WebSocket-Extensions when extensions are accepted, then the extra headers in
+/// order. For a response another HTTP implementation writes (see [`validate_request`]).
+///
+/// Checks first: the subprotocol must be one the client offered (`UnofferedSubprotocol`),
+/// each extension a valid value (`InvalidExtension`) whose name the client offered
+/// (`UnofferedExtension`), and each extra header a token name with a one-line value, not
+/// one the handshake writes itself nor Content-Length or Transfer-Encoding
+/// (`InvalidHeader`).
+pub fn accept_fields(
+    request: &Request,
+    accept: &Accept,
+) -> Result<Vec<(String, String)>, HandshakeError> {
     if let Some(subprotocol) = &accept.subprotocol {
         // 4.2.2 item 5.4: the selected subprotocol must be one the client offered.
         if !request.subprotocols.contains(subprotocol) {
@@ -215,30 +271,26 @@ pub fn encode_accept(
         http1::check_extra_header(name, value, RESERVED_ACCEPT_HEADERS)?;
     }
 
-    // 4.2.2 item 5.1-5.4.
-    out.extend_from_slice(b"HTTP/1.1 101 Switching Protocols\r\n");
-    http1::write_field(out, "Upgrade", "websocket");
-    http1::write_field(out, "Connection", "Upgrade");
-    http1::write_field(
-        out,
-        "Sec-WebSocket-Accept",
-        &accept_key(request.key.as_bytes()),
-    );
+    // 4.2.2 item 5.2-5.4.
+    let mut fields = vec![
+        ("Upgrade".to_owned(), "websocket".to_owned()),
+        ("Connection".to_owned(), "Upgrade".to_owned()),
+        (
+            "Sec-WebSocket-Accept".to_owned(),
+            accept_key(request.key.as_bytes()),
+        ),
+    ];
     if let Some(subprotocol) = &accept.subprotocol {
-        http1::write_field(out, "Sec-WebSocket-Protocol", subprotocol);
+        fields.push(("Sec-WebSocket-Protocol".to_owned(), subprotocol.clone()));
     }
     if !accept.extensions.is_empty() {
-        http1::write_field(
-            out,
-            "Sec-WebSocket-Extensions",
-            &accept.extensions.join(", "),
-        );
+        fields.push((
+            "Sec-WebSocket-Extensions".to_owned(),
+            accept.extensions.join(", "),
+        ));
     }
-    for (name, value) in &accept.headers {
-        http1::write_field(out, name, value);
-    }
-    out.extend_from_slice(b"\r\n");
-    Ok(())
+    fields.extend(accept.headers.iter().cloned());
+    Ok(fields)
 }
 
 /// How the server refuses.

@@ -383,6 +383,25 @@ impl Connection {
         conn
     }
 
+    /// A session whose opening handshake was made by another HTTP implementation (an
+    /// upgrade in hyper, say; see [`handshake::validate_request`] and
+    /// [`handshake::accept_fields`]): it starts CONNECTED at `now`, with the idle and
+    /// keepalive timers of `config` running. No extension is in use, whatever the
+    /// handshake said, so none may have been agreed to. A client masks its frames with
+    /// keys from a CSPRNG seeded by the operating system.
+    pub fn after_handshake(role: Role, config: Config, now: Instant) -> Connection {
+        let rng = (role == Role::Client).then(rand::make_rng);
+        let mut conn = Connection::new(role, config, rng);
+        conn.handshake = HandshakePhase::Done;
+        // Through CONNECTING as any session, whose invariants hold for a moment too.
+        conn.timers.handshake = Some(now + conn.config.handshake_timeout);
+        conn.set_state(State::Connecting);
+        conn.enter_connected(now);
+        // CONNECTED is told to whoever made the handshake, not to this session's user.
+        conn.events.clear();
+        conn
+    }
+
     /// Which end of the connection this is.
     pub fn role(&self) -> Role {
         self.role

@@ -80,6 +80,21 @@ impl Pair {
         }
     }
 
+    /// A pair whose opening handshake was made elsewhere: both sides CONNECTED from the
+    /// start ([`Connection::after_handshake`]), nothing written yet.
+    pub(crate) fn after_handshake(config: Config) -> Pair {
+        let now = Instant::now();
+        Pair {
+            client: Connection::after_handshake(Role::Client, config.clone(), now),
+            server: Connection::after_handshake(Role::Server, config, now),
+            now,
+            client_log: Log::default(),
+            server_log: Log::default(),
+            step: 0,
+            auto_open: true,
+        }
+    }
+
     /// A pair that has completed the opening handshake, both sides OPEN.
     pub(crate) fn open() -> Pair {
         Pair::open_with(Config::default())

@@ -1174,3 +1174,67 @@ fn client_answers_message_received_before_the_peers_close() {
 fn server_answers_message_received_before_the_peers_close() {
     answers_message_received_before_the_peers_close(Role::Server);
 }
+
+#[test]
+fn sessions_after_a_handshake_made_elsewhere_talk_and_close_cleanly() {
+    let mut pair = Pair::after_handshake(Config::default());
+    for conn in [&mut pair.client, &mut pair.server] {
+        assert_eq!(
+            conn.history(),
+            [State::New, State::Connecting, State::Connected]
+        );
+        assert!(conn.poll_transmit().is_none(), "no handshake is written");
+    }
+    pair.client.open();
+    pair.server.open();
+    pair.client.send(Message::Text("hello".into())).unwrap();
+    pair.run();
+    assert_eq!(pair.server_log.messages(), [&Message::Text("hello".into())]);
+    pair.server
+        .send(Message::Binary(Bytes::from_static(b"\x01\x02")))
+        .unwrap();
+    pair.client
+        .close(CloseCode::NORMAL, "done", pair.now)
+        .unwrap();
+    pair.run();
+    assert_eq!(
+        pair.client_log.messages(),
+        [&Message::Binary(Bytes::from_static(b"\x01\x02"))]
+    );
+    // Each side keeps its role's rules: the client masks, the server does not.
+    let client_frames = decode_frames(&pair.client_log.wrote);
+    let server_frames = decode_frames(&pair.server_log.wrote);
+    assert!(
+        client_frames.iter().all(|frame| frame.3),
+        "{client_frames:?}"
+    );
+    assert!(
+        server_frames.iter().all(|frame| !frame.3),
+        "{server_frames:?}"
+    );
+    for (conn, log) in [
+        (&pair.client, &pair.client_log),
+        (&pair.server, &pair.server_log),
+    ] {
+        assert_eq!(conn.state(), State::Closed);
+        let infos = log.close_events();
+        assert_eq!(infos.len(), 1);
+        assert!(infos[0].clean, "{:?}", infos[0]);
+        assert_eq!(infos[0].code, CloseCode::NORMAL);
+    }
+}
+
+#[test]
+fn a_server_after_a_handshake_made_elsewhere_refuses_unmasked_frames() {
+    let mut pair = Pair::after_handshake(Config::default());
+    pair.server.open();
+    let now = pair.now;
+    pair.server
+        .receive_data(&frame(true, OpCode::Text, b"unmasked", None), now);
+    pair.drain_events(Role::Server);
+    pair.drain_transmits(Role::Server);
+    let out = decode_frames(&pair.server_log.wrote);
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].1, OpCode::Close);
+    assert_eq!(&out[0].2[..2], &1002u16.to_be_bytes());
+}
