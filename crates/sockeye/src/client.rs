@@ -251,6 +251,17 @@ impl ClientBuilder {
         Ok((spawn_websocket(shared, stream), response))
     }
 
+    /// A client session on a stream whose opening handshake was made elsewhere (by an
+    /// HTTP client that performed the upgrade). The session starts OPEN with this
+    /// builder's settings and masks its frames; no extension is used (offer none), and
+    /// TLS, if any, is the stream's. Must be called within a tokio runtime.
+    pub fn after_handshake<S>(&self, stream: S) -> WebSocket
+    where
+        S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+    {
+        crate::websocket::after_handshake(sockeye_proto::Role::Client, &self.config, stream)
+    }
+
     /// Connects (to a `ws://` or `wss://` URL) and runs `endpoint`'s callbacks on the session's task. If connecting
     /// fails, `on_error` then `on_close` (1006, not clean) are called, as browsers do
     /// (DESIGN.md invariant 5), and the error is returned too.

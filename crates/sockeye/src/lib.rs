@@ -84,7 +84,9 @@ pub use websocket::{WebSocket, WebSocketReceiver, WebSocketSender};
 pub use rustls;
 
 pub use sockeye_proto::Config as ProtocolConfig;
-pub use sockeye_proto::handshake::{Accept, Reject, Request, Response};
+pub use sockeye_proto::handshake::{
+    Accept, Reject, Request, Response, accept_fields, validate_request,
+};
 pub use sockeye_proto::{CloseCode, CloseFrame, CloseInfo, Initiator, Message, State};
 
 /// The repository README's examples, compiled as doc tests so they cannot rot.

@@ -266,6 +266,34 @@ impl ServerBuilder {
         Ok(spawn_websocket(shared, stream))
     }
 
+    /// A session on a stream whose opening handshake another HTTP server made: an upgrade
+    /// in hyper or axum, say. The session starts OPEN with this builder's settings; the
+    /// request validation and the 101 response are the caller's
+    /// ([`validate_request`](crate::validate_request) and
+    /// [`accept_fields`](crate::accept_fields) make them as
+    /// [`accept`](Self::accept) does). No extension is used (accept none, and no
+    /// compression: `deflate` does not apply here), and TLS, if any, is the stream's.
+    /// Must be called within a tokio runtime: the session's task is spawned on it.
+    ///
+    /// ```no_run
+    /// # async fn run(upgraded: tokio::net::TcpStream) {
+    /// // `upgraded`: the connection after the 101 response, e.g. hyper's `Upgraded`
+    /// // wrapped in `hyper_util::rt::TokioIo`.
+    /// let mut ws = sockeye::ServerBuilder::new().after_handshake(upgraded);
+    /// while let Some(Ok(message)) = ws.next().await {
+    ///     if ws.send(message).await.is_err() {
+    ///         break;
+    ///     }
+    /// }
+    /// # }
+    /// ```
+    pub fn after_handshake<S>(&self, stream: S) -> WebSocket
+    where
+        S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+    {
+        crate::websocket::after_handshake(sockeye_proto::Role::Server, &self.config, stream)
+    }
+
     /// Runs the opening handshake, then `endpoint`'s callbacks on the session's task.
     pub async fn accept_endpoint<S, E>(&self, stream: S, endpoint: E) -> Result<Session>
     where

@@ -2,6 +2,8 @@
 //! compression over loopback, offers written by hand, and the client's refusal (Close 1010)
 //! of a response it cannot accept.
 
+mod common;
+
 use std::time::Duration;
 
 use sockeye::{ClientBuilder, CloseCode, Message, ServerBuilder};
@@ -17,13 +19,7 @@ const LIMIT: Duration = Duration::from_secs(10);
 async fn echo_server(builder: ServerBuilder) -> String {
     let server = builder.bind("127.0.0.1:0").await.unwrap();
     let addr = server.local_addr().unwrap();
-    tokio::spawn(server.serve(|mut ws| async move {
-        while let Some(Ok(message)) = ws.next().await {
-            if ws.send(message).await.is_err() {
-                break;
-            }
-        }
-    }));
+    tokio::spawn(server.serve(common::echo));
     format!("ws://{addr}/")
 }
 

@@ -1,18 +1,14 @@
 //! A quick end-to-end check: echo over loopback and a clean close.
 
+mod common;
+
 use sockeye::{CloseCode, Message};
 
 #[tokio::test]
 async fn echo_round_trip_and_clean_close() {
     let server = sockeye::Server::bind("127.0.0.1:0").await.unwrap();
     let addr = server.local_addr().unwrap();
-    tokio::spawn(server.serve(|mut ws| async move {
-        while let Some(Ok(message)) = ws.next().await {
-            if ws.send(message).await.is_err() {
-                break;
-            }
-        }
-    }));
+    tokio::spawn(server.serve(common::echo));
     let (mut ws, response) = sockeye::connect(&format!("ws://{addr}/")).await.unwrap();
     assert_eq!(response.status, 101);
     for i in 0..100 {

@@ -497,6 +497,15 @@ pub(crate) async fn until(what: &str, mut condition: impl FnMut() -> bool) {
     .await;
 }
 
+/// A server handler that echoes every message until the stream ends or a send fails.
+pub(crate) async fn echo(mut ws: WebSocket) {
+    while let Some(Ok(message)) = ws.next().await {
+        if ws.send(message).await.is_err() {
+            break;
+        }
+    }
+}
+
 // ----- a well-behaved client -----
 
 /// A client of ours that behaves: it sends numbered messages and checks each echo while

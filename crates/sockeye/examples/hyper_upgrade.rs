@@ -1,0 +1,111 @@
+//! WebSocket on an HTTP server of its own: hyper serves the HTTP requests, and the
+//! WebSocket upgrades it hands over become Sockeye sessions (an echo here). The
+//! request is checked and the 101 response made by Sockeye's handshake functions, so a
+//! bad upgrade gets the same HTTP status as from `sockeye::Server`.
+//!
+//! ```sh
+//! cargo run -p sockeye --example hyper_upgrade         # http://127.0.0.1:9002
+//! cargo run -p sockeye --example client -- ws://127.0.0.1:9002/ws
+//! curl http://127.0.0.1:9002/                          # a plain HTTP answer
+//! ```
+
+use std::convert::Infallible;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::header::UPGRADE;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+
+#[tokio::main]
+async fn main() -> std::io::Result<()> {
+    let addr = std::env::args().nth(1);
+    let listener = TcpListener::bind(addr.as_deref().unwrap_or("127.0.0.1:9002")).await?;
+    println!(
+        "HTTP on http://{0}/, WebSocket echo on ws://{0}/ws",
+        listener.local_addr()?
+    );
+    serve(listener).await
+}
+
+/// Serves HTTP/1.1 on `listener`'s connections, each on a task of its own.
+pub(crate) async fn serve(listener: TcpListener) -> std::io::Result<()> {
+    loop {
+        let (stream, _) = listener.accept().await?;
+        tokio::spawn(async move {
+            let connection = http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service_fn(handle))
+                // Keeps the connection for the upgrade once the 101 response is out.
+                .with_upgrades();
+            if let Err(error) = connection.await {
+                eprintln!("HTTP connection failed: {error}");
+            }
+        });
+    }
+}
+
+/// Upgrades requests for `/ws` that ask for it; answers every other request itself.
+async fn handle(request: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+    if request.uri().path() == "/ws" && request.headers().contains_key(UPGRADE) {
+        return Ok(upgrade(request));
+    }
+    Ok(Response::new(Full::new(Bytes::from_static(
+        b"a WebSocket echo is at /ws\n",
+    ))))
+}
+
+/// Checks the upgrade request as RFC 6455 4.2.1 asks, answers 101 with the headers of
+/// 4.2.2, and runs the session once hyper hands the connection over.
+fn upgrade(mut request: Request<Incoming>) -> Response<Full<Bytes>> {
+    let checked = sockeye::validate_request(
+        request.method().as_str(),
+        request.version(),
+        request.uri().path(),
+        request.headers().clone(),
+    );
+    let fields = checked.and_then(|ws_request| {
+        // A subprotocol or extra headers would go in this `Accept`; no extension may be
+        // accepted, since the session uses none.
+        sockeye::accept_fields(&ws_request, &sockeye::Accept::default())
+    });
+    let fields = match fields {
+        Ok(fields) => fields,
+        Err(error) => {
+            // 400, 405, 426 or 505, with the reason as the body.
+            let status = StatusCode::from_u16(error.status()).unwrap_or(StatusCode::BAD_REQUEST);
+            let mut response = Response::new(Full::new(Bytes::from(error.to_string())));
+            *response.status_mut() = status;
+            return response;
+        }
+    };
+    let upgrading = hyper::upgrade::on(&mut request);
+    tokio::spawn(async move {
+        let upgraded = match upgrading.await {
+            Ok(upgraded) => upgraded,
+            Err(error) => return eprintln!("upgrade failed: {error}"),
+        };
+        let mut ws = sockeye::ServerBuilder::new().after_handshake(TokioIo::new(upgraded));
+        while let Some(Ok(message)) = ws.next().await {
+            if ws.send(message).await.is_err() {
+                break;
+            }
+        }
+        println!("session closed: {}", ws.session().closed().await);
+    });
+    let mut response = Response::new(Full::new(Bytes::new()));
+    *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    // `accept_fields` checked every name and value; none is skipped here.
+    for (name, value) in fields {
+        if let (Ok(name), Ok(value)) = (
+            hyper::header::HeaderName::from_bytes(name.as_bytes()),
+            hyper::header::HeaderValue::from_str(&value),
+        ) {
+            response.headers_mut().append(name, value);
+        }
+    }
+    response
+}
