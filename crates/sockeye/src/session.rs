@@ -82,7 +82,8 @@ impl Session {
         self.shared.lock().conn.peer_closed_first()
     }
 
-    /// The subprotocol agreed in the handshake.
+    /// The subprotocol agreed in the handshake; `None` for a session started
+    /// `after_handshake`, whose handshake this session did not see.
     pub fn subprotocol(&self) -> Option<String> {
         self.shared.lock().conn.subprotocol().map(str::to_owned)
     }

@@ -137,7 +137,8 @@ pub fn validate_request(
     path: &str,
     headers: HeaderMap,
 ) -> Result<Request, HandshakeError> {
-    // 4.2.1 item 1: an HTTP/1.1 or higher GET request.
+    // 4.2.1 item 1: an HTTP/1.1 or higher GET request. Higher versions upgrade with
+    // RFC 8441's CONNECT instead, which this handshake is not.
     if version != Version::HTTP_11 {
         return Err(HandshakeError::UnsupportedHttpVersion);
     }
