@@ -6,15 +6,15 @@ use std::time::Duration;
 
 use sockeye_proto::extension::DeflateConfig;
 use sockeye_proto::handshake::{ClientRequest, Response};
-use sockeye_proto::{CloseInfo, Connection};
+use sockeye_proto::{CloseInfo, Connection, Role};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
 use crate::config::Config;
-use crate::driver::{self, Dispatch, Shared, now};
+use crate::driver::{self, Shared, now};
 use crate::endpoint::Endpoint;
 use crate::error::{Error, Result};
-use crate::session::Session;
+use crate::session::{Session, spawn_endpoint};
 #[cfg(feature = "tls")]
 use crate::tls::{ClientTls, Transport};
 use crate::websocket::{WebSocket, spawn_websocket};
@@ -259,7 +259,21 @@ impl ClientBuilder {
     where
         S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
     {
-        crate::websocket::after_handshake(sockeye_proto::Role::Client, &self.config, stream)
+        spawn_websocket(Shared::after_handshake(Role::Client, &self.config), stream)
+    }
+
+    /// [`after_handshake`](Self::after_handshake), with `endpoint`'s callbacks on the
+    /// session's task (`on_open` first) instead of a `WebSocket`.
+    pub fn after_handshake_endpoint<S, E>(&self, stream: S, endpoint: E) -> Session
+    where
+        S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+        E: Endpoint,
+    {
+        spawn_endpoint(
+            Shared::after_handshake(Role::Client, &self.config),
+            stream,
+            endpoint,
+        )
     }
 
     /// Connects (to a `ws://` or `wss://` URL) and runs `endpoint`'s callbacks on the session's task. If connecting
@@ -297,14 +311,7 @@ impl ClientBuilder {
         E: Endpoint,
     {
         match self.establish(url, connecting).await {
-            Ok((shared, stream, _response)) => {
-                tokio::spawn(driver::drive(
-                    shared.clone(),
-                    stream,
-                    Dispatch::Endpoint(Box::new(endpoint)),
-                ));
-                Ok(Session::new(shared))
-            }
+            Ok((shared, stream, _response)) => Ok(spawn_endpoint(shared, stream, endpoint)),
             Err(error) => {
                 let info = connect_failure(&error);
                 let failure = info

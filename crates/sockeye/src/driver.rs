@@ -517,6 +517,13 @@ impl Inner {
 }
 
 impl Shared {
+    /// The state of a session whose opening handshake was made elsewhere (see
+    /// [`Connection::after_handshake`]), with `config`.
+    pub(crate) fn after_handshake(role: sockeye_proto::Role, config: &Config) -> Arc<Shared> {
+        let conn = Connection::after_handshake(role, config.protocol.clone(), now());
+        Shared::new(conn, config.clone())
+    }
+
     pub(crate) fn new(conn: Connection, config: Config) -> Arc<Shared> {
         let wakes = Arc::new(Wakes::default());
         Arc::new(Shared {

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use sockeye_proto::extension::DeflateConfig;
 use sockeye_proto::handshake::{Accept, Reject, Request, encode_reject};
-use sockeye_proto::{CloseCode, Connection};
+use sockeye_proto::{CloseCode, Connection, Role};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, ToSocketAddrs};
 use tokio::sync::{Notify, watch};
@@ -21,7 +21,7 @@ use crate::config::Config;
 use crate::driver::{self, Dispatch, Shared, now};
 use crate::endpoint::Endpoint;
 use crate::error::Result;
-use crate::session::Session;
+use crate::session::{Session, spawn_endpoint};
 #[cfg(feature = "tls")]
 use crate::tls::Transport;
 use crate::websocket::{WebSocket, spawn_websocket};
@@ -291,7 +291,21 @@ impl ServerBuilder {
     where
         S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
     {
-        crate::websocket::after_handshake(sockeye_proto::Role::Server, &self.config, stream)
+        spawn_websocket(Shared::after_handshake(Role::Server, &self.config), stream)
+    }
+
+    /// [`after_handshake`](Self::after_handshake), with `endpoint`'s callbacks on the
+    /// session's task (`on_open` first) instead of a `WebSocket`.
+    pub fn after_handshake_endpoint<S, E>(&self, stream: S, endpoint: E) -> Session
+    where
+        S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+        E: Endpoint,
+    {
+        spawn_endpoint(
+            Shared::after_handshake(Role::Server, &self.config),
+            stream,
+            endpoint,
+        )
     }
 
     /// Runs the opening handshake, then `endpoint`'s callbacks on the session's task.
@@ -301,12 +315,7 @@ impl ServerBuilder {
         E: Endpoint,
     {
         let (shared, stream) = self.handshake(stream).await?;
-        tokio::spawn(driver::drive(
-            shared.clone(),
-            stream,
-            Dispatch::Endpoint(Box::new(endpoint)),
-        ));
-        Ok(Session::new(shared))
+        Ok(spawn_endpoint(shared, stream, endpoint))
     }
 
     /// Binds a TCP listener for a [`Server`] with these settings (a `wss://` server if

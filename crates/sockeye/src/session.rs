@@ -25,6 +25,21 @@ impl fmt::Debug for Session {
     }
 }
 
+/// Starts the driver of an established session with `endpoint`'s callbacks on its task,
+/// and returns a handle on it.
+pub(crate) fn spawn_endpoint<S, E>(shared: Arc<Shared>, stream: S, endpoint: E) -> Session
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
+    E: crate::Endpoint,
+{
+    tokio::spawn(crate::driver::drive(
+        shared.clone(),
+        stream,
+        crate::driver::Dispatch::Endpoint(Box::new(endpoint)),
+    ));
+    Session::new(shared)
+}
+
 impl Session {
     pub(crate) fn new(shared: Arc<Shared>) -> Session {
         Session { shared }

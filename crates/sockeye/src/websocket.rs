@@ -128,24 +128,6 @@ impl WebSocket {
     }
 }
 
-/// A session on `stream`, whose opening handshake was made elsewhere, with `config`: see
-/// `ServerBuilder::after_handshake` and `ClientBuilder::after_handshake`.
-pub(crate) fn after_handshake<S>(
-    role: sockeye_proto::Role,
-    config: &crate::Config,
-    stream: S,
-) -> WebSocket
-where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
-{
-    let conn = sockeye_proto::Connection::after_handshake(
-        role,
-        config.protocol.clone(),
-        crate::driver::now(),
-    );
-    spawn_websocket(Shared::new(conn, config.clone()), stream)
-}
-
 /// Starts the driver of an established session and returns its handle. The handle is
 /// counted before the driver runs, so the driver never sees a session without handles
 /// (which it would close) in between.
