@@ -23,6 +23,7 @@ use base64::engine::general_purpose::STANDARD;
 use sha1::{Digest as _, Sha1};
 
 pub use client::{ClientRequest, Response, generate_key, parse_response, validate_response};
+pub(crate) use server::write_accept;
 pub use server::{
     Accept, Reject, Request, accept_fields, encode_accept, encode_reject, parse_request,
     validate_request,

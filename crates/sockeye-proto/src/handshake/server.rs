@@ -226,14 +226,18 @@ pub fn encode_accept(
     accept: &Accept,
     out: &mut Vec<u8>,
 ) -> Result<(), HandshakeError> {
-    let fields = accept_fields(request, accept)?;
+    write_accept(&accept_fields(request, accept)?, out);
+    Ok(())
+}
+
+/// Writes the 101 response with `fields` (those of [`accept_fields`]).
+pub(crate) fn write_accept(fields: &[(String, String)], out: &mut Vec<u8>) {
     // 4.2.2 item 5.1.
     out.extend_from_slice(b"HTTP/1.1 101 Switching Protocols\r\n");
-    for (name, value) in &fields {
+    for (name, value) in fields {
         http1::write_field(out, name, value);
     }
     out.extend_from_slice(b"\r\n");
-    Ok(())
 }
 
 /// The header fields of the 101 response (4.2.2): Upgrade, Connection,

@@ -392,14 +392,39 @@ impl Connection {
     pub fn after_handshake(role: Role, config: Config, now: Instant) -> Connection {
         let rng = (role == Role::Client).then(rand::make_rng);
         let mut conn = Connection::new(role, config, rng);
-        conn.handshake = HandshakePhase::Done;
-        // Through CONNECTING as any session, whose invariants hold for a moment too.
-        conn.timers.handshake = Some(now + conn.config.handshake_timeout);
-        conn.set_state(State::Connecting);
-        conn.enter_connected(now);
-        // CONNECTED is told to whoever made the handshake, not to this session's user.
-        conn.events.clear();
+        conn.connected_elsewhere(now);
         conn
+    }
+
+    /// Server: a session for a request another HTTP server read and
+    /// [`validate_request`](handshake::validate_request) checked, accepted with `accept`
+    /// as [`accept`](Self::accept) would: the subprotocol it selects is recorded, and
+    /// permessage-deflate is agreed when `config` enables it and the client offered it
+    /// (or as `accept` writes it). Returns the session, CONNECTED at `now`, and the header
+    /// fields of the 101 response, which must go out before the session's first byte.
+    /// Fails, with the error whose [`rejection`](HandshakeError::rejection) answers the
+    /// request, if `accept` is invalid for it.
+    pub fn server_upgraded(
+        config: Config,
+        request: &Request,
+        accept: Accept,
+        now: Instant,
+    ) -> Result<(Connection, Vec<(String, String)>), HandshakeError> {
+        let mut conn = Connection::new(Role::Server, config, None);
+        let fields = conn.agree(request, accept)?;
+        conn.connected_elsewhere(now);
+        Ok((conn, fields))
+    }
+
+    /// NEW → CONNECTING → CONNECTED for a handshake made by another implementation.
+    fn connected_elsewhere(&mut self, now: Instant) {
+        self.handshake = HandshakePhase::Done;
+        // Through CONNECTING as any session, whose invariants hold for a moment too.
+        self.timers.handshake = Some(now + self.config.handshake_timeout);
+        self.set_state(State::Connecting);
+        self.enter_connected(now);
+        // CONNECTED is told to whoever made the handshake, not to this session's user.
+        self.events.clear();
     }
 
     /// Which end of the connection this is.
@@ -566,20 +591,35 @@ impl Connection {
                 "no handshake request is waiting for a decision".into(),
             ));
         }
-        let Some(request) = self.request.as_ref() else {
+        let Some(request) = self.request.take() else {
             return Err(HandshakeError::Http("no handshake request".into()));
         };
-        let mut accept = accept;
-        let deflate = self.agree_as_server(request, &mut accept)?;
+        let agreed = self.agree(&request, accept);
+        self.request = Some(request);
+        let fields = agreed?;
         let mut out = Vec::new();
-        handshake::encode_accept(request, &accept, &mut out)?;
-        self.start_deflate(deflate);
-        self.accepted_subprotocol = accept.subprotocol;
+        handshake::write_accept(&fields, &mut out);
         self.push_bytes(Bytes::from(out));
         self.handshake = HandshakePhase::Done;
         self.enter_connected(now);
         self.process_input(now);
         Ok(())
+    }
+
+    /// Server: agrees with `request` as `accept` says (the subprotocol, the extensions:
+    /// permessage-deflate when the configuration enables it and the client offered it,
+    /// or as `accept` writes it) and returns the 101 response's header fields. Changes
+    /// nothing on error.
+    fn agree(
+        &mut self,
+        request: &Request,
+        mut accept: Accept,
+    ) -> Result<Vec<(String, String)>, HandshakeError> {
+        let deflate = self.agree_as_server(request, &mut accept)?;
+        let fields = handshake::accept_fields(request, &accept)?;
+        self.start_deflate(deflate);
+        self.accepted_subprotocol = accept.subprotocol;
+        Ok(fields)
     }
 
     /// Server: refuses the request announced by [`Event::Request`] with an HTTP response;
