@@ -1,7 +1,9 @@
 //! WebSocket on an HTTP server of its own: hyper serves the HTTP requests, and the
-//! WebSocket upgrades it hands over become Sockeye sessions (an echo here). The
-//! request is checked and the 101 response made by Sockeye's handshake functions, so a
-//! bad upgrade gets the same HTTP status as from `sockeye::Server`.
+//! WebSocket upgrades it hands over become Sockeye sessions (an echo here).
+//! `ServerBuilder::upgrade` checks and decides each upgrade request as `sockeye::Server`
+//! would (the same HTTP statuses for bad ones, the `on_request` callback, compression)
+//! and gives the 101 response's headers; the session starts on the connection hyper
+//! hands over.
 //!
 //! ```sh
 //! cargo run -p sockeye --example hyper_upgrade         # http://127.0.0.1:9002
@@ -10,11 +12,12 @@
 //! ```
 
 use std::convert::Infallible;
+use std::sync::LazyLock;
 
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper::header::UPGRADE;
+use hyper::header::{HeaderName, HeaderValue, UPGRADE};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
@@ -58,51 +61,58 @@ async fn handle(request: Request<Incoming>) -> Result<Response<Full<Bytes>>, Inf
     ))))
 }
 
-/// Checks the upgrade request as RFC 6455 4.2.1 asks, answers 101 with the headers of
-/// 4.2.2, and runs the session once hyper hands the connection over.
+/// The settings of the WebSocket sessions: compression when the client offers it, and the
+/// `chat` subprotocol when it asks for it (`on_request` may also refuse a request, e.g.
+/// by its `Origin`).
+static WEBSOCKETS: LazyLock<sockeye::ServerBuilder> = LazyLock::new(|| {
+    sockeye::ServerBuilder::new()
+        .deflate(true)
+        .on_request(|request| {
+            Ok(sockeye::Accept {
+                subprotocol: request.select_subprotocol(&["chat"]),
+                ..sockeye::Accept::default()
+            })
+        })
+});
+
+/// Checks the upgrade request as RFC 6455 4.2.1 asks and decides it with the settings
+/// above, answers 101 with the headers of 4.2.2 (or the refusal's status, headers and
+/// body), and runs the session once hyper hands the connection over.
 fn upgrade(mut request: Request<Incoming>) -> Response<Full<Bytes>> {
-    let checked = sockeye::validate_request(
+    let upgrade = WEBSOCKETS.upgrade(
         request.method().as_str(),
         request.version(),
         request.uri().path(),
         request.headers().clone(),
     );
-    let fields = checked.and_then(|ws_request| {
-        // A subprotocol or extra headers would go in this `Accept`; no extension may be
-        // accepted, since the session uses none.
-        sockeye::accept_fields(&ws_request, &sockeye::Accept::default())
-    });
-    let fields = match fields {
-        Ok(fields) => fields,
-        Err(error) => {
-            // 400, 405, 426 or 505, with the reason as the body.
-            let status = StatusCode::from_u16(error.status()).unwrap_or(StatusCode::BAD_REQUEST);
-            let mut response = Response::new(Full::new(Bytes::from(error.to_string())));
-            *response.status_mut() = status;
-            return response;
-        }
+    let (status, fields, body, upgrade) = match upgrade {
+        Ok(upgrade) => (101, upgrade.fields().to_vec(), Bytes::new(), Some(upgrade)),
+        // 400, 405, 426 or 505, with the reason as the body.
+        Err(reject) => (reject.status, reject.headers, reject.body, None),
     };
-    let upgrading = hyper::upgrade::on(&mut request);
-    tokio::spawn(async move {
-        let upgraded = match upgrading.await {
-            Ok(upgraded) => upgraded,
-            Err(error) => return eprintln!("upgrade failed: {error}"),
-        };
-        let mut ws = sockeye::ServerBuilder::new().after_handshake(TokioIo::new(upgraded));
-        while let Some(Ok(message)) = ws.next().await {
-            if ws.send(message).await.is_err() {
-                break;
+    if let Some(upgrade) = upgrade {
+        let upgrading = hyper::upgrade::on(&mut request);
+        tokio::spawn(async move {
+            let upgraded = match upgrading.await {
+                Ok(upgraded) => upgraded,
+                Err(error) => return eprintln!("upgrade failed: {error}"),
+            };
+            let mut ws = upgrade.websocket(TokioIo::new(upgraded));
+            while let Some(Ok(message)) = ws.next().await {
+                if ws.send(message).await.is_err() {
+                    break;
+                }
             }
-        }
-        println!("session closed: {}", ws.session().closed().await);
-    });
-    let mut response = Response::new(Full::new(Bytes::new()));
-    *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
-    // `accept_fields` checked every name and value; none is skipped here.
+            println!("session closed: {}", ws.session().closed().await);
+        });
+    }
+    let mut response = Response::new(Full::new(body));
+    *response.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
+    // Sockeye checked every name and value; none is skipped here.
     for (name, value) in fields {
         if let (Ok(name), Ok(value)) = (
-            hyper::header::HeaderName::from_bytes(name.as_bytes()),
-            hyper::header::HeaderValue::from_str(&value),
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(&value),
         ) {
             response.headers_mut().append(name, value);
         }

@@ -74,7 +74,7 @@ pub use client::{ClientBuilder, connect};
 pub use config::Config;
 pub use endpoint::Endpoint;
 pub use error::{Error, Result};
-pub use server::{Server, ServerBuilder, ShutdownHandle, accept};
+pub use server::{Server, ServerBuilder, ShutdownHandle, Upgrade, accept};
 pub use session::Session;
 pub use websocket::{WebSocket, WebSocketReceiver, WebSocketSender};
 

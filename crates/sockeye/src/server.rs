@@ -266,7 +266,41 @@ impl ServerBuilder {
         Ok(spawn_websocket(shared, stream))
     }
 
-    /// A session on a stream whose opening handshake another HTTP server made: an upgrade
+    /// The server side of an upgrade request another HTTP server received (hyper, axum):
+    /// the request is checked as [`accept`](Self::accept) checks it
+    /// ([`validate_request`](crate::validate_request)), decided by the `on_request`
+    /// callback if one is set, and permessage-deflate agreed as [`deflate`](Self::deflate)
+    /// says. Returns the [`Upgrade`]: the 101 response's header fields to send, then the
+    /// session to start on the connection once the HTTP server hands it over. Or the
+    /// response to answer instead: the status, headers and body of the error (400, 405,
+    /// 426, 505; 500 for an `Accept` invalid for the request) or of the callback's
+    /// `Reject`. `version` must be HTTP/1.1.
+    ///
+    /// The `hyper_upgrade` example does this with hyper.
+    pub fn upgrade(
+        &self,
+        method: &str,
+        version: http::Version,
+        path: &str,
+        headers: http::HeaderMap,
+    ) -> std::result::Result<Upgrade, Reject> {
+        let request = crate::validate_request(method, version, path, headers)
+            .map_err(|error| error.rejection())?;
+        let accept = match &self.decide {
+            Some(decide) => decide(&request)?,
+            None => Accept::default(),
+        };
+        let (conn, fields) =
+            Connection::server_upgraded(self.config.protocol.clone(), &request, accept, now())
+                .map_err(|error| error.rejection())?;
+        Ok(Upgrade {
+            shared: Shared::new(conn, self.config.clone()),
+            fields,
+        })
+    }
+
+    /// A session on a stream whose opening handshake another HTTP server made entirely
+    /// (see [`upgrade`](Self::upgrade) for one that Sockeye decides): an upgrade
     /// in hyper or axum, say. The session starts OPEN with this builder's settings; the
     /// request validation and the 101 response are the caller's
     /// ([`validate_request`](crate::validate_request) and
@@ -479,6 +513,55 @@ async fn stopped(stop: &mut watch::Receiver<bool>) {
     if stop.wait_for(|stop| *stop).await.is_err() {
         // Every handle and the server's own sender are gone: never stop.
         std::future::pending::<()>().await;
+    }
+}
+
+/// An upgrade request that [`ServerBuilder::upgrade`] accepted: the 101 response's header
+/// fields, and the session to start once that response is out and the connection handed
+/// over.
+pub struct Upgrade {
+    shared: Arc<Shared>,
+    fields: Vec<(String, String)>,
+}
+
+impl fmt::Debug for Upgrade {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Upgrade")
+            .field("fields", &self.fields)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Upgrade {
+    /// The header fields of the 101 response (RFC 6455 4.2.2), in order: Upgrade,
+    /// Connection, Sec-WebSocket-Accept, the subprotocol and extensions agreed, and the
+    /// `Accept`'s extra headers.
+    pub fn fields(&self) -> &[(String, String)] {
+        &self.fields
+    }
+
+    /// The subprotocol agreed, if any.
+    pub fn subprotocol(&self) -> Option<String> {
+        self.shared.lock().conn.subprotocol().map(str::to_owned)
+    }
+
+    /// Starts the session on the upgraded connection: a [`WebSocket`]. Must be called
+    /// within a tokio runtime.
+    pub fn websocket<S>(self, stream: S) -> WebSocket
+    where
+        S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+    {
+        spawn_websocket(self.shared, stream)
+    }
+
+    /// Starts the session on the upgraded connection with `endpoint`'s callbacks on its
+    /// task. Must be called within a tokio runtime.
+    pub fn endpoint<S, E>(self, stream: S, endpoint: E) -> Session
+    where
+        S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+        E: Endpoint,
+    {
+        spawn_endpoint(self.shared, stream, endpoint)
     }
 }
 

@@ -42,6 +42,7 @@ async fn a_session_on_a_connection_hyper_upgraded_echoes_and_closes_cleanly() {
         .await
         .unwrap();
     assert_eq!(response.status, 101);
+    assert_eq!((response.subprotocol, response.extensions), (None, vec![]));
     let large = Message::Binary(vec![0x5a; 100 * 1024].into());
     for message in [Message::Text("hello".into()), large] {
         ws.send(message.clone()).await.unwrap();
@@ -58,6 +59,37 @@ async fn a_session_on_a_connection_hyper_upgraded_echoes_and_closes_cleanly() {
 }
 
 #[tokio::test]
+async fn an_upgrade_through_hyper_agrees_on_compression_and_a_subprotocol() {
+    // The example's ServerBuilder enables permessage-deflate and selects `chat`.
+    let addr = hyper_server().await;
+    let client = ClientBuilder::new().deflate(true).subprotocol("chat");
+    let (mut ws, response) = within("the upgrade", client.connect(&format!("ws://{addr}/ws")))
+        .await
+        .unwrap();
+    assert_eq!(response.subprotocol.as_deref(), Some("chat"));
+    assert_eq!(response.extensions.len(), 1, "{:?}", response.extensions);
+    assert!(response.extensions[0].starts_with("permessage-deflate"));
+    assert_eq!(ws.session().subprotocol().as_deref(), Some("chat"));
+    // Compressed both ways: a compressible message, a short one and an empty one.
+    let text = Message::Text("compress me ".repeat(10_000));
+    for message in [
+        text,
+        Message::Text("hi".into()),
+        Message::Binary(Vec::new().into()),
+    ] {
+        ws.send(message.clone()).await.unwrap();
+        assert_eq!(
+            within("the echo", ws.next()).await.unwrap().unwrap(),
+            message
+        );
+    }
+    let info = within("the close", ws.close(CloseCode::NORMAL, ""))
+        .await
+        .unwrap();
+    assert!(info.clean, "{info:?}");
+}
+
+#[tokio::test]
 async fn hyper_answers_a_bad_upgrade_with_the_status_sockeye_gives() {
     let addr = hyper_server().await;
     // Version 8 (a draft's): 426 with the version the server speaks (RFC 6455 4.4).
@@ -69,6 +101,11 @@ async fn hyper_answers_a_bad_upgrade_with_the_status_sockeye_gives() {
     stream.write_all(request.as_bytes()).await.unwrap();
     let head = read_head(&mut stream).await;
     assert!(head.starts_with("HTTP/1.1 426 "), "{head}");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("sec-websocket-version: 13"),
+        "{head}"
+    );
     // And a request that is not an upgrade is hyper's to answer.
     let url = format!("ws://{addr}/elsewhere");
     let refused = within("the refusal", sockeye::connect(&url)).await;
@@ -208,4 +245,56 @@ async fn an_endpoint_server_after_a_handshake_made_by_hand_gets_its_callbacks() 
         other => panic!("{other:?}"),
     }
     assert_eq!(session.state(), State::Closed);
+}
+
+#[tokio::test]
+async fn server_builder_upgrade_answers_what_accept_would() {
+    fn headers(extra: &[(&'static str, &'static str)]) -> http::HeaderMap {
+        let mut headers = http::HeaderMap::new();
+        for (name, value) in [
+            ("host", "example.com"),
+            ("upgrade", "websocket"),
+            ("connection", "Upgrade"),
+            ("sec-websocket-version", "13"),
+            ("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ=="),
+        ]
+        .iter()
+        .chain(extra)
+        {
+            headers.append(*name, http::HeaderValue::from_static(value));
+        }
+        headers
+    }
+    let builder = ServerBuilder::new().on_request(|request| match request.origin() {
+        Some("https://evil.example") => Err(sockeye::Reject::new(403, "not from there")),
+        _ => Ok(Accept {
+            subprotocol: Some("chat".into()),
+            ..Accept::default()
+        }),
+    });
+    let get = |extra| builder.upgrade("GET", http::Version::HTTP_11, "/", headers(extra));
+
+    let upgrade = get(&[("sec-websocket-protocol", "chat")]).unwrap();
+    assert_eq!(upgrade.subprotocol().as_deref(), Some("chat"));
+    let fields = upgrade.fields();
+    assert!(fields.contains(&(
+        "Sec-WebSocket-Accept".into(),
+        "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=".into()
+    )));
+    assert!(fields.contains(&("Sec-WebSocket-Protocol".into(), "chat".into())));
+    // The callback's refusal, as it made it.
+    let refused = get(&[("origin", "https://evil.example")]).unwrap_err();
+    assert_eq!(
+        (refused.status, &refused.body[..]),
+        (403, &b"not from there"[..])
+    );
+    // An Accept invalid for the request (a subprotocol it did not offer): 500.
+    assert_eq!(get(&[]).unwrap_err().status, 500);
+    // A request that is not a valid upgrade: the status `accept` would answer with.
+    let mut unversioned = headers(&[]);
+    unversioned.remove("sec-websocket-version");
+    let draft = builder.upgrade("GET", http::Version::HTTP_11, "/", unversioned);
+    assert_eq!(draft.unwrap_err().status, 426);
+    let post = builder.upgrade("POST", http::Version::HTTP_11, "/", headers(&[]));
+    assert_eq!(post.unwrap_err().status, 405);
 }
