@@ -56,6 +56,17 @@
 //! With both root features either set may vouch for a server. `default-features = false`
 //! builds no TLS code at all; `wss://` URLs are then refused with an error that says so.
 //! `sockeye::rustls` re-exports the rustls version in use, to build configurations with.
+//!
+//! # Behind another HTTP server
+//!
+//! When hyper, axum or another HTTP server owns the connection,
+//! [`ServerBuilder::upgrade`] takes the upgrade request's method, version, path and
+//! headers, checks and decides it as [`Server`] would, and returns either the 101
+//! response's headers with an [`Upgrade`] that starts the session on the upgraded
+//! connection, or the [`Reject`] to answer with. The `hyper_upgrade` example shows it with
+//! hyper. [`ServerBuilder::after_handshake`] and [`ClientBuilder::after_handshake`] start
+//! a session on a connection whose handshake was made entirely elsewhere.
+
 
 mod client;
 mod config;
