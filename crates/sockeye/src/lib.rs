@@ -67,7 +67,6 @@
 //! hyper. [`ServerBuilder::after_handshake`] and [`ClientBuilder::after_handshake`] start
 //! a session on a connection whose handshake was made entirely elsewhere.
 
-
 mod client;
 mod config;
 mod driver;
