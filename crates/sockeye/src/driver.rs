@@ -485,9 +485,25 @@ impl Inner {
     }
 
     /// Whether the transport may be read: it is there, its read side is not done, and the
-    /// received messages are not over their high-water mark.
+    /// received messages are not over their high-water mark, or reading past it is
+    /// needed and bounded (see [`reads_past_high_water`](Self::reads_past_high_water)).
     fn may_read(&self) -> bool {
-        self.input.io.is_some() && !self.input.eof && !self.incoming_over_high_water()
+        self.input.io.is_some()
+            && !self.input.eof
+            && (!self.incoming_over_high_water() || self.reads_past_high_water())
+    }
+
+    /// Whether the transport is read although the received messages are over their
+    /// high-water mark. Once the core drops what is read (after the peer's Close, or a
+    /// failure), reading costs no memory and finds the peer's EOF. Once our Close is sent,
+    /// the peer's Close, behind what the peer sent before it saw ours, must be read for the
+    /// closing handshake to finish, so that an application that closes need not read
+    /// first; up to twice the mark, which bounds a peer that goes on sending (the close
+    /// timeout then ends the session).
+    fn reads_past_high_water(&self) -> bool {
+        !self.conn.takes_input()
+            || (self.conn.state().close_sent()
+                && self.incoming_bytes <= self.limits.read_buffer_high_water.saturating_mul(2))
     }
 
     pub(crate) fn incoming_over_high_water(&self) -> bool {

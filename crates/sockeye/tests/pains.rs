@@ -8,8 +8,8 @@ mod common;
 use std::time::Duration;
 
 use common::{
-    RawPeer, listener, server_with_raw_client, small_buffer_listener, stays_pending, until, url,
-    within, ws_pair,
+    RawPeer, listener, server_with_raw_client, server_with_raw_client_on, small_buffer_listener,
+    stays_pending, until, url, within, ws_pair,
 };
 use futures_util::{SinkExt, StreamExt};
 use sockeye::{ClientBuilder, CloseCode, Config, Error, Initiator, Message, ServerBuilder, State};
@@ -435,6 +435,27 @@ async fn the_sink_answers_what_arrived_before_the_peers_close_as_send_does() {
     assert_eq!(peer.expect_close().await.0, Some(1000));
 }
 
+/// Runs `closing` (the server's close) beside `peer`, which expects a Close with 1000 and
+/// then the server's EOF (the server closes TCP first, 7.1.1) before it closes too; the
+/// close must end cleanly within a second. Returns its outcome.
+async fn closes_at_once_and_cleanly(
+    closing: impl Future<Output = sockeye::CloseInfo>,
+    mut peer: RawPeer,
+) -> sockeye::CloseInfo {
+    let start = Instant::now();
+    let (info, ()) = tokio::join!(within("the close", closing), async move {
+        assert_eq!(peer.expect_close().await.0, Some(1000));
+        peer.expect_eof().await;
+    });
+    assert!(
+        start.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        start.elapsed()
+    );
+    assert!(info.clean, "{info:?}");
+    info
+}
+
 #[tokio::test]
 async fn closing_with_unread_messages_before_the_peers_close_answers_it_at_once() {
     closing_with_unread_messages_before_the_peers_close(false).await;
@@ -459,7 +480,6 @@ async fn closing_with_unread_messages_before_the_peers_close(by_sink: bool) {
     })
     .await;
 
-    let start = Instant::now();
     let closing = async {
         if by_sink {
             SinkExt::close(&mut server).await.unwrap();
@@ -468,17 +488,7 @@ async fn closing_with_unread_messages_before_the_peers_close(by_sink: bool) {
             server.close(CloseCode::NORMAL, "").await.unwrap()
         }
     };
-    let (info, ()) = tokio::join!(within("the close", closing), async move {
-        // The reply, then the server closes TCP first (7.1.1); then so does the peer.
-        assert_eq!(peer.expect_close().await.0, Some(1000));
-        peer.expect_eof().await;
-    });
-    assert!(
-        start.elapsed() < Duration::from_secs(1),
-        "{:?}",
-        start.elapsed()
-    );
-    assert!(info.clean, "{info:?}");
+    let info = closes_at_once_and_cleanly(closing, peer).await;
     assert_eq!(info.initiator, Initiator::Remote);
     assert_eq!(
         within("the unread message", server.next())
@@ -639,6 +649,35 @@ async fn an_application_that_does_not_read_stops_the_session_reading() {
     assert_eq!(server.state(), State::Open);
 }
 
+#[tokio::test]
+async fn closing_while_unread_messages_stopped_the_reading_still_reads_the_peers_close() {
+    // 128 KiB of messages against a 64 KiB high-water mark, then the peer's Close: the
+    // session stops reading before it. The application closes without reading: the
+    // session must read on to the peer's Close to finish the handshake, not wait out the
+    // close timeout; and the messages are all still delivered.
+    let config = Config {
+        read_buffer_high_water: 64 * 1024,
+        ..Config::default()
+    };
+    let (mut server, mut peer) = server_with_raw_client_on(config).await;
+    let mut batch = Vec::new();
+    for _ in 0..8 {
+        batch.extend(peer.encode(true, OpCode::Binary, &[1; 16 * 1024]));
+    }
+    batch.extend(peer.encode(true, OpCode::Close, &1000u16.to_be_bytes()));
+    peer.write_raw(&batch).await;
+    // Reads of at most 64 KiB stop past the mark, before the Close: it is not read yet.
+    assert_eq!(server.session().state(), State::Open);
+
+    let closing = async { server.close(CloseCode::NORMAL, "").await.unwrap() };
+    closes_at_once_and_cleanly(closing, peer).await;
+    for _ in 0..8 {
+        let message = within("a message", server.next()).await.unwrap().unwrap();
+        assert_eq!(message.as_bytes().len(), 16 * 1024);
+    }
+    assert!(server.next().await.is_none());
+}
+
 // ----- a peer that vanishes -----
 
 #[tokio::test]
@@ -648,15 +687,7 @@ async fn server_session_is_closed_promptly_with_1006_when_the_peer_vanishes() {
     // passed.
     config.protocol.close_timeout = Duration::from_secs(30);
     config.linger = Duration::from_secs(30);
-    let (listener, addr) = listener().await;
-    let (server, peer) = tokio::join!(
-        async {
-            let (stream, _) = listener.accept().await.unwrap();
-            ServerBuilder::new().config(config).accept(stream).await
-        },
-        RawPeer::connect(addr),
-    );
-    let server = server.unwrap();
+    let (server, peer) = server_with_raw_client_on(config).await;
     let session = server.session();
     drop(peer);
 

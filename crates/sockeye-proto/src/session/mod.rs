@@ -427,6 +427,13 @@ impl Connection {
         self.events.clear();
     }
 
+    /// Whether bytes given to [`receive_data`](Self::receive_data) are still processed:
+    /// `false` once the peer's Close was received or the connection failed, after which
+    /// what arrives is dropped (5.5.1, 7.1.7), so that reading on costs no memory.
+    pub fn takes_input(&self) -> bool {
+        !self.discard_input
+    }
+
     /// Which end of the connection this is.
     pub fn role(&self) -> Role {
         self.role

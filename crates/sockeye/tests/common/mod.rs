@@ -75,11 +75,16 @@ pub(crate) async fn listener() -> (TcpListener, SocketAddr) {
 
 /// A server session of ours (default settings) with a [`RawPeer`] client on loopback.
 pub(crate) async fn server_with_raw_client() -> (WebSocket, RawPeer) {
+    server_with_raw_client_on(sockeye::Config::default()).await
+}
+
+/// [`server_with_raw_client`] with the server's settings `config`.
+pub(crate) async fn server_with_raw_client_on(config: sockeye::Config) -> (WebSocket, RawPeer) {
     let (listener, addr) = listener().await;
     let (server, peer) = tokio::join!(
         async {
             let (stream, _) = listener.accept().await.unwrap();
-            sockeye::accept(stream).await
+            ServerBuilder::new().config(config).accept(stream).await
         },
         RawPeer::connect(addr),
     );

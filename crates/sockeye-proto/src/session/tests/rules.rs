@@ -1238,3 +1238,21 @@ fn a_server_after_a_handshake_made_elsewhere_refuses_unmasked_frames() {
     assert_eq!(out[0].1, OpCode::Close);
     assert_eq!(&out[0].2[..2], &1002u16.to_be_bytes());
 }
+
+#[test]
+fn input_is_taken_until_the_peers_close_and_dropped_after() {
+    for role in [Role::Client, Role::Server] {
+        let (mut conn, now) = open(role);
+        assert!(conn.takes_input());
+        conn.receive_data(&peer_frame(role, true, OpCode::Text, b"before"), now);
+        assert!(conn.takes_input());
+        conn.receive_data(&peer_frame(role, true, OpCode::Close, &[0x03, 0xe8]), now);
+        assert!(!conn.takes_input(), "{role:?}");
+        // What follows the Close is dropped: no message, however much arrives.
+        conn.receive_data(&peer_frame(role, true, OpCode::Text, b"after"), now);
+        let messages: Vec<_> = std::iter::from_fn(|| conn.poll_event())
+            .filter(|event| matches!(event, Event::Message(_)))
+            .collect();
+        assert_eq!(messages.len(), 1, "{role:?}");
+    }
+}
