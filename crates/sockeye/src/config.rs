@@ -29,7 +29,10 @@ pub struct Config {
     /// Pongs the peer makes us queue beyond it fail the session with 1008. Default 128 KiB.
     pub write_buffer_high_water: usize,
     /// The session stops reading from the socket while more than this many bytes of
-    /// received messages wait for the application. Default 1 MiB.
+    /// received messages wait for the application. Default 1 MiB. Once our Close is
+    /// sent, it reads on up to twice this, to find the peer's Close behind them (so that
+    /// closing needs no reading first); after the peer's Close, what arrives is dropped
+    /// and reading goes on regardless.
     pub read_buffer_high_water: usize,
     /// After shutting down its write side, how long the session keeps reading (and
     /// discarding) until the peer closes too, before it drops the socket. Default 2 s.
