@@ -175,6 +175,15 @@ impl ServerBuilder {
         self.handshake_refusing(stream, || false).await
     }
 
+    /// The application's decision on a valid request: its `on_request` callback's, else
+    /// accepted without a subprotocol.
+    fn decide(&self, request: &Request) -> std::result::Result<Accept, Reject> {
+        match &self.decide {
+            Some(decide) => decide(request),
+            None => Ok(Accept::default()),
+        }
+    }
+
     /// The handshake, refusing the request with 503 if `shutting_down()` says so when it
     /// is to be decided.
     async fn handshake_refusing<S>(
@@ -191,10 +200,7 @@ impl ServerBuilder {
             if shutting_down() {
                 return Err(Reject::new(503, "server shutting down"));
             }
-            match &self.decide {
-                Some(decide) => decide(request),
-                None => Ok(Accept::default()),
-            }
+            self.decide(request)
         };
         driver::handshake(&mut conn, &mut stream, Some(&mut decide)).await?;
         Ok((Shared::new(conn, self.config.clone()), stream))
@@ -286,10 +292,7 @@ impl ServerBuilder {
     ) -> std::result::Result<Upgrade, Reject> {
         let request = crate::validate_request(method, version, path, headers)
             .map_err(|error| error.rejection())?;
-        let accept = match &self.decide {
-            Some(decide) => decide(&request)?,
-            None => Accept::default(),
-        };
+        let accept = self.decide(&request)?;
         let (conn, fields) =
             Connection::server_upgraded(self.config.protocol.clone(), &request, accept, now())
                 .map_err(|error| error.rejection())?;
