@@ -35,6 +35,25 @@ async fn read_head(stream: &mut TcpStream) -> String {
     String::from_utf8(head).unwrap()
 }
 
+/// Sends each of `messages` on `ws` and expects it echoed, then closes with `code`; the
+/// close must be clean. Returns its outcome.
+async fn echoes_then_closes(
+    ws: &mut sockeye::WebSocket,
+    messages: Vec<Message>,
+    code: CloseCode,
+) -> sockeye::CloseInfo {
+    for message in messages {
+        ws.send(message.clone()).await.unwrap();
+        assert_eq!(
+            within("the echo", ws.next()).await.unwrap().unwrap(),
+            message
+        );
+    }
+    let info = within("the close", ws.close(code, "")).await.unwrap();
+    assert!(info.clean, "{info:?}");
+    info
+}
+
 #[tokio::test]
 async fn a_session_on_a_connection_hyper_upgraded_echoes_and_closes_cleanly() {
     let addr = hyper_server().await;
@@ -44,17 +63,8 @@ async fn a_session_on_a_connection_hyper_upgraded_echoes_and_closes_cleanly() {
     assert_eq!(response.status, 101);
     assert_eq!((response.subprotocol, response.extensions), (None, vec![]));
     let large = Message::Binary(vec![0x5a; 100 * 1024].into());
-    for message in [Message::Text("hello".into()), large] {
-        ws.send(message.clone()).await.unwrap();
-        assert_eq!(
-            within("the echo", ws.next()).await.unwrap().unwrap(),
-            message
-        );
-    }
-    let info = within("the close", ws.close(CloseCode::NORMAL, "done"))
-        .await
-        .unwrap();
-    assert!(info.clean, "{info:?}");
+    let messages = vec![Message::Text("hello".into()), large];
+    let info = echoes_then_closes(&mut ws, messages, CloseCode::NORMAL).await;
     assert_eq!(info.code, CloseCode::NORMAL);
 }
 
@@ -72,21 +82,12 @@ async fn an_upgrade_through_hyper_agrees_on_compression_and_a_subprotocol() {
     assert_eq!(ws.session().subprotocol().as_deref(), Some("chat"));
     // Compressed both ways: a compressible message, a short one and an empty one.
     let text = Message::Text("compress me ".repeat(10_000));
-    for message in [
+    let messages = vec![
         text,
         Message::Text("hi".into()),
         Message::Binary(Vec::new().into()),
-    ] {
-        ws.send(message.clone()).await.unwrap();
-        assert_eq!(
-            within("the echo", ws.next()).await.unwrap().unwrap(),
-            message
-        );
-    }
-    let info = within("the close", ws.close(CloseCode::NORMAL, ""))
-        .await
-        .unwrap();
-    assert!(info.clean, "{info:?}");
+    ];
+    echoes_then_closes(&mut ws, messages, CloseCode::NORMAL).await;
 }
 
 #[tokio::test]
@@ -162,15 +163,8 @@ async fn accept_by_hand(listener: &TcpListener) -> TcpStream {
 async fn a_client_session_after_a_handshake_made_by_hand_talks_to_sockeyes_server() {
     let stream = connect_by_hand(sockeye_server().await).await;
     let mut ws = ClientBuilder::new().after_handshake(stream);
-    ws.send("masked by the client").await.unwrap();
-    assert_eq!(
-        within("the echo", ws.next()).await.unwrap().unwrap(),
-        Message::Text("masked by the client".into())
-    );
-    let info = within("the close", ws.close(CloseCode::NORMAL, ""))
-        .await
-        .unwrap();
-    assert!(info.clean, "{info:?}");
+    let messages = vec![Message::Text("masked by the client".into())];
+    echoes_then_closes(&mut ws, messages, CloseCode::NORMAL).await;
     assert!(
         ws.session().peer_closed_first().unwrap(),
         "the server closes TCP first"
@@ -216,15 +210,8 @@ async fn an_endpoint_server_after_a_handshake_made_by_hand_gets_its_callbacks() 
     recorder.echo = true;
     let session = ServerBuilder::new().after_handshake_endpoint(stream, recorder);
     let (mut ws, _) = client.unwrap();
-    ws.send("echo me").await.unwrap();
-    assert_eq!(
-        within("the echo", ws.next()).await.unwrap().unwrap(),
-        Message::Text("echo me".into())
-    );
-    let info = within("the close", ws.close(CloseCode::GOING_AWAY, ""))
-        .await
-        .unwrap();
-    assert!(info.clean, "{info:?}");
+    let messages = vec![Message::Text("echo me".into())];
+    echoes_then_closes(&mut ws, messages, CloseCode::GOING_AWAY).await;
     match calls.all().await.as_slice() {
         [
             Call::Open(State::Connected),
