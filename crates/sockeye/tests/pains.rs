@@ -458,20 +458,43 @@ async fn closes_at_once_and_cleanly(
 
 #[tokio::test]
 async fn closing_with_unread_messages_before_the_peers_close_answers_it_at_once() {
-    closing_with_unread_messages_before_the_peers_close(false).await;
+    ending_with_unread_messages_before_the_peers_close(Ending::Close).await;
 }
 
 #[tokio::test]
 async fn closing_the_sink_with_unread_messages_before_the_peers_close_answers_it_at_once() {
-    closing_with_unread_messages_before_the_peers_close(true).await;
+    ending_with_unread_messages_before_the_peers_close(Ending::SinkClose).await;
 }
 
-/// A message and the peer's Close in one write; the application closes (`close`, or
-/// `SinkExt::close` if `by_sink`) without reading the message. The reply to the peer's
-/// Close goes out now, not after the close timeout, and the message is still delivered
-/// before the end.
-async fn closing_with_unread_messages_before_the_peers_close(by_sink: bool) {
-    let (mut server, mut peer) = server_with_raw_client().await;
+#[tokio::test]
+async fn other_endings_with_unread_messages_before_the_peers_close_answer_it_at_once() {
+    for ending in [Ending::SessionClose, Ending::Drop, Ending::DropReceiver] {
+        ending_with_unread_messages_before_the_peers_close(ending).await;
+    }
+}
+
+/// How the application ends a session without reading what it received.
+#[derive(Clone, Copy, Debug)]
+enum Ending {
+    /// `WebSocket::close`.
+    Close,
+    /// `SinkExt::close`.
+    SinkClose,
+    /// `Session::close` on a handle, the `WebSocket` kept.
+    SessionClose,
+    /// Dropping the `WebSocket`.
+    Drop,
+    /// Dropping the receiving half, the sending half kept.
+    DropReceiver,
+}
+
+/// A message and the peer's Close in one write; the application ends the session as
+/// `ending` says without reading the message. The reply to the peer's Close goes out now,
+/// not after the close timeout; the message is still delivered before the end while a
+/// receiving handle is left, and the sending half left after `DropReceiver` can no longer
+/// send.
+async fn ending_with_unread_messages_before_the_peers_close(ending: Ending) {
+    let (server, mut peer) = server_with_raw_client().await;
     let mut batch = peer.encode(true, OpCode::Text, b"unread");
     batch.extend(peer.encode(true, OpCode::Close, &1000u16.to_be_bytes()));
     peer.write_raw(&batch).await;
@@ -480,24 +503,45 @@ async fn closing_with_unread_messages_before_the_peers_close(by_sink: bool) {
     })
     .await;
 
+    let session = server.session();
+    let mut receiver = Some(server);
+    let mut sender = None;
+    match ending {
+        Ending::Close | Ending::SinkClose => {}
+        Ending::SessionClose => session.close(CloseCode::NORMAL, "").unwrap(),
+        Ending::Drop => receiver = None,
+        Ending::DropReceiver => {
+            let (tx, rx) = receiver.take().unwrap().split();
+            drop(rx);
+            sender = Some(tx);
+        }
+    }
     let closing = async {
-        if by_sink {
-            SinkExt::close(&mut server).await.unwrap();
-            server.close_info().unwrap()
-        } else {
-            server.close(CloseCode::NORMAL, "").await.unwrap()
+        match (ending, receiver.as_mut()) {
+            (Ending::Close, Some(ws)) => ws.close(CloseCode::NORMAL, "").await.unwrap(),
+            (Ending::SinkClose, Some(ws)) => {
+                SinkExt::close(ws).await.unwrap();
+                ws.close_info().unwrap()
+            }
+            _ => session.closed().await,
         }
     };
     let info = closes_at_once_and_cleanly(closing, peer).await;
-    assert_eq!(info.initiator, Initiator::Remote);
-    assert_eq!(
-        within("the unread message", server.next())
-            .await
-            .unwrap()
-            .unwrap(),
-        Message::Text("unread".into())
-    );
-    assert!(server.next().await.is_none());
+    assert_eq!(info.initiator, Initiator::Remote, "{ending:?}");
+    if let Some(mut ws) = receiver {
+        assert_eq!(
+            within("the unread message", ws.next())
+                .await
+                .unwrap()
+                .unwrap(),
+            Message::Text("unread".into())
+        );
+        assert!(ws.next().await.is_none());
+    }
+    if let Some(mut tx) = sender {
+        let result = tx.send("too late").await;
+        assert!(is_send_error(&result), "{result:?}");
+    }
 }
 
 #[tokio::test]
