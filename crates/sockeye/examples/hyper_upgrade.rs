@@ -108,7 +108,9 @@ fn upgrade(mut request: Request<Incoming>) -> Response<Full<Bytes>> {
     }
     let mut response = Response::new(Full::new(body));
     *response.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
-    // Sockeye checked every name and value; none is skipped here.
+    // The 101's fields were checked by Sockeye and the refusals are its own (the callback
+    // above refuses nothing), so every name and value converts; a callback's `Reject`
+    // with a header hyper cannot carry would lose that header here.
     for (name, value) in fields {
         if let (Ok(name), Ok(value)) = (
             HeaderName::from_bytes(name.as_bytes()),
