@@ -10,7 +10,7 @@ use futures_core::Stream;
 use futures_sink::Sink;
 use sockeye_proto::{CloseCode, CloseInfo, Message, State};
 
-use crate::driver::Shared;
+use crate::driver::{Inner, Shared};
 use crate::error::{Error, Result};
 use crate::session::Session;
 
@@ -252,10 +252,7 @@ fn start_send(shared: &Shared, message: Message) -> Result<()> {
 fn poll_flush(shared: &Shared, cx: &mut Context<'_>) -> Poll<Result<()>> {
     let mut inner = shared.lock();
     if inner.finished {
-        // The transport is gone. A clean close wrote everything queued before its Close
-        // frame; after a failure, what was still queued may never have been written.
-        let failure = inner.conn.close_info().and_then(|info| info.error.clone());
-        return Poll::Ready(failure.map_or(Ok(()), |error| Err(Error::from_session(error))));
+        return Poll::Ready(how_it_ended(&inner));
     }
     if inner.buffered() == 0 {
         return Poll::Ready(Ok(()));
@@ -270,10 +267,19 @@ fn poll_close(shared: &Shared, cx: &mut Context<'_>) -> Poll<Result<()>> {
     shared.close(CloseCode::NORMAL, "")?;
     let mut inner = shared.lock();
     if inner.finished {
-        return Poll::Ready(Ok(()));
+        return Poll::Ready(how_it_ended(&inner));
     }
     inner.wait(cx.waker());
     Poll::Pending
+}
+
+/// What the `Sink`'s flush and close report once the transport is gone: `Ok` after a clean
+/// close, which wrote everything queued before its Close frame; the session's failure
+/// otherwise (what was still queued may never have been written, and the closing
+/// handshake did not complete).
+fn how_it_ended(inner: &Inner) -> Result<()> {
+    let failure = inner.conn.close_info().and_then(|info| info.error.clone());
+    failure.map_or(Ok(()), |error| Err(Error::from_session(error)))
 }
 
 /// The receiving side of a handle: `recv()`, the same method as `next()`, and the
@@ -321,7 +327,8 @@ macro_rules! receive_over_shared {
 
 /// The `Sink` of a handle: waits for buffer space, queues into the session, flushes until
 /// the socket took everything, and closes with 1000 Normal Closure, completing once the
-/// session is CLOSED.
+/// session is CLOSED. Flush and close fail with the session's error when it ended
+/// otherwise than by a clean close (a lost connection, a close timeout, a violation).
 macro_rules! sink_over_shared {
     ($handle:ty) => {
         impl Sink<Message> for $handle {

@@ -805,6 +805,60 @@ async fn a_flush_fails_when_the_peer_vanishes_before_the_output_was_written() {
 }
 
 #[tokio::test]
+async fn closing_the_sink_fails_when_the_peer_vanishes_before_the_closing_handshake() {
+    // The Sink's close is done when the closing handshake is; when the transport ends
+    // before our Close could even be written, the close says how the session ended.
+    let (mut server, peer, _) = a_full_buffer_before_a_peer_that_never_reads().await;
+
+    let closing = tokio::spawn(async move {
+        let result = SinkExt::close(&mut server).await;
+        (result, server)
+    });
+    drop(peer);
+    let (result, server) = tokio::time::timeout(Duration::from_secs(2), closing)
+        .await
+        .expect("the close did not end")
+        .unwrap();
+    assert!(
+        matches!(
+            result,
+            Err(Error::Failed(
+                sockeye_proto::Error::Transport(_) | sockeye_proto::Error::ConnectionLost
+            ))
+        ),
+        "{result:?}"
+    );
+    let info = server.close_info().expect("the session ended");
+    assert!(!info.clean);
+    assert_eq!(info.code, CloseCode::ABNORMAL);
+}
+
+#[tokio::test]
+async fn closing_the_sink_fails_when_the_peer_never_answers_the_close() {
+    // A peer that reads but never answers our Close: the close timeout ends the session,
+    // and the Sink's close reports it rather than a clean end.
+    let mut config = Config {
+        linger: Duration::from_millis(100),
+        ..Config::default()
+    };
+    config.protocol.close_timeout = Duration::from_millis(200);
+    let (mut server, mut peer) = server_with_raw_client_on(config).await;
+
+    let closing = tokio::spawn(async move { SinkExt::close(&mut server).await });
+    // The peer sees our Close and stays silent.
+    let (code, _) = peer.expect_close().await;
+    assert_eq!(code, Some(1000));
+    let result = within("the close", closing).await.unwrap();
+    assert!(
+        matches!(
+            result,
+            Err(Error::Failed(sockeye_proto::Error::CloseTimeout))
+        ),
+        "{result:?}"
+    );
+}
+
+#[tokio::test]
 async fn send_after_close_fails_at_once_even_when_the_buffer_is_full() {
     let config = Config {
         write_buffer_high_water: 64 * 1024,
