@@ -242,7 +242,9 @@ impl ClientBuilder {
 
     /// Runs the opening handshake for `url` over a stream the caller connected (a proxy
     /// tunnel, a Unix socket, an in-memory pipe). For a `wss://` URL, TLS runs over that
-    /// stream first; give a `ws://` URL for a stream that is already secured.
+    /// stream first; give a `ws://` URL for a stream that is already secured. A
+    /// `tokio::net::TcpStream` gets `TCP_NODELAY` (see
+    /// [`ServerBuilder::accept`](crate::ServerBuilder::accept) for why).
     pub async fn connect_on<S>(&self, stream: S, url: &str) -> Result<(WebSocket, Response)>
     where
         S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
@@ -342,7 +344,11 @@ impl ClientBuilder {
         let target = parse_url(url)?;
         let mut conn = Connection::client(self.request(&target)?, self.config.protocol.clone());
         conn.connect(now());
-        let connecting = async { self.secure(&target, connecting.await?).await };
+        let connecting = async {
+            let stream = connecting.await?;
+            driver::no_delay(&stream);
+            self.secure(&target, stream).await
+        };
         let mut stream = match conn.poll_timeout() {
             Some(deadline) => tokio::time::timeout_at(deadline.into(), connecting)
                 .await
@@ -423,8 +429,8 @@ pub(crate) fn connect_failure(error: &Error) -> CloseInfo {
     CloseInfo::abnormal(failure)
 }
 
-/// Resolves and connects a TCP socket to the URL's host and port, with `TCP_NODELAY`
-/// (TLS for `wss://` comes after, in `establish`).
+/// Resolves and connects a TCP socket to the URL's host and port (`TCP_NODELAY` and, for
+/// `wss://`, TLS come after, in `establish`).
 pub(crate) fn tcp_connector(url: &str) -> impl Future<Output = Result<TcpStream>> + use<> {
     let target = parse_url(url);
     async move {
@@ -436,7 +442,6 @@ pub(crate) fn tcp_connector(url: &str) -> impl Future<Output = Result<TcpStream>
                 addr,
                 source: Arc::new(source),
             })?;
-        stream.set_nodelay(true)?;
         Ok(stream)
     }
 }

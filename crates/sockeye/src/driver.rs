@@ -2,6 +2,7 @@
 //! protocol core, fires the core's deadlines, and hands events to the application. Every
 //! protocol decision is the core's ([`sockeye_proto::Connection`]).
 
+use std::any::Any;
 use std::collections::VecDeque;
 use std::fmt;
 use std::io::IoSlice;
@@ -779,6 +780,20 @@ impl Future for Queue<'_> {
     }
 }
 
+/// Turns Nagle's algorithm off (`TCP_NODELAY`) when `stream` is a tokio `TcpStream`, as
+/// it enters a handshake or a session. Each message is written when it is sent; with
+/// Nagle's algorithm on, a small write after one not yet acknowledged would wait for the
+/// peer's delayed ACK (40 ms on Linux), and a peer that answers only once it has a batch
+/// never sends one sooner. Other streams (TLS over TCP, an upgraded HTTP connection) are
+/// the caller's to set up. Best effort: a socket that refuses the option still works.
+pub(crate) fn no_delay<S: 'static>(stream: &S) {
+    if let Some(tcp) = (stream as &dyn Any).downcast_ref::<tokio::net::TcpStream>()
+        && let Err(error) = tcp.set_nodelay(true)
+    {
+        debug!(%error, "TCP_NODELAY not set");
+    }
+}
+
 /// Whether the server accepts a request, and how.
 pub(crate) type Decide<'a> =
     &'a mut (dyn FnMut(&Request) -> std::result::Result<Accept, Reject> + Send);
@@ -1055,6 +1070,17 @@ pub(crate) enum Dispatch {
     Queue,
     /// The seed's endpoint model: callbacks on the driver's task.
     Endpoint(Box<dyn Endpoint>),
+}
+
+/// Runs [`drive`] on a task of its own, for a session whose stream the application handed
+/// over (after a handshake of ours, or one made elsewhere, which is why `TCP_NODELAY` is
+/// set here too).
+pub(crate) fn spawn<S>(shared: Arc<Shared>, stream: S, dispatch: Dispatch)
+where
+    S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+{
+    no_delay(&stream);
+    tokio::spawn(drive(shared, stream, dispatch));
 }
 
 /// Drives an established session until its transport is closed.

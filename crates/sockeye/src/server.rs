@@ -195,6 +195,7 @@ impl ServerBuilder {
         S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
     {
         let mut conn = Connection::server(self.config.protocol.clone(), now());
+        driver::no_delay(&stream);
         let mut stream = self.secure(&conn, stream).await?;
         let mut decide = |request: &Request| {
             if shutting_down() {
@@ -264,6 +265,14 @@ impl ServerBuilder {
     /// Runs the opening handshake on an accepted stream (after the TLS handshake, if
     /// `tls` is set). On failure the matching HTTP error response (400, 426,
     /// ...) was sent and the stream closed.
+    ///
+    /// A `tokio::net::TcpStream` gets `TCP_NODELAY`, as every socket of a [`Server`] and
+    /// of [`ClientBuilder::connect`](crate::ClientBuilder::connect) does: messages are
+    /// written as they are sent, and Nagle's algorithm would hold a small one back until
+    /// the peer acknowledged the last (up to its delayed-ACK time, 40 ms on Linux). Set it
+    /// yourself on other streams over TCP (a TLS stream made outside Sockeye). The same
+    /// holds for every method that takes a stream (`accept_endpoint`, `after_handshake`,
+    /// [`Upgrade`]'s, `ClientBuilder::connect_on`).
     pub async fn accept<S>(&self, stream: S) -> Result<WebSocket>
     where
         S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
@@ -783,7 +792,6 @@ impl Server {
                         refuse(stream, &self.registry, self.builder.answers_refusals());
                         continue;
                     }
-                    let _ = stream.set_nodelay(true);
                     let task = on_connection(self.builder.clone(), stream, self.registry.clone());
                     tokio::spawn(async move {
                         if let Err(error) = task.await {

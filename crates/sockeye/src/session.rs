@@ -32,11 +32,11 @@ where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
     E: crate::Endpoint,
 {
-    tokio::spawn(crate::driver::drive(
+    crate::driver::spawn(
         shared.clone(),
         stream,
         crate::driver::Dispatch::Endpoint(Box::new(endpoint)),
-    ));
+    );
     Session::new(shared)
 }
 

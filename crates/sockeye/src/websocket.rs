@@ -138,11 +138,7 @@ where
     let ws = WebSocket::new(shared.clone());
     // This mode has no on_open: the session is OPEN as soon as the handle exists.
     shared.lock().conn.open();
-    tokio::spawn(crate::driver::drive(
-        shared,
-        stream,
-        crate::driver::Dispatch::Queue,
-    ));
+    crate::driver::spawn(shared, stream, crate::driver::Dispatch::Queue);
     ws
 }
 

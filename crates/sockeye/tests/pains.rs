@@ -964,3 +964,75 @@ async fn closing_in_front_of_a_peer_that_never_reads_ends_in_bounded_time() {
     // Two close timeouts, give or take the timer's millisecond ticks.
     assert!(waited <= Duration::from_millis(6_100), "{waited:?}");
 }
+
+// ----- Nagle's algorithm -----
+
+/// A second descriptor of `stream`'s socket, to read its options once the stream itself
+/// has been handed over.
+#[cfg(unix)]
+fn socket_of(stream: &tokio::net::TcpStream) -> std::net::TcpStream {
+    use std::os::fd::AsFd;
+    std::net::TcpStream::from(stream.as_fd().try_clone_to_owned().unwrap())
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn tcp_streams_handed_in_get_tcp_nodelay() {
+    // Through a handshake: `accept` and `connect_on`.
+    let (listener, addr) = listener().await;
+    let client_tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (server_tcp, _) = listener.accept().await.unwrap();
+    let (client_socket, server_socket) = (socket_of(&client_tcp), socket_of(&server_tcp));
+    // The sockets start with Nagle's algorithm on, as the system makes them.
+    assert!(!client_socket.nodelay().unwrap());
+    assert!(!server_socket.nodelay().unwrap());
+    let (client_builder, server_builder, url) =
+        (ClientBuilder::new(), ServerBuilder::new(), url(addr));
+    let (client, server) = within("the handshake", async {
+        tokio::join!(
+            client_builder.connect_on(client_tcp, &url),
+            server_builder.accept(server_tcp)
+        )
+    })
+    .await;
+    let (_client, _server) = (client.unwrap(), server.unwrap());
+    assert!(client_socket.nodelay().unwrap());
+    assert!(server_socket.nodelay().unwrap());
+
+    // After a handshake made elsewhere.
+    let client_tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (server_tcp, _) = listener.accept().await.unwrap();
+    let (client_socket, server_socket) = (socket_of(&client_tcp), socket_of(&server_tcp));
+    let _client = ClientBuilder::new().after_handshake(client_tcp);
+    let _server = ServerBuilder::new().after_handshake(server_tcp);
+    assert!(client_socket.nodelay().unwrap());
+    assert!(server_socket.nodelay().unwrap());
+}
+
+#[tokio::test]
+async fn batches_of_small_messages_are_not_held_back_for_the_peers_delayed_ack() {
+    // The server sends five small messages, then waits for the client's answer, which
+    // comes once all five arrived. With Nagle's algorithm on the accepted socket, the
+    // second message would wait for the ACK of the first, which the client delays (40 ms
+    // on Linux) having nothing to send: 25 rounds would take a second or more.
+    const ROUNDS: usize = 25;
+    let (mut client, mut server) = ws_pair(ClientBuilder::new(), ServerBuilder::new()).await;
+    let start = Instant::now();
+    for round in 0..ROUNDS {
+        for i in 0..5 {
+            server.send(format!("{round}.{i}")).await.unwrap();
+        }
+        for i in 0..5 {
+            let message = within("a message", client.next()).await.unwrap().unwrap();
+            assert_eq!(message, Message::Text(format!("{round}.{i}")));
+        }
+        client.send("next").await.unwrap();
+        let answer = within("the answer", server.next()).await.unwrap().unwrap();
+        assert_eq!(answer, Message::Text("next".into()));
+    }
+    let elapsed = start.elapsed();
+    assert!(
+        elapsed < Duration::from_millis(500),
+        "{ROUNDS} rounds took {elapsed:?}"
+    );
+}
