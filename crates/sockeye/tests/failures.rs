@@ -157,11 +157,13 @@ async fn client_keepalive_closes_with_1011_when_the_server_never_answers_pings()
     let (listener, addr) = listener().await;
     let client = ClientBuilder::new().keepalive(Duration::from_secs(1), Duration::from_secs(2));
     let url = url(addr);
+    // Taken before the connection opens, which arms the timer under test: the clock is
+    // paused only after the handshake, and the timer runs from its own arming.
+    let start = Instant::now();
     let (client, peer) = tokio::join!(client.connect(&url), RawPeer::accept(&listener, b""));
     let (mut client, _) = client.unwrap();
     let mut peer = peer;
     tokio::time::pause();
-    let start = Instant::now();
 
     let ping = peer.expect_frame().await;
     assert_eq!(ping.opcode, OpCode::Ping);
@@ -196,6 +198,9 @@ async fn server_keepalive_closes_with_1011_when_the_client_never_answers_pings()
     let mut config = Config::default();
     config.protocol.ping_interval = Some(Duration::from_secs(5));
     config.protocol.pong_timeout = Duration::from_secs(1);
+    // Taken before the connection opens, which arms the timer under test: the clock is
+    // paused only after the handshake, and the timer runs from its own arming.
+    let start = Instant::now();
     let (server, mut peer) = tokio::join!(
         async {
             let (stream, _) = listener.accept().await.unwrap();
@@ -205,7 +210,6 @@ async fn server_keepalive_closes_with_1011_when_the_client_never_answers_pings()
     );
     let server = server.unwrap();
     tokio::time::pause();
-    let start = Instant::now();
 
     let ping = peer.expect_frame().await;
     assert_eq!((ping.opcode, ping.masked), (OpCode::Ping, false));

@@ -223,9 +223,11 @@ async fn an_idle_peer_is_closed_with_1001_and_an_active_one_is_not() {
     config.protocol.idle_timeout = Some(Duration::from_secs(5));
     let mut server = EchoServer::start(ServerBuilder::new().config(config)).await;
     let mut bystander = Bystander::connect(server.addr).await;
+    // Taken before the connection opens, which arms the timer under test: the clock is
+    // paused only after the handshake, and the timer runs from its own arming.
+    let start = Instant::now();
     let mut idle = RawPeer::connect(server.addr).await;
     tokio::time::pause();
-    let start = Instant::now();
 
     // The idle peer says nothing; it answers the server's Close and waits for its EOF.
     let idle = tokio::spawn(async move {
@@ -392,9 +394,11 @@ async fn a_slowloris_handshake_is_dropped_at_the_handshake_timeout_without_delay
     config.protocol.handshake_timeout = Duration::from_secs(2);
     let server = EchoServer::start(ServerBuilder::new().config(config)).await;
     let (addr, handle) = (server.addr, server.handle.clone());
+    // Taken before connecting: the server's accepting, which arms the handshake timeout,
+    // may come before the clock is paused, and the timer runs from its own arming.
+    let start = Instant::now();
     let mut slow = TcpStream::connect(addr).await.unwrap();
     tokio::time::pause();
-    let start = Instant::now();
 
     // One byte of a valid request per second; it would take minutes to finish.
     let slowloris = tokio::spawn(async move {
