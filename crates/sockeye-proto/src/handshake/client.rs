@@ -128,10 +128,8 @@ impl ClientRequest {
         Ok(())
     }
 
-    /// Writes the GET request with this key (4.1): the request line, Host, Upgrade,
-    /// Connection, Sec-WebSocket-Key, Sec-WebSocket-Version: 13, then Origin,
-    /// Sec-WebSocket-Protocol and Sec-WebSocket-Extensions when set, the extra headers in
-    /// order, and the blank line.
+    /// Writes the GET request with this key (4.1): the request line, then the
+    /// [`fields`](Self::fields) and the blank line.
     ///
     /// The fields are written as given: call [`validate`](Self::validate) first, since a
     /// field with a line break would otherwise corrupt the request.
@@ -140,28 +138,47 @@ impl ClientRequest {
         out.extend_from_slice(b"GET ");
         out.extend_from_slice(self.path.as_bytes());
         out.extend_from_slice(b" HTTP/1.1\r\n");
-        // 4.1 item 4: Host.
-        http1::write_field(out, "Host", &self.host);
-        // 4.1 items 5-6: Upgrade: websocket, Connection: Upgrade.
-        http1::write_field(out, "Upgrade", "websocket");
-        http1::write_field(out, "Connection", "Upgrade");
-        // 4.1 item 7: the nonce.
-        http1::write_field(out, "Sec-WebSocket-Key", key);
-        // 4.1 item 9: version 13.
-        http1::write_field(out, "Sec-WebSocket-Version", "13");
-        if let Some(origin) = &self.origin {
-            http1::write_field(out, "Origin", origin);
-        }
-        if !self.subprotocols.is_empty() {
-            http1::write_field(out, "Sec-WebSocket-Protocol", &self.subprotocols.join(", "));
-        }
-        if !self.extensions.is_empty() {
-            http1::write_field(out, "Sec-WebSocket-Extensions", &self.extensions.join(", "));
-        }
-        for (name, value) in &self.headers {
-            http1::write_field(out, name, value);
+        for (name, value) in self.fields(key) {
+            http1::write_field(out, &name, &value);
         }
         out.extend_from_slice(b"\r\n");
+    }
+
+    /// The header fields of the request with this key (4.1): Host, Upgrade, Connection,
+    /// Sec-WebSocket-Key, Sec-WebSocket-Version: 13, then Origin, Sec-WebSocket-Protocol
+    /// and Sec-WebSocket-Extensions when set, and the extra headers in order. For a
+    /// request another HTTP client sends (a GET of [`path`](Self::path) over HTTP/1.1),
+    /// after [`validate`](Self::validate).
+    pub fn fields(&self, key: &str) -> Vec<(String, String)> {
+        let field = |name: &str, value: &str| (name.to_owned(), value.to_owned());
+        let mut fields = vec![
+            // 4.1 item 4: Host.
+            field("Host", &self.host),
+            // 4.1 items 5-6: Upgrade: websocket, Connection: Upgrade.
+            field("Upgrade", "websocket"),
+            field("Connection", "Upgrade"),
+            // 4.1 item 7: the nonce.
+            field("Sec-WebSocket-Key", key),
+            // 4.1 item 9: version 13.
+            field("Sec-WebSocket-Version", "13"),
+        ];
+        if let Some(origin) = &self.origin {
+            fields.push(field("Origin", origin));
+        }
+        if !self.subprotocols.is_empty() {
+            fields.push(field(
+                "Sec-WebSocket-Protocol",
+                &self.subprotocols.join(", "),
+            ));
+        }
+        if !self.extensions.is_empty() {
+            fields.push(field(
+                "Sec-WebSocket-Extensions",
+                &self.extensions.join(", "),
+            ));
+        }
+        fields.extend(self.headers.iter().cloned());
+        fields
     }
 }
 
@@ -216,15 +233,23 @@ pub fn parse_response(
         return Err(HandshakeError::UnsupportedHttpVersion);
     }
     let headers = http1::header_map(parsed.headers)?;
-    let subprotocol = http1::joined(&headers, &SEC_WEBSOCKET_PROTOCOL);
-    let extensions = http1::list_items(&headers, &SEC_WEBSOCKET_EXTENSIONS);
-    let response = Response {
-        status,
-        headers,
-        subprotocol,
-        extensions,
-    };
-    Ok(Some((response, head_len)))
+    Ok(Some((Response::from_head(status, headers), head_len)))
+}
+
+impl Response {
+    /// The response with this status and these header fields, its subprotocol and
+    /// extensions read from them: what [`parse_response`] gives, for a response another
+    /// HTTP client read.
+    pub fn from_head(status: u16, headers: HeaderMap) -> Response {
+        let subprotocol = http1::joined(&headers, &SEC_WEBSOCKET_PROTOCOL);
+        let extensions = http1::list_items(&headers, &SEC_WEBSOCKET_EXTENSIONS);
+        Response {
+            status,
+            headers,
+            subprotocol,
+            extensions,
+        }
+    }
 }
 
 /// Validates a response against the request and key (4.1, "the client MUST validate the

@@ -416,6 +416,74 @@ impl Connection {
         Ok((conn, fields))
     }
 
+    /// Client: a session whose upgrade request another HTTP client sends (hyper's, say):
+    /// returns it, CONNECTING from `now` (the handshake timeout runs), and the header
+    /// fields to send with a GET of `request.path` over HTTP/1.1 (those of
+    /// [`ClientRequest::fields`](handshake::ClientRequest::fields), with a fresh key and
+    /// the permessage-deflate offer when `config` enables it). Give the server's response
+    /// to [`client_upgraded`](Self::client_upgraded). Masking and handshake keys come from
+    /// a CSPRNG seeded by the operating system.
+    pub fn client_upgrade(
+        request: ClientRequest,
+        config: Config,
+        now: Instant,
+    ) -> (Connection, Vec<(String, String)>) {
+        let mut conn = Connection::client(request, config);
+        conn.prepare_request();
+        let fields = conn
+            .client_request
+            .as_ref()
+            .map(|request| request.fields(&conn.key))
+            .unwrap_or_default();
+        conn.timers.handshake = Some(now + conn.config.handshake_timeout);
+        conn.set_state(State::Connecting);
+        (conn, fields)
+    }
+
+    /// Client: the server's response to the request of
+    /// [`client_upgrade`](Self::client_upgrade), as another HTTP client read it. Checks it
+    /// as a response read by this session is checked (4.1,
+    /// [`validate_response`](handshake::validate_response)), agrees on permessage-deflate
+    /// (RFC 7692 5), and enters CONNECTED: the session's first byte may then be read from
+    /// and written to the upgraded connection. A response that fails the checks (a status
+    /// other than 101 among them) fails the session, which is CLOSED with that error;
+    /// the connection must then be closed (4.1: fail the WebSocket connection).
+    pub fn client_upgraded(
+        &mut self,
+        response: Response,
+        now: Instant,
+    ) -> Result<(), HandshakeError> {
+        if self.role != Role::Client
+            || self.state != State::Connecting
+            || !matches!(self.handshake, HandshakePhase::Head)
+        {
+            return Err(HandshakeError::Http(
+                "no upgrade request is waiting for its response".into(),
+            ));
+        }
+        let verdict = match &self.client_request {
+            Some(request) => handshake::validate_response(&response, request, &self.key),
+            None => Err(HandshakeError::Http("no request was sent".into())),
+        };
+        self.response = Some(Box::new(response));
+        let agreed = verdict.and_then(|()| self.agree_as_client());
+        match agreed {
+            Ok(deflate) => {
+                self.start_deflate(deflate);
+                self.handshake = HandshakePhase::Done;
+                self.enter_connected(now);
+                // CONNECTED is told to whoever made the handshake.
+                self.events.clear();
+                Ok(())
+            }
+            Err(error) => {
+                self.handshake = HandshakePhase::Done;
+                self.fail_with(Error::Handshake(error.clone()), now);
+                Err(error)
+            }
+        }
+    }
+
     /// NEW → CONNECTING → CONNECTED for a handshake made by another implementation.
     fn connected_elsewhere(&mut self, now: Instant) {
         self.handshake = HandshakePhase::Done;
@@ -576,17 +644,24 @@ impl Connection {
         if self.role != Role::Client || self.state != State::New {
             return;
         }
-        self.offer_extensions();
-        let (Some(request), Some(rng)) = (self.client_request.as_ref(), self.rng.as_deref_mut())
-        else {
+        self.prepare_request();
+        let Some(request) = self.client_request.as_ref() else {
             return;
         };
-        self.key = handshake::generate_key(rng);
         let mut out = Vec::new();
         request.encode(&self.key, &mut out);
         self.push_bytes(Bytes::from(out));
         self.timers.handshake = Some(now + self.config.handshake_timeout);
         self.set_state(State::Connecting);
+    }
+
+    /// Client: adds the configured extension offers to the request and draws its key
+    /// (4.1 item 7).
+    fn prepare_request(&mut self) {
+        self.offer_extensions();
+        if let Some(rng) = self.rng.as_deref_mut() {
+            self.key = handshake::generate_key(rng);
+        }
     }
 
     /// Server: accepts the request announced by [`Event::Request`] (CONNECTING →

@@ -10,6 +10,7 @@ use crate::close::{CloseCode, CloseFrame, Initiator};
 use crate::config::Config;
 use crate::error::{CloseError, Error, ProtocolError, SendError};
 use crate::frame::{OpCode, RSV1, RSV2};
+use crate::handshake::HandshakeError;
 use crate::session::{Connection, Event, Message, State, Transmit};
 
 /// One side of an open pair, alone, with its pending output drained.
@@ -1254,5 +1255,183 @@ fn input_is_taken_until_the_peers_close_and_dropped_after() {
             .filter(|event| matches!(event, Event::Message(_)))
             .collect();
         assert_eq!(messages.len(), 1, "{role:?}");
+    }
+}
+
+/// Header fields as another HTTP implementation carries them.
+fn header_map(fields: &[(String, String)]) -> http::HeaderMap {
+    let mut map = http::HeaderMap::new();
+    for (name, value) in fields {
+        map.append(
+            http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+            http::HeaderValue::from_str(value).unwrap(),
+        );
+    }
+    map
+}
+
+/// A client session whose upgrade another HTTP client makes, and the fields it sends.
+fn client_upgrade(config: Config, now: Instant) -> (Connection, Vec<(String, String)>) {
+    let request = crate::handshake::ClientRequest::new("example.com", "/chat")
+        .subprotocol("chat")
+        .subprotocol("superchat");
+    Connection::client_upgrade(request, config, now)
+}
+
+#[test]
+fn a_client_upgrade_made_by_another_http_client_agrees_as_connect_does() {
+    let config = Config {
+        deflate: crate::extension::DeflateConfig::enabled(),
+        ..Config::default()
+    };
+    let mut pair = Pair::after_handshake(config.clone());
+    let now = pair.now;
+    let (mut client, fields) = client_upgrade(config.clone(), now);
+    assert_eq!(client.history(), [State::New, State::Connecting]);
+    assert!(
+        client.poll_transmit().is_none(),
+        "the HTTP client writes the request"
+    );
+    let names: Vec<&str> = fields.iter().map(|(name, _)| name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "Host",
+            "Upgrade",
+            "Connection",
+            "Sec-WebSocket-Key",
+            "Sec-WebSocket-Version",
+            "Sec-WebSocket-Protocol",
+            "Sec-WebSocket-Extensions"
+        ]
+    );
+
+    // The server decides on the request those fields make, as Sockeye's server does.
+    let request = crate::handshake::validate_request(
+        "GET",
+        http::Version::HTTP_11,
+        "/chat",
+        header_map(&fields),
+    )
+    .expect("a valid upgrade request");
+    let accept = crate::handshake::Accept {
+        subprotocol: Some("superchat".into()),
+        ..Default::default()
+    };
+    let (server, answer) = Connection::server_upgraded(config, &request, accept, now).unwrap();
+    client
+        .client_upgraded(
+            crate::handshake::Response::from_head(101, header_map(&answer)),
+            now,
+        )
+        .expect("the server's 101 answers our request");
+    assert_eq!(
+        client.history(),
+        [State::New, State::Connecting, State::Connected]
+    );
+    assert_eq!(client.subprotocol(), Some("superchat"));
+    assert!(
+        client.poll_transmit().is_none(),
+        "nothing written before a message"
+    );
+
+    // Both sides compress: a message of 10,000 repeated bytes crosses in far fewer.
+    pair.client = client;
+    pair.server = server;
+    pair.client.open();
+    pair.server.open();
+    let text = "a".repeat(10_000);
+    pair.client.send(Message::Text(text.clone())).unwrap();
+    pair.server.send(Message::Text(text.clone())).unwrap();
+    pair.client.close(CloseCode::NORMAL, "", now).unwrap();
+    pair.run();
+    assert_eq!(pair.server_log.messages(), [&Message::Text(text.clone())]);
+    assert_eq!(pair.client_log.messages(), [&Message::Text(text)]);
+    for log in [&pair.client_log, &pair.server_log] {
+        let frames = decode_frames(&log.wrote);
+        assert!(frames[0].2.len() < 100, "{} bytes", frames[0].2.len());
+        assert!(log.close_events()[0].clean);
+    }
+}
+
+#[test]
+fn a_client_upgrade_fails_on_a_response_that_does_not_answer_it() {
+    let now = Instant::now();
+    let accept_of = |fields: &[(String, String)]| {
+        let key = &fields
+            .iter()
+            .find(|(name, _)| name == "Sec-WebSocket-Key")
+            .unwrap()
+            .1;
+        crate::handshake::accept_key(key.as_bytes())
+    };
+    let upgrade = |accept: &str, extra: &[(&str, &str)]| {
+        let mut fields = vec![
+            ("Upgrade".to_owned(), "websocket".to_owned()),
+            ("Connection".to_owned(), "Upgrade".to_owned()),
+            ("Sec-WebSocket-Accept".to_owned(), accept.to_owned()),
+        ];
+        fields.extend(
+            extra
+                .iter()
+                .map(|(n, v)| ((*n).to_owned(), (*v).to_owned())),
+        );
+        header_map(&fields)
+    };
+    // Each case: what it is, its response from the right accept value, its error.
+    type Respond = Box<dyn Fn(&str) -> (u16, http::HeaderMap)>;
+    type Check = fn(&HandshakeError) -> bool;
+    let cases: [(&str, Respond, Check); 4] = [
+        (
+            "a refusal",
+            Box::new(|_| (403, http::HeaderMap::new())),
+            |e| matches!(e, HandshakeError::UnexpectedStatus { status: 403, .. }),
+        ),
+        (
+            "another key's accept value",
+            Box::new(move |_| (101, upgrade("s3pPLMBiTxaQ9kYGzzhZRbK+xOo=", &[]))),
+            |e| matches!(e, HandshakeError::BadAccept(_)),
+        ),
+        (
+            "a subprotocol not offered",
+            Box::new(move |accept| (101, upgrade(accept, &[("Sec-WebSocket-Protocol", "other")]))),
+            |e| matches!(e, HandshakeError::UnofferedSubprotocol(_)),
+        ),
+        (
+            "compression not offered",
+            Box::new(move |accept| {
+                (
+                    101,
+                    upgrade(
+                        accept,
+                        &[("Sec-WebSocket-Extensions", "permessage-deflate")],
+                    ),
+                )
+            }),
+            |e| matches!(e, HandshakeError::UnofferedExtension(_)),
+        ),
+    ];
+    for (what, response, check) in cases {
+        let (mut client, fields) = client_upgrade(Config::default(), now);
+        let (status, headers) = response(&accept_of(&fields));
+        let error = client
+            .client_upgraded(crate::handshake::Response::from_head(status, headers), now)
+            .expect_err(what);
+        assert!(check(&error), "{what}: {error:?}");
+        assert_eq!(client.state(), State::Closed, "{what}");
+        // No Close frame: the connection is no WebSocket yet; only closing it is left.
+        assert!(
+            matches!(client.poll_transmit(), Some(Transmit::Shutdown)),
+            "{what}"
+        );
+        assert!(client.poll_transmit().is_none(), "{what}");
+        let info = client.close_info().expect("the outcome");
+        assert_eq!(info.error, Some(Error::Handshake(error)), "{what}");
+        // A second response changes nothing.
+        let again = client.client_upgraded(
+            crate::handshake::Response::from_head(101, http::HeaderMap::new()),
+            now,
+        );
+        assert!(matches!(again, Err(HandshakeError::Http(_))), "{what}");
     }
 }
