@@ -1,5 +1,6 @@
 //! Connecting as a client.
 
+use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -278,6 +279,27 @@ impl ClientBuilder {
         )
     }
 
+    /// The client side of an upgrade another HTTP client makes (hyper's client, say): the
+    /// request this builder would send for `url` (its subprotocols, extensions, origin
+    /// and headers; permessage-deflate offered when [`deflate`](Self::deflate) is on), as
+    /// header fields for the HTTP client's GET of [`ClientUpgrade::path`] over HTTP/1.1,
+    /// and the session to start once the server has answered. The handshake timeout
+    /// does not apply (the HTTP client's own does); the URL's scheme only says which port
+    /// is the default, since the HTTP client makes the connection and its TLS.
+    ///
+    /// `tests/upgrade.rs` does this with hyper's client.
+    pub fn upgrade(&self, url: &str) -> Result<ClientUpgrade> {
+        let target = parse_url(url)?;
+        let (conn, fields) =
+            Connection::client_upgrade(self.request(&target)?, self.config.protocol.clone(), now());
+        Ok(ClientUpgrade {
+            conn,
+            fields,
+            path: target.path,
+            config: self.config.clone(),
+        })
+    }
+
     /// Connects (to a `ws://` or `wss://` URL) and runs `endpoint`'s callbacks on the session's task. If connecting
     /// fails, `on_error` then `on_close` (1006, not clean) are called, as browsers do
     /// (DESIGN.md invariant 5), and the error is returned too.
@@ -427,6 +449,84 @@ pub(crate) fn connect_failure(error: &Error) -> CloseInfo {
         other => sockeye_proto::Error::Transport(other.to_string()),
     };
     CloseInfo::abnormal(failure)
+}
+
+/// An upgrade request for another HTTP client to send ([`ClientBuilder::upgrade`]): its
+/// path and header fields, then the server's answer and the upgraded connection, on which
+/// the session starts.
+pub struct ClientUpgrade {
+    conn: Connection,
+    fields: Vec<(String, String)>,
+    path: String,
+    config: Config,
+}
+
+impl fmt::Debug for ClientUpgrade {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientUpgrade")
+            .field("path", &self.path)
+            .field("fields", &self.fields)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ClientUpgrade {
+    /// The request target: the URL's path and query.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// The request's header fields (RFC 6455 4.1), in order: Host, Upgrade, Connection,
+    /// Sec-WebSocket-Key, Sec-WebSocket-Version, then Origin, Sec-WebSocket-Protocol,
+    /// Sec-WebSocket-Extensions when set, and the builder's extra headers.
+    pub fn fields(&self) -> &[(String, String)] {
+        &self.fields
+    }
+
+    /// Starts the session on the upgraded connection once the server's answer, with
+    /// `status` and `headers`, has been checked as [`ClientBuilder::connect`] checks it
+    /// (RFC 6455 4.1: 101, the accept value of our key, a subprotocol and extensions we
+    /// offered) and permessage-deflate agreed: the [`WebSocket`] and the response. A
+    /// response that fails the checks is [`Error::Handshake`], and `stream` is dropped,
+    /// which closes the connection (4.1: fail the WebSocket connection). Must be called
+    /// within a tokio runtime.
+    pub fn websocket<S>(
+        self,
+        status: u16,
+        headers: http::HeaderMap,
+        stream: S,
+    ) -> Result<(WebSocket, Response)>
+    where
+        S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+    {
+        let (shared, response) = self.answered(status, headers)?;
+        Ok((spawn_websocket(shared, stream), response))
+    }
+
+    /// [`websocket`](Self::websocket), with `endpoint`'s callbacks on the session's task
+    /// (`on_open` first) instead of a `WebSocket`.
+    pub fn endpoint<S, E>(
+        self,
+        status: u16,
+        headers: http::HeaderMap,
+        stream: S,
+        endpoint: E,
+    ) -> Result<(Session, Response)>
+    where
+        S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+        E: Endpoint,
+    {
+        let (shared, response) = self.answered(status, headers)?;
+        Ok((spawn_endpoint(shared, stream, endpoint), response))
+    }
+
+    /// The session after the server's answer, or the answer's fault.
+    fn answered(self, status: u16, headers: http::HeaderMap) -> Result<(Arc<Shared>, Response)> {
+        let mut conn = self.conn;
+        let response = Response::from_head(status, headers);
+        conn.client_upgraded(response.clone(), now())?;
+        Ok((Shared::new(conn, self.config), response))
+    }
 }
 
 /// Resolves and connects a TCP socket to the URL's host and port (`TCP_NODELAY` and, for

@@ -57,15 +57,20 @@
 //! builds no TLS code at all; `wss://` URLs are then refused with an error that says so.
 //! `sockeye::rustls` re-exports the rustls version in use, to build configurations with.
 //!
-//! # Behind another HTTP server
+//! # Behind another HTTP server, or client
 //!
 //! When hyper, axum or another HTTP server owns the connection,
 //! [`ServerBuilder::upgrade`] takes the upgrade request's method, version, path and
 //! headers, checks and decides it as [`Server`] would, and returns either the 101
 //! response's headers with an [`Upgrade`] that starts the session on the upgraded
 //! connection, or the [`Reject`] to answer with. The `hyper_upgrade` example shows it with
-//! hyper. [`ServerBuilder::after_handshake`] and [`ClientBuilder::after_handshake`] start
-//! a session on a connection whose handshake was made entirely elsewhere.
+//! hyper. On the client side, when another HTTP client makes the connection (through a
+//! proxy or a connection pool, say), [`ClientBuilder::upgrade`] gives the request's path
+//! and headers, and its [`ClientUpgrade`] checks the server's answer as
+//! [`ClientBuilder::connect`] would before starting the session on the upgraded
+//! connection. [`ServerBuilder::after_handshake`] and [`ClientBuilder::after_handshake`]
+//! start a session on a connection whose handshake was made entirely elsewhere (no
+//! extension can be taken over then).
 
 mod client;
 mod config;
@@ -80,7 +85,7 @@ mod spare;
 mod tls;
 mod websocket;
 
-pub use client::{ClientBuilder, connect};
+pub use client::{ClientBuilder, ClientUpgrade, connect};
 pub use config::Config;
 pub use endpoint::Endpoint;
 pub use error::{Error, Result};

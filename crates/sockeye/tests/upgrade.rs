@@ -1,6 +1,7 @@
 //! Sessions on connections whose opening handshake another HTTP implementation made: the
 //! `hyper_upgrade` example (hyper serving HTTP, Sockeye checking the upgrade and running
-//! the session) against Sockeye's client, and sessions of either role and either style
+//! the session) against Sockeye's client, upgrades sent by hyper's client
+//! (`ClientBuilder::upgrade`), and sessions of either role and either style
 //! (`WebSocket`, `Endpoint`) after a handshake written by hand.
 
 mod common;
@@ -284,4 +285,139 @@ async fn server_builder_upgrade_answers_what_accept_would() {
     assert_eq!(draft.unwrap_err().status, 426);
     let post = builder.upgrade("POST", http::Version::HTTP_11, "/", headers(&[]));
     assert_eq!(post.unwrap_err().status, 405);
+}
+
+// ----- upgrades made by another HTTP client -----
+
+/// Sends `upgrade`'s request to `addr` with hyper's client; returns the server's status
+/// and header fields, and the connection hyper hands over after a 101 (`None` after
+/// another status).
+async fn hyper_client_upgrade(
+    addr: SocketAddr,
+    upgrade: &sockeye::ClientUpgrade,
+) -> (
+    u16,
+    http::HeaderMap,
+    Option<hyper_util::rt::TokioIo<hyper::upgrade::Upgraded>>,
+) {
+    let stream = TcpStream::connect(addr).await.unwrap();
+    let (mut sender, connection) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .unwrap();
+    tokio::spawn(connection.with_upgrades());
+    let mut request = http::Request::get(upgrade.path());
+    for (name, value) in upgrade.fields() {
+        request = request.header(name, value);
+    }
+    let request = request
+        .body(http_body_util::Empty::<bytes::Bytes>::new())
+        .unwrap();
+    let response = within("the response", sender.send_request(request))
+        .await
+        .unwrap();
+    let (status, headers) = (response.status().as_u16(), response.headers().clone());
+    if status != 101 {
+        return (status, headers, None);
+    }
+    let upgraded = within("the upgrade", hyper::upgrade::on(response))
+        .await
+        .unwrap();
+    (
+        status,
+        headers,
+        Some(hyper_util::rt::TokioIo::new(upgraded)),
+    )
+}
+
+#[tokio::test]
+async fn an_upgrade_by_hypers_client_agrees_on_compression_and_a_subprotocol() {
+    // hyper at both ends; Sockeye decides both sides (the example's server enables
+    // permessage-deflate and selects `chat`).
+    let addr = hyper_server().await;
+    let upgrade = ClientBuilder::new()
+        .deflate(true)
+        .subprotocol("chat")
+        .upgrade(&format!("ws://{addr}/ws"))
+        .unwrap();
+    assert_eq!(upgrade.path(), "/ws");
+    let (status, headers, stream) = hyper_client_upgrade(addr, &upgrade).await;
+    let (mut ws, response) = upgrade
+        .websocket(status, headers, stream.expect("upgraded"))
+        .unwrap();
+    assert_eq!(response.status, 101);
+    assert_eq!(response.subprotocol.as_deref(), Some("chat"));
+    assert_eq!(response.extensions.len(), 1, "{:?}", response.extensions);
+    assert!(response.extensions[0].starts_with("permessage-deflate"));
+    assert_eq!(ws.session().subprotocol().as_deref(), Some("chat"));
+    let messages = vec![
+        Message::Text("compress me ".repeat(10_000)),
+        Message::Binary(vec![7; 70_000].into()),
+        Message::Text("hi".into()),
+    ];
+    echoes_then_closes(&mut ws, messages, CloseCode::NORMAL).await;
+}
+
+#[tokio::test]
+async fn an_endpoint_on_an_upgrade_by_hypers_client_talks_to_sockeyes_server() {
+    let addr = sockeye_server().await;
+    let upgrade = ClientBuilder::new()
+        .upgrade(&format!("ws://{addr}/echo?x=1"))
+        .unwrap();
+    assert_eq!(upgrade.path(), "/echo?x=1");
+    let (status, headers, stream) = hyper_client_upgrade(addr, &upgrade).await;
+    let (recorder, mut calls) = Recorder::new();
+    let (session, response) = upgrade
+        .endpoint(status, headers, stream.expect("upgraded"), recorder)
+        .unwrap();
+    assert_eq!((response.subprotocol, response.extensions), (None, vec![]));
+    assert_eq!(calls.next().await, Call::Open(State::Connected));
+    session.send("through hyper").await.unwrap();
+    assert_eq!(
+        calls.next().await,
+        Call::Message(Message::Text("through hyper".into()))
+    );
+    session.close(CloseCode::NORMAL, "").unwrap();
+    let info = within("the close", session.closed()).await;
+    assert!(info.clean, "{info:?}");
+}
+
+#[tokio::test]
+async fn an_upgrade_by_another_client_fails_on_an_answer_that_is_not_ours() {
+    // A server that answers every upgrade with the RFC's sample accept value, which is
+    // not that of our (random) key.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        let (mut stream, _) = listener.accept().await.unwrap();
+        read_head(&mut stream).await;
+        stream
+            .write_all(
+                b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\
+                  Connection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n",
+            )
+            .await
+            .unwrap();
+        // What the client does with the connection next.
+        let mut rest = Vec::new();
+        stream.read_to_end(&mut rest).await.map(|_| rest)
+    });
+    let upgrade = ClientBuilder::new()
+        .upgrade(&format!("ws://{addr}/"))
+        .unwrap();
+    let (status, headers, stream) = hyper_client_upgrade(addr, &upgrade).await;
+    let result = upgrade.websocket(status, headers, stream.expect("upgraded"));
+    assert!(
+        matches!(
+            result,
+            Err(sockeye::Error::Handshake(
+                sockeye_proto::HandshakeError::BadAccept(_)
+            ))
+        ),
+        "{:?}",
+        result.map(|(_, response)| response)
+    );
+    // The connection is closed without a byte: it never became a WebSocket.
+    let rest = within("the server's end", server).await.unwrap();
+    assert_eq!(rest.unwrap(), b"");
 }
