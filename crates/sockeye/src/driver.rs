@@ -662,11 +662,27 @@ impl Shared {
         if inner.close_asked {
             return Ok(());
         }
+        self.ended_locally(inner);
+        Ok(())
+    }
+
+    /// Fails the connection on the application's behalf (the core's `fail`): our Close, if
+    /// one can still be sent, then the transport closed without waiting for the peer's.
+    pub(crate) fn fail(&self, code: CloseCode, reason: &str) -> Result<()> {
+        let mut inner = self.lock();
+        inner.conn.fail(code, reason, now())?;
+        // Even after a close: the driver stops waiting for the peer's Close.
+        self.ended_locally(inner);
+        Ok(())
+    }
+
+    /// After the application closed or failed the session: a held peer Close is released,
+    /// and waiting senders and the driver are woken to see the new state.
+    fn ended_locally(&self, mut inner: MutexGuard<'_, Inner>) {
         inner.close_asked = true;
         inner.wake_all(&self.wakes);
         drop(inner);
         self.wake_driver();
-        Ok(())
     }
 
     /// Drops the transport at once (server shutdown after its deadline).

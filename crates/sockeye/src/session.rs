@@ -76,6 +76,22 @@ impl Session {
         self.shared.close(code, reason)
     }
 
+    /// Fails the connection (RFC 6455 7.1.7) on the application's behalf, for a peer it
+    /// will not hear out: 1003 for data it cannot accept, 1008 for a policy violation,
+    /// 1011 for a condition it cannot handle. Sends a Close frame with `code` and `reason`
+    /// if one can still be sent, stops reading, and closes the connection without waiting
+    /// for the peer's Close (the closing handshake is what [`close`](Self::close) is
+    /// for). The outcome is not clean: code 1006 unless the peer's Close had already
+    /// arrived, our Close in `sent`, and [`Error::Application`] as the error, which a
+    /// `WebSocket`'s stream yields (as [`Error::Failed`](crate::Error::Failed)) before its
+    /// end. After `close` it stops the wait for the peer's answer; it refuses codes that
+    /// may not be sent and reasons over 123 bytes, like `close`.
+    ///
+    /// [`Error::Application`]: sockeye_proto::Error::Application
+    pub fn fail(&self, code: CloseCode, reason: &str) -> Result<()> {
+        self.shared.fail(code, reason)
+    }
+
     /// Waits until the session is CLOSED and its transport dropped; returns the outcome.
     pub async fn closed(&self) -> CloseInfo {
         self.shared.finished().await

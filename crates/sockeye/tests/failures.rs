@@ -366,3 +366,122 @@ async fn client_handshake_times_out_when_the_server_never_answers() {
     assert!(matches!(result, Err(Error::HandshakeTimeout)), "{result:?}");
     assert!(start.elapsed() >= Duration::from_secs(3));
 }
+
+// ----- failing the connection on the application's behalf -----
+
+/// A server session whose close timeout and linger are long: nothing in these tests may
+/// wait for either (the peer closes its end once it has read our EOF).
+async fn patient_server_with_raw_client() -> (sockeye::WebSocket, RawPeer) {
+    let mut config = Config {
+        linger: Duration::from_secs(30),
+        ..Config::default()
+    };
+    config.protocol.close_timeout = Duration::from_secs(30);
+    common::server_with_raw_client_on(config).await
+}
+
+#[tokio::test]
+async fn an_application_fails_the_connection_without_waiting_for_the_peer() {
+    let (mut server, mut peer) = patient_server_with_raw_client().await;
+    // A message arrives that the application will not take.
+    peer.send_frame(OpCode::Binary, b"\x00\x01").await;
+    let received = within("the message", server.recv()).await.unwrap().unwrap();
+    assert_eq!(received, Message::Binary(vec![0, 1].into()));
+    let start = Instant::now();
+    server
+        .session()
+        .fail(CloseCode::UNSUPPORTED_DATA, "no binary here")
+        .unwrap();
+
+    // 7.1.7: our Close with the code, then the connection closed; the peer's answer is not
+    // awaited.
+    assert_eq!(
+        peer.expect_close().await,
+        (Some(1003), "no binary here".into())
+    );
+    peer.expect_eof().await;
+    // The peer closes its end on our EOF, without a Close frame of its own.
+    drop(peer);
+    let info = within("the outcome", server.session().closed()).await;
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        start.elapsed()
+    );
+    assert_eq!(info.code, CloseCode::ABNORMAL);
+    assert!(!info.clean);
+    assert_eq!(info.initiator, sockeye::Initiator::Local);
+    assert_eq!(
+        info.sent.as_ref().and_then(|frame| frame.code),
+        Some(CloseCode::UNSUPPORTED_DATA)
+    );
+    assert_eq!(info.received, None);
+    assert_eq!(
+        info.error,
+        Some(sockeye_proto::Error::Application {
+            code: CloseCode::UNSUPPORTED_DATA,
+            reason: "no binary here".into(),
+        })
+    );
+    assert_eq!(server.state(), State::Closed);
+    // Nothing more can be sent; the stream reports the failure, then ends.
+    assert!(server.session().try_send("late").is_err());
+    let rest = within("the failure", server.recv()).await;
+    assert!(
+        matches!(
+            rest,
+            Some(Err(Error::Failed(sockeye_proto::Error::Application { .. })))
+        ),
+        "{rest:?}"
+    );
+    assert!(within("the end", server.recv()).await.is_none());
+}
+
+#[tokio::test]
+async fn failing_after_a_close_stops_waiting_for_the_peers_answer() {
+    let (server, mut peer) = patient_server_with_raw_client().await;
+    let session = server.session();
+    session.close(CloseCode::NORMAL, "bye").unwrap();
+    assert_eq!(peer.expect_close().await, (Some(1000), "bye".into()));
+    // The peer never answers; the application gives up on it before the close timeout.
+    let start = Instant::now();
+    session.fail(CloseCode::POLICY_VIOLATION, "").unwrap();
+    peer.expect_eof().await;
+    drop(peer);
+    let info = within("the outcome", session.closed()).await;
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        start.elapsed()
+    );
+    assert!(!info.clean);
+    // Only one Close was sent: the first.
+    assert_eq!(
+        info.sent.as_ref().and_then(|frame| frame.code),
+        Some(CloseCode::NORMAL)
+    );
+    assert!(matches!(
+        info.error,
+        Some(sockeye_proto::Error::Application { .. })
+    ));
+}
+
+#[tokio::test]
+async fn fail_refuses_what_close_refuses() {
+    let (server, _peer) = patient_server_with_raw_client().await;
+    let session = server.session();
+    for (code, reason) in [
+        (CloseCode::NO_STATUS, String::new()),
+        (CloseCode::ABNORMAL, String::new()),
+        (CloseCode::POLICY_VIOLATION, "x".repeat(124)),
+    ] {
+        let refused = session.fail(code, &reason);
+        assert!(
+            matches!(refused, Err(Error::Close(_))),
+            "{code:?}: {refused:?}"
+        );
+    }
+    // Refusals change nothing.
+    assert_eq!(session.state(), State::Open);
+    session.send("still open").await.unwrap();
+}
