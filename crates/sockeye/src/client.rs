@@ -77,6 +77,20 @@ pub(crate) struct Target {
 }
 
 pub(crate) fn parse_url(url: &str) -> Result<Target> {
+    let target = parse_target(url)?;
+    #[cfg(not(feature = "tls"))]
+    if target.secure {
+        return Err(Error::InvalidUrl {
+            url: url.to_owned(),
+            reason: "wss:// needs TLS, which this build does not include (sockeye's `tls` feature)",
+        });
+    }
+    Ok(target)
+}
+
+/// [`parse_url`] whether or not this build can make TLS connections: for a request whose
+/// connection another HTTP client makes.
+fn parse_target(url: &str) -> Result<Target> {
     let invalid = |reason| Error::InvalidUrl {
         url: url.to_owned(),
         reason,
@@ -84,14 +98,7 @@ pub(crate) fn parse_url(url: &str) -> Result<Target> {
     let uri: http::Uri = url.parse().map_err(|_| invalid("not a URL"))?;
     let (default_port, secure) = match uri.scheme_str() {
         Some(s) if s.eq_ignore_ascii_case("ws") => (80, false),
-        #[cfg(feature = "tls")]
         Some(s) if s.eq_ignore_ascii_case("wss") => (443, true),
-        #[cfg(not(feature = "tls"))]
-        Some(s) if s.eq_ignore_ascii_case("wss") => {
-            return Err(invalid(
-                "wss:// needs TLS, which this build does not include (sockeye's `tls` feature)",
-            ));
-        }
         _ => return Err(invalid("the scheme must be ws:// or wss://")),
     };
     let host = uri.host().ok_or_else(|| invalid("no host"))?;
@@ -285,11 +292,12 @@ impl ClientBuilder {
     /// header fields for the HTTP client's GET of [`ClientUpgrade::path`] over HTTP/1.1,
     /// and the session to start once the server has answered. The handshake timeout
     /// does not apply (the HTTP client's own does); the URL's scheme only says which port
-    /// is the default, since the HTTP client makes the connection and its TLS.
+    /// is the default, since the HTTP client makes the connection and its TLS (so
+    /// `wss://` is taken without the `tls` feature too).
     ///
     /// `tests/upgrade.rs` does this with hyper's client.
     pub fn upgrade(&self, url: &str) -> Result<ClientUpgrade> {
-        let target = parse_url(url)?;
+        let target = parse_target(url)?;
         let (conn, fields) =
             Connection::client_upgrade(self.request(&target)?, self.config.protocol.clone(), now());
         Ok(ClientUpgrade {

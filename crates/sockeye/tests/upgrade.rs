@@ -421,3 +421,36 @@ async fn an_upgrade_by_another_client_fails_on_an_answer_that_is_not_ours() {
     let rest = within("the server's end", server).await.unwrap();
     assert_eq!(rest.unwrap(), b"");
 }
+
+#[test]
+fn an_upgrade_request_for_another_client_names_host_path_and_offers() {
+    // wss:// too, in a build without TLS: the other client makes the connection.
+    let upgrade = ClientBuilder::new()
+        .subprotocol("chat")
+        .origin("https://example.com")
+        .upgrade("wss://example.com/feed?since=7")
+        .unwrap();
+    assert_eq!(upgrade.path(), "/feed?since=7");
+    let fields = upgrade.fields();
+    let field = |name: &str| {
+        fields
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, value)| value.as_str())
+    };
+    // The default port of wss:// is not written (RFC 6455 4.1 item 4).
+    assert_eq!(field("Host"), Some("example.com"));
+    assert_eq!(field("Upgrade"), Some("websocket"));
+    assert_eq!(field("Sec-WebSocket-Version"), Some("13"));
+    assert_eq!(field("Sec-WebSocket-Protocol"), Some("chat"));
+    assert_eq!(field("Origin"), Some("https://example.com"));
+    assert_eq!(field("Sec-WebSocket-Key").map(str::len), Some(24));
+    let other = ClientBuilder::new()
+        .upgrade("ws://127.0.0.1:9001/")
+        .unwrap();
+    assert_eq!(
+        other.fields()[0],
+        ("Host".to_owned(), "127.0.0.1:9001".to_owned())
+    );
+    assert!(ClientBuilder::new().upgrade("http://example.com/").is_err());
+}
