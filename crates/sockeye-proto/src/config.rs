@@ -26,6 +26,13 @@ pub struct Config {
     /// Largest message accepted, checked as each frame header arrives (1009 beyond it).
     /// Default 64 MiB. `None`: no limit.
     pub max_message_size: Option<u64>,
+    /// Largest frame payload sent: a data message whose payload (compressed, if it is) is
+    /// longer goes out as several frames of at most this many bytes (RFC 6455 5.4), so
+    /// that a peer whose frame limit is below its message limit takes it, as one with
+    /// these defaults does (16 and 64 MiB; tokio-tungstenite's are the same). Control
+    /// frames are never split (they are at most 125 bytes). Default 16 MiB; `None`: one
+    /// frame per message.
+    pub max_send_frame_size: Option<usize>,
     /// How long the opening handshake may take. Default 10 s.
     pub handshake_timeout: Duration,
     /// How long to wait for the peer's Close after sending ours, and (client) for the
@@ -81,6 +88,7 @@ impl Default for Config {
         Config {
             max_frame_size: Some(16 << 20),
             max_message_size: Some(64 << 20),
+            max_send_frame_size: Some(16 << 20),
             handshake_timeout: Duration::from_secs(10),
             close_timeout: Duration::from_secs(10),
             ping_interval: None,

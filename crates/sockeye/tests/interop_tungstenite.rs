@@ -364,3 +364,38 @@ async fn our_server_closes_first_with_tungstenite_client() {
         "the server closes TCP first"
     );
 }
+
+#[tokio::test]
+async fn tungstenite_with_its_default_limits_takes_a_message_over_its_frame_limit_from_us() {
+    // tokio-tungstenite accepts frames up to 16 MiB and messages up to 64 MiB by
+    // default: a 20 MiB message arrives because we send it in frames of 16 MiB at most.
+    let (url, server) = tungstenite_server().await;
+    let mut config = sockeye::Config::default();
+    // Their echo comes back as one 20 MiB frame: let ours take it.
+    config.protocol.max_frame_size = None;
+    let (mut ws, _) = bounded(
+        "connect",
+        sockeye::ClientBuilder::new().config(config).connect(&url),
+    )
+    .await
+    .expect("our handshake with their server");
+    let large = Message::Binary(
+        (0..20u32 << 20)
+            .map(|i| (i % 253) as u8)
+            .collect::<Vec<u8>>()
+            .into(),
+    );
+    ws.send(large.clone()).await.expect("our send");
+    let echoed = bounded("their echo", ws.next())
+        .await
+        .expect("an echo")
+        .expect("a message");
+    assert!(echoed == large, "the echo differs");
+    let info = bounded("our close", ws.close(CloseCode::NORMAL, ""))
+        .await
+        .expect("close");
+    assert!(info.clean, "{info:?}");
+    let theirs = bounded("their server", server).await.expect("their server");
+    assert_eq!(theirs.error, None);
+    assert!(theirs.received == [large], "they received something else");
+}

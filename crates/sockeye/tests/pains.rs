@@ -1036,3 +1036,29 @@ async fn batches_of_small_messages_are_not_held_back_for_the_peers_delayed_ack()
         "{ROUNDS} rounds took {elapsed:?}"
     );
 }
+
+// ----- messages larger than a frame may be -----
+
+#[tokio::test]
+async fn a_message_over_the_peers_frame_limit_but_within_its_message_limit_arrives() {
+    // Default settings on both sides: frames up to 16 MiB and messages up to 64 MiB are
+    // accepted. A 20 MiB message must go out in several frames (RFC 6455 5.4) to arrive,
+    // both ways: the echo is as long.
+    let (mut client, mut server) = ws_pair(ClientBuilder::new(), ServerBuilder::new()).await;
+    let message = Message::Binary(
+        (0..20 << 20)
+            .map(|i| (i % 251) as u8)
+            .collect::<Vec<u8>>()
+            .into(),
+    );
+    client.send(message.clone()).await.unwrap();
+    let received = within("the message", server.next()).await.unwrap().unwrap();
+    assert!(received == message, "the message differs");
+    server.send(received).await.unwrap();
+    let echoed = within("the echo", client.next()).await.unwrap().unwrap();
+    assert!(echoed == message, "the echo differs");
+    let info = within("the close", client.close(CloseCode::NORMAL, ""))
+        .await
+        .unwrap();
+    assert!(info.clean, "{info:?}");
+}

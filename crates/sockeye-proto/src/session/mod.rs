@@ -751,8 +751,30 @@ impl Connection {
         }
         self.check_output_room(payload.len())?;
         let (rsv, payload) = self.encode_payload(opcode, payload);
-        self.queue_frame_rsv(opcode, rsv, payload);
+        match self.config.max_send_frame_size {
+            Some(max) if payload.len() > max && !opcode.is_control() => {
+                self.queue_fragments(opcode, rsv, payload, max);
+            }
+            _ => self.queue_frame_rsv(opcode, rsv, payload),
+        }
         Ok(())
+    }
+
+    /// 5.4: a data message as frames of at most `max` payload bytes: the first with the
+    /// message's opcode (and RSV1 if it is compressed, RFC 7692 6), the others
+    /// continuation frames, FIN on the last. The pieces share the payload's storage.
+    fn queue_fragments(&mut self, opcode: OpCode, rsv: u8, mut payload: Bytes, max: usize) {
+        let max = max.max(1);
+        let (mut opcode, mut rsv) = (opcode, rsv);
+        loop {
+            let rest = payload.split_off(payload.len().min(max));
+            let fin = rest.is_empty();
+            self.queue_frame_fin(fin, opcode, rsv, payload);
+            if fin {
+                return;
+            }
+            (opcode, rsv, payload) = (OpCode::Continuation, 0, rest);
+        }
     }
 
     /// Whether [`send`](Self::send) accepts a message now, and if not, the error it
@@ -1695,6 +1717,13 @@ impl Connection {
     }
 
     fn queue_frame_rsv(&mut self, opcode: OpCode, rsv: u8, payload: Bytes) {
+        self.queue_frame_fin(true, opcode, rsv, payload);
+    }
+
+    /// Queues one frame: its header, then its payload, masked with a fresh key by a
+    /// client (5.3), copied when masked or small, else queued as it is.
+    #[inline(always)]
+    fn queue_frame_fin(&mut self, fin: bool, opcode: OpCode, rsv: u8, payload: Bytes) {
         debug_assert!(
             self.sent_close.is_none(),
             "invariant 3: a frame queued after our Close"
@@ -1711,7 +1740,7 @@ impl Connection {
             Role::Server => None,
         };
         let header = FrameHeader {
-            fin: true,
+            fin,
             rsv,
             opcode,
             mask,

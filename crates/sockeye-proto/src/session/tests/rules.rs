@@ -1435,3 +1435,106 @@ fn a_client_upgrade_fails_on_a_response_that_does_not_answer_it() {
         assert!(matches!(again, Err(HandshakeError::Http(_))), "{what}");
     }
 }
+
+/// A frame header as written: FIN, RSV, opcode, payload length and masking key.
+type Written = (bool, u8, OpCode, usize, Option<[u8; 4]>);
+
+/// The headers of the frames `log` wrote after the handshake.
+fn headers_written(log: &super::pair::Log) -> Vec<Written> {
+    let mut rest = &log.wrote[log.wrote.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4..];
+    let mut headers = Vec::new();
+    while let Some((header, n)) = crate::frame::FrameHeader::parse(rest).unwrap() {
+        let len = header.len as usize;
+        headers.push((header.fin, header.rsv, header.opcode, len, header.mask));
+        rest = &rest[n + len..];
+    }
+    headers
+}
+
+#[test]
+fn data_messages_longer_than_the_send_frame_size_go_out_as_fragments() {
+    let config = Config {
+        max_send_frame_size: Some(16),
+        ..Config::default()
+    };
+    let mut pair = Pair::open_with(config);
+    let binary = Bytes::from((0..40u8).collect::<Vec<u8>>());
+    pair.client.send(Message::Binary(binary.clone())).unwrap();
+    // Exactly the size: one frame. A control frame is never split.
+    pair.client.send(Message::Text("x".repeat(16))).unwrap();
+    pair.client
+        .send(Message::Ping(Bytes::from(vec![7; 100])))
+        .unwrap();
+    pair.server.send(Message::Text("é".repeat(10))).unwrap();
+    pair.run();
+
+    let client = headers_written(&pair.client_log);
+    let shape: Vec<(bool, u8, OpCode, usize)> =
+        client.iter().map(|h| (h.0, h.1, h.2, h.3)).collect();
+    assert_eq!(
+        shape,
+        [
+            (false, 0, OpCode::Binary, 16),
+            (false, 0, OpCode::Continuation, 16),
+            (true, 0, OpCode::Continuation, 8),
+            (true, 0, OpCode::Text, 16),
+            (true, 0, OpCode::Ping, 100),
+        ]
+    );
+    // 5.3: every frame of a client masked, each with a key of its own.
+    let keys: std::collections::HashSet<[u8; 4]> =
+        client.iter().map(|h| h.4.expect("masked")).collect();
+    assert_eq!(keys.len(), client.len());
+    // The server splits too, whatever the pieces do to the UTF-8 (a text message is
+    // valid as a whole: 20 bytes of two-byte characters, cut at 16).
+    let server: Vec<(bool, OpCode, usize)> = headers_written(&pair.server_log)
+        .iter()
+        .map(|h| (h.0, h.2, h.3))
+        .collect();
+    assert_eq!(
+        &server[..2],
+        [(false, OpCode::Text, 16), (true, OpCode::Continuation, 4)]
+    );
+    assert_eq!(
+        pair.server_log.messages()[..2],
+        [&Message::Binary(binary), &Message::Text("x".repeat(16))]
+    );
+    assert_eq!(
+        pair.client_log.messages()[..2],
+        [
+            &Message::Text("é".repeat(10)),
+            &Message::Pong(Bytes::from(vec![7; 100]))
+        ]
+    );
+}
+
+#[test]
+fn a_compressed_message_is_split_after_compression_with_rsv1_on_its_first_frame() {
+    let config = Config {
+        max_send_frame_size: Some(64),
+        deflate: crate::extension::DeflateConfig::enabled(),
+        ..Config::default()
+    };
+    let mut pair = Pair::open_with(config);
+    // Bytes that do not compress: the compressed payload is longer than 64 bytes.
+    let noise: Vec<u8> = (0..300u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    pair.server
+        .send(Message::Binary(noise.clone().into()))
+        .unwrap();
+    pair.run();
+    let frames = headers_written(&pair.server_log);
+    assert!(frames.len() >= 5, "{frames:?}");
+    let (first, others) = frames.split_first().unwrap();
+    assert_eq!(
+        (first.0, first.1, first.2),
+        (false, crate::frame::RSV1, OpCode::Binary)
+    );
+    for (i, frame) in others.iter().enumerate() {
+        assert_eq!((frame.1, frame.2), (0, OpCode::Continuation), "frame {i}");
+        assert!(frame.3 <= 64);
+        assert_eq!(frame.0, i == others.len() - 1);
+    }
+    assert_eq!(pair.client_log.messages(), [&Message::Binary(noise.into())]);
+}
