@@ -78,6 +78,8 @@ fn config(mode: u8) -> Config {
     if mode & 0b100 != 0 {
         config.max_frame_size = Some(100);
         config.max_message_size = Some(300);
+        // The 1100-byte message of step 11 goes out in three frames.
+        config.max_send_frame_size = Some(500);
         config.handshake_limits = HandshakeLimits {
             max_head_bytes: 512,
             max_headers: 8,
