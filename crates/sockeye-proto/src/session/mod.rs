@@ -752,9 +752,7 @@ impl Connection {
         self.check_output_room(payload.len())?;
         let (rsv, payload) = self.encode_payload(opcode, payload);
         match self.config.max_send_frame_size {
-            Some(max) if payload.len() > max && !opcode.is_control() => {
-                self.queue_fragments(opcode, rsv, payload, max);
-            }
+            Some(max) if payload.len() > max => self.queue_fragments(opcode, rsv, payload, max),
             _ => self.queue_frame_rsv(opcode, rsv, payload),
         }
         Ok(())
@@ -762,8 +760,14 @@ impl Connection {
 
     /// 5.4: a data message as frames of at most `max` payload bytes: the first with the
     /// message's opcode (and RSV1 if it is compressed, RFC 7692 6), the others
-    /// continuation frames, FIN on the last. The pieces share the payload's storage.
+    /// continuation frames, FIN on the last. The pieces share the payload's storage. Out
+    /// of line: kept out of `send`, whose every message pays for what is inlined there.
+    #[inline(never)]
     fn queue_fragments(&mut self, opcode: OpCode, rsv: u8, mut payload: Bytes, max: usize) {
+        if opcode.is_control() {
+            // 5.5: control frames are never fragmented (a size under 125 bytes is no reason).
+            return self.queue_frame_rsv(opcode, rsv, payload);
+        }
         let max = max.max(1);
         let (mut opcode, mut rsv) = (opcode, rsv);
         loop {
