@@ -781,6 +781,17 @@ async fn a_blocked_send_fails_when_the_peer_that_never_read_vanishes() {
     assert!(info.error.is_some());
 }
 
+/// Whether `result` is the failure of a session whose connection was lost (reset or
+/// closed under it).
+fn is_connection_lost(result: &sockeye::Result<()>) -> bool {
+    matches!(
+        result,
+        Err(Error::Failed(
+            sockeye_proto::Error::Transport(_) | sockeye_proto::Error::ConnectionLost
+        ))
+    )
+}
+
 #[tokio::test]
 async fn a_flush_fails_when_the_peer_vanishes_before_the_output_was_written() {
     // The Sink's flush is done when everything queued was written; when the transport
@@ -793,15 +804,7 @@ async fn a_flush_fails_when_the_peer_vanishes_before_the_output_was_written() {
         .await
         .expect("the flush did not end")
         .unwrap();
-    assert!(
-        matches!(
-            result,
-            Err(Error::Failed(
-                sockeye_proto::Error::Transport(_) | sockeye_proto::Error::ConnectionLost
-            ))
-        ),
-        "{result:?}"
-    );
+    assert!(is_connection_lost(&result), "{result:?}");
 }
 
 #[tokio::test]
@@ -819,15 +822,7 @@ async fn closing_the_sink_fails_when_the_peer_vanishes_before_the_closing_handsh
         .await
         .expect("the close did not end")
         .unwrap();
-    assert!(
-        matches!(
-            result,
-            Err(Error::Failed(
-                sockeye_proto::Error::Transport(_) | sockeye_proto::Error::ConnectionLost
-            ))
-        ),
-        "{result:?}"
-    );
+    assert!(is_connection_lost(&result), "{result:?}");
     let info = server.close_info().expect("the session ended");
     assert!(!info.clean);
     assert_eq!(info.code, CloseCode::ABNORMAL);
