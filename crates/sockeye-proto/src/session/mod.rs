@@ -446,8 +446,10 @@ impl Connection {
     /// [`validate_response`](handshake::validate_response)), agrees on permessage-deflate
     /// (RFC 7692 5), and enters CONNECTED: the session's first byte may then be read from
     /// and written to the upgraded connection. A response that fails the checks (a status
-    /// other than 101 among them) fails the session, which is CLOSED with that error;
-    /// the connection must then be closed (4.1: fail the WebSocket connection).
+    /// other than 101 among them) fails the session, which is CLOSED with that error, after
+    /// queuing Close 1010 for an extension answer it cannot accept, as a session that read
+    /// the response itself does; the connection must then be closed (4.1: fail the
+    /// WebSocket connection).
     pub fn client_upgraded(
         &mut self,
         response: Response,
@@ -461,27 +463,52 @@ impl Connection {
                 "no upgrade request is waiting for its response".into(),
             ));
         }
-        let verdict = match &self.client_request {
-            Some(request) => handshake::validate_response(&response, request, &self.key),
-            None => Err(HandshakeError::Http("no request was sent".into())),
-        };
-        self.response = Some(Box::new(response));
-        let agreed = verdict.and_then(|()| self.agree_as_client());
-        match agreed {
-            Ok(deflate) => {
-                self.start_deflate(deflate);
-                self.handshake = HandshakePhase::Done;
-                self.enter_connected(now);
+        match self.take_response(response, now) {
+            Ok(()) => {
                 // CONNECTED is told to whoever made the handshake.
                 self.events.clear();
                 Ok(())
             }
             Err(error) => {
-                self.handshake = HandshakePhase::Done;
-                self.fail_with(Error::Handshake(error.clone()), now);
+                if matches!(error, HandshakeError::UnexpectedStatus { .. }) {
+                    // The other client has the refusal's body: nothing more to read.
+                    self.fail_with(Error::Handshake(error.clone()), now);
+                }
                 Err(error)
             }
         }
+    }
+
+    /// Client: the server's response to our request, read by this session or by another
+    /// HTTP client. Checked against the request (4.1, `validate_response`) and recorded;
+    /// permessage-deflate agreed (RFC 7692 5), then CONNECTED. A response that fails the
+    /// checks fails the session, one whose extension answer cannot be accepted with Close
+    /// 1010 first; a status other than 101 is returned without failing it, for the
+    /// caller to read the refusal's body or not.
+    fn take_response(&mut self, response: Response, now: Instant) -> Result<(), HandshakeError> {
+        let verdict = match &self.client_request {
+            Some(request) => handshake::validate_response(&response, request, &self.key),
+            None => Err(HandshakeError::Http("no request was sent".into())),
+        };
+        self.response = Some(Box::new(response));
+        match verdict {
+            Ok(()) => {}
+            Err(error @ HandshakeError::UnexpectedStatus { .. }) => return Err(error),
+            Err(error) => {
+                self.fail_with(Error::Handshake(error.clone()), now);
+                return Err(error);
+            }
+        }
+        match self.agree_as_client() {
+            Ok(deflate) => self.start_deflate(deflate),
+            Err(error) => {
+                self.refuse_extensions(error.clone(), now);
+                return Err(error);
+            }
+        }
+        self.handshake = HandshakePhase::Done;
+        self.enter_connected(now);
+        Ok(())
     }
 
     /// NEW → CONNECTING → CONNECTED for a handshake made by another implementation.
@@ -1222,41 +1249,20 @@ impl Connection {
                     Ok(None) => false,
                     Ok(Some((response, consumed))) => {
                         self.inbuf.advance(consumed);
-                        let request = self.client_request.as_ref();
-                        let verdict = match request {
-                            Some(request) => {
-                                handshake::validate_response(&response, request, &self.key)
-                            }
-                            None => Err(HandshakeError::Http("no request was sent".into())),
-                        };
                         let status = response.status;
                         let expected = response
                             .headers
                             .get(http::header::CONTENT_LENGTH)
                             .and_then(|v| v.to_str().ok())
                             .and_then(|v| v.trim().parse::<usize>().ok());
-                        self.response = Some(Box::new(response));
-                        match verdict {
-                            Ok(()) => {
-                                match self.agree_as_client() {
-                                    Ok(deflate) => self.start_deflate(deflate),
-                                    Err(error) => {
-                                        self.refuse_extensions(error, now);
-                                        return false;
-                                    }
-                                }
-                                self.handshake = HandshakePhase::Done;
-                                self.enter_connected(now);
-                                true
-                            }
+                        match self.take_response(response, now) {
+                            Ok(()) => true,
+                            // A refusal: its body is read before the session ends.
                             Err(HandshakeError::UnexpectedStatus { .. }) => {
                                 self.handshake = HandshakePhase::ErrorBody { status, expected };
                                 true
                             }
-                            Err(error) => {
-                                self.fail_with(Error::Handshake(error), now);
-                                false
-                            }
+                            Err(_) => false,
                         }
                     }
                     Err(error) => {

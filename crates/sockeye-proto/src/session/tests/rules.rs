@@ -1538,3 +1538,57 @@ fn a_compressed_message_is_split_after_compression_with_rsv1_on_its_first_frame(
     }
     assert_eq!(pair.client_log.messages(), [&Message::Binary(noise.into())]);
 }
+
+#[test]
+fn a_client_upgrade_refuses_an_extension_answer_as_its_own_handshake_does() {
+    // RFC 7692 5, one rule for both ways a response arrives: Close 1010 saying why, then
+    // the session CLOSED with the handshake error.
+    let config = Config {
+        deflate: crate::extension::DeflateConfig::enabled(),
+        ..Config::default()
+    };
+    let now = Instant::now();
+    let (mut client, fields) = client_upgrade(config, now);
+    let key = &fields
+        .iter()
+        .find(|(name, _)| name == "Sec-WebSocket-Key")
+        .unwrap()
+        .1;
+    let answer = [
+        ("Upgrade".to_owned(), "websocket".to_owned()),
+        ("Connection".to_owned(), "Upgrade".to_owned()),
+        (
+            "Sec-WebSocket-Accept".to_owned(),
+            crate::handshake::accept_key(key.as_bytes()),
+        ),
+        (
+            "Sec-WebSocket-Extensions".to_owned(),
+            "permessage-deflate; client_max_window_bits=16".to_owned(),
+        ),
+    ];
+    let error = client
+        .client_upgraded(
+            crate::handshake::Response::from_head(101, header_map(&answer)),
+            now,
+        )
+        .expect_err("an invalid window size");
+    assert!(
+        matches!(error, HandshakeError::ExtensionResponse { .. }),
+        "{error:?}"
+    );
+    assert_eq!(client.state(), State::Closed);
+    let info = client.close_info().expect("the outcome");
+    assert_eq!(info.error, Some(Error::Handshake(error)));
+    assert_eq!(
+        info.sent.as_ref().and_then(|frame| frame.code),
+        Some(CloseCode::MANDATORY_EXTENSION)
+    );
+    let Some(Transmit::Data(close)) = client.poll_transmit() else {
+        panic!("no Close frame to write")
+    };
+    let frames = decode_frames(&close);
+    assert_eq!(frames.len(), 1);
+    assert_eq!(frames[0].1, OpCode::Close);
+    assert!(frames[0].3, "masked");
+    assert!(matches!(client.poll_transmit(), Some(Transmit::Shutdown)));
+}
