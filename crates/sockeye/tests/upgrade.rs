@@ -160,6 +160,17 @@ async fn accept_by_hand(listener: &TcpListener) -> TcpStream {
     stream
 }
 
+/// An endpoint client against Sockeye's echo server: `on_open` first, then `text` sent
+/// and echoed back.
+async fn opens_and_echoes(session: &sockeye::Session, calls: &mut common::Calls, text: &str) {
+    assert_eq!(calls.next().await, Call::Open(State::Connected));
+    session.send(text).await.unwrap();
+    assert_eq!(
+        calls.next().await,
+        Call::Message(Message::Text(text.into()))
+    );
+}
+
 #[tokio::test]
 async fn a_client_session_after_a_handshake_made_by_hand_talks_to_sockeyes_server() {
     let stream = connect_by_hand(sockeye_server().await).await;
@@ -177,12 +188,7 @@ async fn an_endpoint_client_after_a_handshake_made_by_hand_gets_its_callbacks() 
     let stream = connect_by_hand(sockeye_server().await).await;
     let (recorder, mut calls) = Recorder::new();
     let session = ClientBuilder::new().after_handshake_endpoint(stream, recorder);
-    assert_eq!(calls.next().await, Call::Open(State::Connected));
-    session.send("to the echo").await.unwrap();
-    assert_eq!(
-        calls.next().await,
-        Call::Message(Message::Text("to the echo".into()))
-    );
+    opens_and_echoes(&session, &mut calls, "to the echo").await;
     session.close(CloseCode::NORMAL, "").unwrap();
     match calls.all().await.as_slice() {
         // Told while the client waits for the server to close TCP (7.1.1).
@@ -371,12 +377,7 @@ async fn an_endpoint_on_an_upgrade_by_hypers_client_talks_to_sockeyes_server() {
         .endpoint(status, headers, stream.expect("upgraded"), recorder)
         .unwrap();
     assert_eq!((response.subprotocol, response.extensions), (None, vec![]));
-    assert_eq!(calls.next().await, Call::Open(State::Connected));
-    session.send("through hyper").await.unwrap();
-    assert_eq!(
-        calls.next().await,
-        Call::Message(Message::Text("through hyper".into()))
-    );
+    opens_and_echoes(&session, &mut calls, "through hyper").await;
     session.close(CloseCode::NORMAL, "").unwrap();
     let info = within("the close", session.closed()).await;
     assert!(info.clean, "{info:?}");
