@@ -16,275 +16,58 @@
 mod json;
 #[path = "interop/ours.rs"]
 mod ours;
+#[path = "interop/scripts.rs"]
+mod scripts;
 
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::sync::OnceLock;
-use std::time::Duration;
 
 use json::Json;
 use ours::{
     EchoServer, Exchange, OUR_CLOSE_REASON, assert_clean_close, assorted, binary, bounded, bursts,
     close_frame, exchange_then_close, next, pattern, text,
 };
+use scripts::{
+    Peer, ScriptServer, Seen, action, check_peer, compressible, crc32, json_text, run_client,
+};
 use sockeye::{ClientBuilder, CloseCode, CloseFrame, Initiator, Message, ServerBuilder};
 use sockeye_proto::extension::DeflateConfig;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader, Lines};
-use tokio::process::{Child, ChildStdin, ChildStdout, Command};
-use tokio::task::JoinHandle;
 
-/// The Python interpreter that has `websockets`. Fails the test, saying how to install it,
-/// if there is none.
-fn python() -> &'static Path {
-    static PYTHON: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+/// Python with `websockets`, as a peer of the tests. Fails the test, saying how to
+/// install it, if there is none.
+fn python() -> &'static Peer {
+    static PYTHON: OnceLock<Result<Peer, String>> = OnceLock::new();
     let found = PYTHON.get_or_init(|| {
-        let path = match std::env::var_os("SOCKEYE_INTEROP_PYTHON") {
+        let program = match std::env::var_os("SOCKEYE_INTEROP_PYTHON") {
             Some(path) => PathBuf::from(path),
             None => {
                 Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/interop-venv/bin/python")
             }
         };
-        let check = std::process::Command::new(&path)
-            .args([
-                "-c",
-                "import websockets.asyncio.client, websockets.asyncio.server",
-            ])
-            .stdin(Stdio::null())
-            .output();
-        match check {
-            Ok(output) if output.status.success() => Ok(path),
-            Ok(output) => Err(format!(
-                "{} cannot import websockets: {}",
-                path.display(),
-                String::from_utf8_lossy(&output.stderr).trim()
-            )),
-            Err(error) => Err(format!("cannot run {}: {error}", path.display())),
-        }
+        // No __pycache__ in the source tree.
+        let env = vec![("PYTHONDONTWRITEBYTECODE", OsString::from("1"))];
+        let check = [
+            "-c",
+            "import websockets.asyncio.client, websockets.asyncio.server",
+        ];
+        check_peer(&program, &check, &env)?;
+        Ok(Peer {
+            program,
+            dir: Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop"),
+            server: "echo_server.py",
+            client: "client.py",
+            env,
+        })
     });
     match found {
-        Ok(path) => path,
+        Ok(peer) => peer,
         Err(why) => panic!(
             "the interop tests need Python with the `websockets` package: {why}.\n\
              Run `bash scripts/test-deps.sh` from the workspace root to install it, or set \
              SOCKEYE_INTEROP_PYTHON to an interpreter that has it."
         ),
     }
-}
-
-/// One of the Python scripts, running; it is killed when dropped, and stops by itself
-/// when its stdin closes.
-struct Script {
-    name: &'static str,
-    child: Child,
-    stdout: Lines<BufReader<ChildStdout>>,
-    stderr: Option<JoinHandle<String>>,
-    _stdin: ChildStdin,
-}
-
-impl Script {
-    fn spawn(name: &'static str, args: &[&str]) -> Script {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/interop")
-            .join(name);
-        let mut child = Command::new(python())
-            .arg(path)
-            .args(args)
-            // No __pycache__ in the source tree.
-            .env("PYTHONDONTWRITEBYTECODE", "1")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
-        let stdin = child.stdin.take().expect("stdin");
-        let stdout = BufReader::new(child.stdout.take().expect("stdout")).lines();
-        let mut stderr = child.stderr.take().expect("stderr");
-        let stderr = tokio::spawn(async move {
-            let mut text = String::new();
-            let _ = stderr.read_to_string(&mut text).await;
-            text
-        });
-        Script {
-            name,
-            child,
-            stdout,
-            stderr: Some(stderr),
-            _stdin: stdin,
-        }
-    }
-
-    /// Fails the test, with what the script wrote on stderr.
-    async fn fail(&mut self, what: &str) -> ! {
-        let _ = self.child.start_kill();
-        let stderr = match self.stderr.take() {
-            Some(task) => tokio::time::timeout(Duration::from_secs(5), task)
-                .await
-                .ok()
-                .and_then(Result::ok)
-                .unwrap_or_default(),
-            None => String::new(),
-        };
-        panic!("{}: {what}\n--- its stderr:\n{stderr}", self.name);
-    }
-
-    async fn line(&mut self) -> String {
-        let line = tokio::time::timeout(ours::STEP, self.stdout.next_line()).await;
-        match line {
-            Ok(Ok(Some(line))) => line,
-            Ok(Ok(None)) => self.fail("ended its output early").await,
-            Ok(Err(e)) => self.fail(&format!("unreadable output: {e}")).await,
-            Err(_) => self.fail("printed nothing in time").await,
-        }
-    }
-
-    /// The next JSON line; an "error" event fails the test.
-    async fn event(&mut self) -> Json {
-        let line = self.line().await;
-        let event = match Json::parse(&line) {
-            Ok(event) => event,
-            Err(e) => self.fail(&format!("{e} in {line:?}")).await,
-        };
-        if event.get("event").as_str() == Some("error") {
-            self.fail(&format!("reported {event}")).await;
-        }
-        event
-    }
-}
-
-/// The echo server of `interop/echo_server.py`, steered like [`EchoServer`] (see the
-/// script's doc comment).
-struct PythonServer {
-    script: Script,
-    url: String,
-}
-
-impl PythonServer {
-    async fn start() -> PythonServer {
-        PythonServer::start_with(&[]).await
-    }
-
-    /// The server with these command-line options (`--compression none`, say).
-    async fn start_with(options: &[&str]) -> PythonServer {
-        let mut script = Script::spawn("echo_server.py", options);
-        let line = script.line().await;
-        let Some(addr) = line.strip_prefix("listening on ") else {
-            script.fail(&format!("printed {line:?} first")).await
-        };
-        let url = format!("ws://{addr}/");
-        PythonServer { script, url }
-    }
-
-    /// The "closed" event of the next connection that ended.
-    async fn report(&mut self) -> Json {
-        let event = self.script.event().await;
-        assert_eq!(event.get("event").as_str(), Some("closed"), "{event}");
-        event
-    }
-}
-
-/// What `interop/client.py` printed, to its end.
-#[derive(Debug)]
-struct ClientRun {
-    /// The "open" event.
-    open: Json,
-    messages: Vec<Seen>,
-    pongs: usize,
-    closed: Json,
-}
-
-async fn run_python_client(url: &str, actions: &[&str]) -> ClientRun {
-    run_python_client_with(url, &[], actions).await
-}
-
-/// The client with these command-line options (`--compression none`, say).
-async fn run_python_client_with(url: &str, options: &[&str], actions: &[&str]) -> ClientRun {
-    let mut args = options.to_vec();
-    args.push(url);
-    args.extend_from_slice(actions);
-    let mut script = Script::spawn("client.py", &args);
-    let open = script.event().await;
-    assert_eq!(open.get("event").as_str(), Some("open"), "{open}");
-    let mut run = ClientRun {
-        open,
-        messages: Vec::new(),
-        pongs: 0,
-        closed: Json::Null,
-    };
-    loop {
-        let event = script.event().await;
-        match event.get("event").as_str() {
-            Some("message") => run.messages.push(Seen::from_json(&event)),
-            Some("pong") => run.pongs += 1,
-            Some("closed") => {
-                run.closed = event;
-                return run;
-            }
-            _ => script.fail(&format!("printed {event}")).await,
-        }
-    }
-}
-
-/// A message as the scripts describe it: text whole, binary by length and CRC-32.
-#[derive(Debug, PartialEq)]
-enum Seen {
-    Text(String),
-    Binary { len: u64, crc32: u64 },
-}
-
-impl Seen {
-    fn of(message: &Message) -> Seen {
-        match message {
-            Message::Text(t) => Seen::Text(t.clone()),
-            Message::Binary(b) => Seen::Binary {
-                len: b.len() as u64,
-                crc32: crc32(b).into(),
-            },
-            other => panic!("not a data message: {other:?}"),
-        }
-    }
-
-    fn all(messages: &[Message]) -> Vec<Seen> {
-        messages.iter().map(Seen::of).collect()
-    }
-
-    fn from_json(json: &Json) -> Seen {
-        match json.get("type").as_str() {
-            Some("text") => Seen::Text(json.get("text").as_str().expect("text").to_owned()),
-            Some("binary") => Seen::Binary {
-                len: json.get("len").as_u64().expect("len"),
-                crc32: json.get("crc32").as_u64().expect("crc32"),
-            },
-            _ => panic!("not a message: {json}"),
-        }
-    }
-
-    fn list(json: &Json) -> Vec<Seen> {
-        json.as_array()
-            .unwrap_or_else(|| panic!("not a list: {json}"))
-            .iter()
-            .map(Seen::from_json)
-            .collect()
-    }
-}
-
-/// CRC-32 (IEEE 802.3), as Python's `zlib.crc32`: table-driven, a byte at a time.
-fn crc32(bytes: &[u8]) -> u32 {
-    static TABLE: OnceLock<[u32; 256]> = OnceLock::new();
-    let table = TABLE.get_or_init(|| {
-        let mut table = [0u32; 256];
-        for (n, entry) in (0u32..).zip(table.iter_mut()) {
-            let mut crc = n;
-            for _ in 0..8 {
-                crc = (crc >> 1) ^ (0xEDB8_8320 & (crc & 1).wrapping_neg());
-            }
-            *entry = crc;
-        }
-        table
-    });
-    !bytes.iter().fold(!0u32, |crc, &byte| {
-        table[usize::from((crc as u8) ^ byte)] ^ (crc >> 8)
-    })
 }
 
 /// A Close frame as the scripts print it (`null`: none).
@@ -322,25 +105,9 @@ fn assert_python_close(closed: &Json, sent: CloseFrame, received: CloseFrame, rc
     );
 }
 
-/// The client script's actions that send `message`.
-fn action(message: &Message) -> String {
-    match message {
-        Message::Text(t) => format!("text:{t}"),
-        Message::Binary(b) => {
-            assert_eq!(
-                b[..],
-                pattern(b.len())[..],
-                "the scripts send the pattern only"
-            );
-            format!("binary:{}", b.len())
-        }
-        other => panic!("not a data message: {other:?}"),
-    }
-}
-
 #[tokio::test]
 async fn our_client_exchanges_messages_with_python_server_and_closes_first() {
-    let mut server = PythonServer::start().await;
+    let mut server = ScriptServer::start(python(), &[]).await;
     let (mut ws, response) = bounded("connect", sockeye::connect(&server.url))
         .await
         .expect("our handshake with their server");
@@ -366,7 +133,7 @@ async fn our_client_exchanges_messages_with_python_server_and_closes_first() {
 
 #[tokio::test]
 async fn python_server_closes_first_and_our_client_keeps_every_message() {
-    let mut server = PythonServer::start().await;
+    let mut server = ScriptServer::start(python(), &[]).await;
     let (mut ws, _) = bounded("connect", sockeye::connect(&server.url))
         .await
         .expect("our handshake with their server");
@@ -427,7 +194,7 @@ async fn python_client_exchanges_messages_with_our_server_and_closes_first() {
     actions.extend(lasts.iter().map(action));
     actions.push(format!("close:4002:{reason}"));
     let actions: Vec<&str> = actions.iter().map(String::as_str).collect();
-    let theirs = run_python_client(&server.url, &actions).await;
+    let theirs = run_client(python(), &server.url, &[], &actions).await;
 
     let ours = server.report().await;
     let mut sent = expected_echoes.clone();
@@ -465,7 +232,13 @@ async fn our_server_closes_first_with_python_client() {
     let mut server = EchoServer::start().await;
     let reason = "sockeye server done";
     let close = format!("close 4001 {reason}");
-    let theirs = run_python_client(&server.url, &["text:burst 50", &format!("text:{close}")]).await;
+    let theirs = run_client(
+        python(),
+        &server.url,
+        &[],
+        &["text:burst 50", &format!("text:{close}")],
+    )
+    .await;
     assert_eq!(theirs.messages, Seen::all(&bursts(0..50)));
     // Their reply echoes our code and reason.
     assert_python_close(
@@ -493,36 +266,6 @@ async fn our_server_closes_first_with_python_client() {
 
 // ----- permessage-deflate -----
 
-/// A JSON-like text of about `len` bytes, the kind of message compression is for.
-fn json_text(len: usize) -> String {
-    let mut out = String::from("[");
-    let mut i = 0;
-    while out.len() < len {
-        out.push_str(&format!(
-            "{{\"id\":{i},\"user\":\"user-{}\",\"score\":{},\"tags\":[\"a\",\"b\"]}},",
-            i % 13,
-            i * 37 % 1000
-        ));
-        i += 1;
-    }
-    out.push(']');
-    out
-}
-
-/// Messages that exercise compression: small ones under the threshold, compressible
-/// text and binary of several sizes, and the same message twice (context takeover).
-fn compressible() -> Vec<Message> {
-    let mut messages = assorted();
-    messages.extend([
-        text(&json_text(100)),
-        text(&json_text(60_000)),
-        // The scripts send only the test pattern as binary; it repeats every 251 bytes.
-        binary(pattern(30_000)),
-        text(&json_text(100)),
-    ]);
-    messages
-}
-
 /// What `websockets` agreed for permessage-deflate, from its side: (local
 /// no_context_takeover, remote no_context_takeover, local window bits, remote window bits).
 fn python_deflate(extensions: &Json) -> (bool, bool, u64, u64) {
@@ -548,7 +291,7 @@ fn python_deflate(extensions: &Json) -> (bool, bool, u64, u64) {
 
 #[tokio::test]
 async fn our_client_with_deflate_against_python_server() {
-    let mut server = PythonServer::start_with(&["--compression", "deflate"]).await;
+    let mut server = ScriptServer::start(python(), &["--compression", "deflate"]).await;
     let (mut ws, response) = bounded(
         "connect",
         ClientBuilder::new().deflate(true).connect(&server.url),
@@ -589,7 +332,7 @@ async fn our_client_with_deflate_against_python_server() {
 
 #[tokio::test]
 async fn our_client_with_deflate_asks_python_server_for_no_context_takeover() {
-    let mut server = PythonServer::start().await;
+    let mut server = ScriptServer::start(python(), &[]).await;
     let deflate = DeflateConfig {
         server_no_context_takeover: true,
         client_no_context_takeover: true,
@@ -655,8 +398,13 @@ async fn python_client_with_deflate_against_our_server() {
         actions.push(format!("recv:{}", messages.len()));
         actions.push("close:1000:bye".into());
         let actions: Vec<&str> = actions.iter().map(String::as_str).collect();
-        let theirs =
-            run_python_client_with(&server.url, &["--compression", "deflate"], &actions).await;
+        let theirs = run_client(
+            python(),
+            &server.url,
+            &["--compression", "deflate"],
+            &actions,
+        )
+        .await;
         assert_eq!(python_deflate(theirs.open.get("extensions")), agreed);
         assert_eq!(theirs.messages, Seen::all(&messages));
 
@@ -676,7 +424,8 @@ async fn python_client_with_deflate_against_our_server() {
 async fn python_client_without_compression_gets_none_from_our_server() {
     let mut server = EchoServer::start_with(ServerBuilder::new().deflate(true)).await;
     let message = text(&json_text(5_000));
-    let theirs = run_python_client_with(
+    let theirs = run_client(
+        python(),
         &server.url,
         &["--compression", "none"],
         &[&action(&message), "recv:1", "close:1000:"],

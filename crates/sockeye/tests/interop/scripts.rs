@@ -1,0 +1,311 @@
+//! The peers' side of the script-driven interop tests: running another implementation's
+//! echo server or client as a child process and reading the JSON lines it prints (the
+//! Python scripts, `interop/*.py`, on `websockets`), and the messages those tests send.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use sockeye::Message;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader, Lines};
+use tokio::process::{Child, ChildStdin, ChildStdout, Command};
+use tokio::task::JoinHandle;
+
+use crate::json::Json;
+use crate::ours;
+
+/// An implementation whose scripts the tests run: the interpreter, the directory of its
+/// scripts, their names, and the environment they need.
+#[derive(Clone, Debug)]
+pub(crate) struct Peer {
+    pub(crate) program: PathBuf,
+    pub(crate) dir: PathBuf,
+    pub(crate) server: &'static str,
+    pub(crate) client: &'static str,
+    pub(crate) env: Vec<(&'static str, OsString)>,
+}
+
+impl Peer {
+    /// Starts one of the peer's scripts with `args`.
+    fn spawn(&self, name: &'static str, args: &[&str]) -> Script {
+        let mut child = Command::new(&self.program)
+            .arg(self.dir.join(name))
+            .args(args)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
+        let stdin = child.stdin.take().expect("stdin");
+        let stdout = BufReader::new(child.stdout.take().expect("stdout")).lines();
+        let mut stderr = child.stderr.take().expect("stderr");
+        let stderr = tokio::spawn(async move {
+            let mut text = String::new();
+            let _ = stderr.read_to_string(&mut text).await;
+            text
+        });
+        Script {
+            name,
+            child,
+            stdout,
+            stderr: Some(stderr),
+            _stdin: stdin,
+        }
+    }
+}
+
+/// Where a peer is missing: checks that `program` runs `check` (arguments that exit with
+/// status 0 once the peer's library loads), or says what to install.
+pub(crate) fn check_peer(
+    program: &std::path::Path,
+    check: &[&str],
+    env: &[(&'static str, OsString)],
+) -> Result<(), String> {
+    let output = std::process::Command::new(program)
+        .args(check)
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::null())
+        .output();
+    match output {
+        Ok(output) if output.status.success() => Ok(()),
+        Ok(output) => Err(format!(
+            "{} cannot load the peer's library: {}",
+            program.display(),
+            String::from_utf8_lossy(&output.stderr).trim()
+        )),
+        Err(error) => Err(format!("cannot run {}: {error}", program.display())),
+    }
+}
+
+/// One of the scripts, running; it is killed when dropped, and stops by itself when its
+/// stdin closes.
+pub(crate) struct Script {
+    name: &'static str,
+    child: Child,
+    stdout: Lines<BufReader<ChildStdout>>,
+    stderr: Option<JoinHandle<String>>,
+    _stdin: ChildStdin,
+}
+
+impl Script {
+    /// Fails the test, with what the script wrote on stderr.
+    pub(crate) async fn fail(&mut self, what: &str) -> ! {
+        let _ = self.child.start_kill();
+        let stderr = match self.stderr.take() {
+            Some(task) => tokio::time::timeout(Duration::from_secs(5), task)
+                .await
+                .ok()
+                .and_then(Result::ok)
+                .unwrap_or_default(),
+            None => String::new(),
+        };
+        panic!("{}: {what}\n--- its stderr:\n{stderr}", self.name);
+    }
+
+    async fn line(&mut self) -> String {
+        let line = tokio::time::timeout(ours::STEP, self.stdout.next_line()).await;
+        match line {
+            Ok(Ok(Some(line))) => line,
+            Ok(Ok(None)) => self.fail("ended its output early").await,
+            Ok(Err(e)) => self.fail(&format!("unreadable output: {e}")).await,
+            Err(_) => self.fail("printed nothing in time").await,
+        }
+    }
+
+    /// The next JSON line; an "error" event fails the test.
+    pub(crate) async fn event(&mut self) -> Json {
+        let line = self.line().await;
+        let event = match Json::parse(&line) {
+            Ok(event) => event,
+            Err(e) => self.fail(&format!("{e} in {line:?}")).await,
+        };
+        if event.get("event").as_str() == Some("error") {
+            self.fail(&format!("reported {event}")).await;
+        }
+        event
+    }
+}
+
+/// A peer's steered echo server (see `interop/echo_server.py`), steered like
+/// [`ours::EchoServer`].
+pub(crate) struct ScriptServer {
+    script: Script,
+    pub(crate) url: String,
+}
+
+impl ScriptServer {
+    /// The server with these command-line options (`--compression none`, say).
+    pub(crate) async fn start(peer: &Peer, options: &[&str]) -> ScriptServer {
+        let mut script = peer.spawn(peer.server, options);
+        let line = script.line().await;
+        let Some(addr) = line.strip_prefix("listening on ") else {
+            script.fail(&format!("printed {line:?} first")).await
+        };
+        let url = format!("ws://{addr}/");
+        ScriptServer { script, url }
+    }
+
+    /// The "closed" event of the next connection that ended.
+    pub(crate) async fn report(&mut self) -> Json {
+        let event = self.script.event().await;
+        assert_eq!(event.get("event").as_str(), Some("closed"), "{event}");
+        event
+    }
+}
+
+/// What a peer's client script printed, to its end.
+#[derive(Debug)]
+pub(crate) struct ClientRun {
+    /// The "open" event.
+    pub(crate) open: Json,
+    pub(crate) messages: Vec<Seen>,
+    pub(crate) pongs: usize,
+    pub(crate) closed: Json,
+}
+
+/// Runs the peer's client with these command-line options (`--compression none`, say)
+/// against `url`, doing `actions` (see `interop/client.py`).
+pub(crate) async fn run_client(
+    peer: &Peer,
+    url: &str,
+    options: &[&str],
+    actions: &[&str],
+) -> ClientRun {
+    let mut args = options.to_vec();
+    args.push(url);
+    args.extend_from_slice(actions);
+    let mut script = peer.spawn(peer.client, &args);
+    let open = script.event().await;
+    assert_eq!(open.get("event").as_str(), Some("open"), "{open}");
+    let mut run = ClientRun {
+        open,
+        messages: Vec::new(),
+        pongs: 0,
+        closed: Json::Null,
+    };
+    loop {
+        let event = script.event().await;
+        match event.get("event").as_str() {
+            Some("message") => run.messages.push(Seen::from_json(&event)),
+            Some("pong") => run.pongs += 1,
+            Some("closed") => {
+                run.closed = event;
+                return run;
+            }
+            _ => script.fail(&format!("printed {event}")).await,
+        }
+    }
+}
+
+/// The client scripts' actions that send `message`.
+pub(crate) fn action(message: &Message) -> String {
+    match message {
+        Message::Text(t) => format!("text:{t}"),
+        Message::Binary(b) => {
+            assert_eq!(
+                b[..],
+                ours::pattern(b.len())[..],
+                "the scripts send the pattern only"
+            );
+            format!("binary:{}", b.len())
+        }
+        other => panic!("not a data message: {other:?}"),
+    }
+}
+
+/// A message as the scripts describe it: text whole, binary by length and CRC-32.
+#[derive(Debug, PartialEq)]
+pub(crate) enum Seen {
+    Text(String),
+    Binary { len: u64, crc32: u64 },
+}
+
+impl Seen {
+    pub(crate) fn of(message: &Message) -> Seen {
+        match message {
+            Message::Text(t) => Seen::Text(t.clone()),
+            Message::Binary(b) => Seen::Binary {
+                len: b.len() as u64,
+                crc32: crc32(b).into(),
+            },
+            other => panic!("not a data message: {other:?}"),
+        }
+    }
+
+    pub(crate) fn all(messages: &[Message]) -> Vec<Seen> {
+        messages.iter().map(Seen::of).collect()
+    }
+
+    pub(crate) fn from_json(json: &Json) -> Seen {
+        match json.get("type").as_str() {
+            Some("text") => Seen::Text(json.get("text").as_str().expect("text").to_owned()),
+            Some("binary") => Seen::Binary {
+                len: json.get("len").as_u64().expect("len"),
+                crc32: json.get("crc32").as_u64().expect("crc32"),
+            },
+            _ => panic!("not a message: {json}"),
+        }
+    }
+
+    pub(crate) fn list(json: &Json) -> Vec<Seen> {
+        json.as_array()
+            .unwrap_or_else(|| panic!("not a list: {json}"))
+            .iter()
+            .map(Seen::from_json)
+            .collect()
+    }
+}
+
+/// CRC-32 (IEEE 802.3), as Python's `zlib.crc32` and Node's: table-driven, a byte at a
+/// time.
+pub(crate) fn crc32(bytes: &[u8]) -> u32 {
+    static TABLE: OnceLock<[u32; 256]> = OnceLock::new();
+    let table = TABLE.get_or_init(|| {
+        let mut table = [0u32; 256];
+        for (n, entry) in (0u32..).zip(table.iter_mut()) {
+            let mut crc = n;
+            for _ in 0..8 {
+                crc = (crc >> 1) ^ (0xEDB8_8320 & (crc & 1).wrapping_neg());
+            }
+            *entry = crc;
+        }
+        table
+    });
+    !bytes.iter().fold(!0u32, |crc, &byte| {
+        table[usize::from((crc as u8) ^ byte)] ^ (crc >> 8)
+    })
+}
+
+/// A JSON-like text of about `len` bytes, the kind of message compression is for.
+pub(crate) fn json_text(len: usize) -> String {
+    let mut out = String::from("[");
+    let mut i = 0;
+    while out.len() < len {
+        out.push_str(&format!(
+            "{{\"id\":{i},\"user\":\"user-{}\",\"score\":{},\"tags\":[\"a\",\"b\"]}},",
+            i % 13,
+            i * 37 % 1000
+        ));
+        i += 1;
+    }
+    out.push(']');
+    out
+}
+
+/// Messages that exercise compression: small ones under the threshold, compressible
+/// text and binary of several sizes, and the same message twice (context takeover).
+pub(crate) fn compressible() -> Vec<Message> {
+    let mut messages = ours::assorted();
+    messages.extend([
+        ours::text(&json_text(100)),
+        ours::text(&json_text(60_000)),
+        // The scripts send only the test pattern as binary; it repeats every 251 bytes.
+        ours::binary(ours::pattern(30_000)),
+        ours::text(&json_text(100)),
+    ]);
+    messages
+}
