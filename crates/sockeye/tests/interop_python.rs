@@ -24,14 +24,13 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use json::Json;
-use ours::{
-    EchoServer, Exchange, OUR_CLOSE_REASON, assert_clean_close, assorted, binary, bounded, bursts,
-    close_frame, exchange_then_close, next, pattern, text,
-};
+use ours::{OUR_CLOSE_REASON, close_frame, pattern};
 use scripts::{
-    Peer, ScriptServer, Seen, action, check_peer, compressible, crc32, json_text, run_client,
+    Peer, check_peer, crc32, our_client_echoes_compressible, our_client_exchanges_then_closes,
+    our_server_closes_first, their_client_echoes_compressible, their_client_exchanges_then_closes,
+    their_client_without_compression, their_server_closes_first,
 };
-use sockeye::{ClientBuilder, CloseCode, CloseFrame, Initiator, Message, ServerBuilder};
+use sockeye::{ClientBuilder, CloseFrame};
 use sockeye_proto::extension::DeflateConfig;
 
 /// Python with `websockets`, as a peer of the tests. Fails the test, saying how to
@@ -107,22 +106,7 @@ fn assert_python_close(closed: &Json, sent: CloseFrame, received: CloseFrame, rc
 
 #[tokio::test]
 async fn our_client_exchanges_messages_with_python_server_and_closes_first() {
-    let mut server = ScriptServer::start(python(), &[]).await;
-    let (mut ws, response) = bounded("connect", sockeye::connect(&server.url))
-        .await
-        .expect("our handshake with their server");
-    assert_eq!(response.status, 101);
-
-    let Exchange { sent, received } = exchange_then_close(&mut ws, "pong received").await;
-
-    let theirs = server.report().await;
-    assert_eq!(Seen::list(theirs.get("received")), Seen::all(&sent));
-    // Every message their server sent, including the part of the burst it sent before
-    // it saw our Close, reached us, in order.
-    assert_eq!(
-        Seen::list(theirs.get("sent_messages")),
-        Seen::all(&received)
-    );
+    let theirs = our_client_exchanges_then_closes(python()).await;
     assert_python_close(
         &theirs,
         close_frame(4001, OUR_CLOSE_REASON),
@@ -133,40 +117,8 @@ async fn our_client_exchanges_messages_with_python_server_and_closes_first() {
 
 #[tokio::test]
 async fn python_server_closes_first_and_our_client_keeps_every_message() {
-    let mut server = ScriptServer::start(python(), &[]).await;
-    let (mut ws, _) = bounded("connect", sockeye::connect(&server.url))
-        .await
-        .expect("our handshake with their server");
     let reason = "python server done";
-    let close = format!("close 4002 {reason}");
-    ws.send(text("burst 50")).await.expect("send");
-    ws.send(text(&close)).await.expect("send");
-
-    let mut received = Vec::new();
-    while let Some(item) = bounded("our next message", ws.next()).await {
-        received.push(item.expect("no failure"));
-    }
-    assert_eq!(received, bursts(0..50));
-    let info = bounded("the session's end", ws.session().closed()).await;
-    // Our reply echoes the code (RFC 6455 5.5.1), without the reason.
-    assert_clean_close(
-        &info,
-        Initiator::Remote,
-        close_frame(4002, ""),
-        close_frame(4002, reason),
-    );
-    assert_eq!(ws.session().peer_closed_first(), Some(true));
-    assert!(ws.send(text("late")).await.is_err());
-
-    let theirs = server.report().await;
-    assert_eq!(
-        Seen::list(theirs.get("received")),
-        Seen::all(&[text("burst 50"), text(&close)])
-    );
-    assert_eq!(
-        Seen::list(theirs.get("sent_messages")),
-        Seen::all(&bursts(0..50))
-    );
+    let theirs = their_server_closes_first(python(), reason).await;
     assert_python_close(
         &theirs,
         close_frame(4002, reason),
@@ -177,48 +129,8 @@ async fn python_server_closes_first_and_our_client_keeps_every_message() {
 
 #[tokio::test]
 async fn python_client_exchanges_messages_with_our_server_and_closes_first() {
-    let mut server = EchoServer::start().await;
-    let big = pattern(300_000);
-    let mut expected_echoes = assorted();
-    expected_echoes.extend([text("fragmented ✓"), binary(big.clone())]);
-    let lasts: Vec<Message> = (0..20).map(|i| text(&format!("last {i}"))).collect();
     let reason = "python client done";
-
-    let mut actions: Vec<String> = assorted().iter().map(action).collect();
-    actions.push(format!("recv:{}", assorted().len()));
-    actions.push("fragments:frag|ment|ed ✓".into());
-    actions.push(format!("binary-fragments:{}:3", big.len()));
-    actions.push("recv:2".into());
-    actions.push("ping".into());
-    // They close right after messages our server has not read yet.
-    actions.extend(lasts.iter().map(action));
-    actions.push(format!("close:4002:{reason}"));
-    let actions: Vec<&str> = actions.iter().map(String::as_str).collect();
-    let theirs = run_client(python(), &server.url, &[], &actions).await;
-
-    let ours = server.report().await;
-    let mut sent = expected_echoes.clone();
-    sent.extend(lasts);
-    assert_eq!(ours.received, sent, "every message they sent arrived");
-    assert_clean_close(
-        &ours.info,
-        Initiator::Remote,
-        close_frame(4002, ""),
-        close_frame(4002, reason),
-    );
-    assert_eq!(
-        ours.peer_closed_first,
-        Some(false),
-        "the server closes TCP first"
-    );
-
-    assert_eq!(
-        theirs.messages[..expected_echoes.len()],
-        Seen::all(&expected_echoes)[..]
-    );
-    assert_eq!(theirs.pongs, 1, "our server answered their Ping");
-    // Every echo our server sent before their Close arrived reached them, in order.
-    assert_eq!(theirs.messages, Seen::all(&ours.sent));
+    let theirs = their_client_exchanges_then_closes(python(), reason).await;
     assert_python_close(
         &theirs.closed,
         close_frame(4002, reason),
@@ -229,17 +141,8 @@ async fn python_client_exchanges_messages_with_our_server_and_closes_first() {
 
 #[tokio::test]
 async fn our_server_closes_first_with_python_client() {
-    let mut server = EchoServer::start().await;
     let reason = "sockeye server done";
-    let close = format!("close 4001 {reason}");
-    let theirs = run_client(
-        python(),
-        &server.url,
-        &[],
-        &["text:burst 50", &format!("text:{close}")],
-    )
-    .await;
-    assert_eq!(theirs.messages, Seen::all(&bursts(0..50)));
+    let (theirs, ours) = our_server_closes_first(python(), reason).await;
     // Their reply echoes our code and reason.
     assert_python_close(
         &theirs.closed,
@@ -247,16 +150,7 @@ async fn our_server_closes_first_with_python_client() {
         close_frame(4001, reason),
         true,
     );
-
-    let ours = server.report().await;
-    assert_eq!(ours.received, vec![text("burst 50"), text(&close)]);
-    assert_eq!(ours.sent, bursts(0..50));
-    assert_clean_close(
-        &ours.info,
-        Initiator::Local,
-        close_frame(4001, reason),
-        close_frame(4001, reason),
-    );
+    // websockets' client waits for the server to close TCP (RFC 6455 7.1.1).
     assert_eq!(
         ours.peer_closed_first,
         Some(false),
@@ -291,38 +185,16 @@ fn python_deflate(extensions: &Json) -> (bool, bool, u64, u64) {
 
 #[tokio::test]
 async fn our_client_with_deflate_against_python_server() {
-    let mut server = ScriptServer::start(python(), &["--compression", "deflate"]).await;
-    let (mut ws, response) = bounded(
-        "connect",
-        ClientBuilder::new().deflate(true).connect(&server.url),
+    let (extensions, theirs) = our_client_echoes_compressible(
+        python(),
+        &["--compression", "deflate"],
+        ClientBuilder::new().deflate(true),
     )
-    .await
-    .expect("our handshake with their server");
+    .await;
     // Our offer leaves the window to the server; websockets sets 12 bits both ways.
     assert_eq!(
-        response.extensions,
+        extensions,
         ["permessage-deflate; server_max_window_bits=12; client_max_window_bits=12"]
-    );
-    let messages = compressible();
-    for message in &messages {
-        ws.send(message.clone()).await.expect("send");
-        assert_eq!(&next(&mut ws).await, message);
-    }
-    let info = bounded("our close", ws.close(CloseCode::NORMAL, "done"))
-        .await
-        .expect("close");
-    assert_clean_close(
-        &info,
-        Initiator::Local,
-        close_frame(1000, "done"),
-        close_frame(1000, "done"),
-    );
-
-    let theirs = server.report().await;
-    assert_eq!(Seen::list(theirs.get("received")), Seen::all(&messages));
-    assert_eq!(
-        Seen::list(theirs.get("sent_messages")),
-        Seen::all(&messages)
     );
     assert_eq!(
         python_deflate(theirs.get("extensions")),
@@ -332,7 +204,6 @@ async fn our_client_with_deflate_against_python_server() {
 
 #[tokio::test]
 async fn our_client_with_deflate_asks_python_server_for_no_context_takeover() {
-    let mut server = ScriptServer::start(python(), &[]).await;
     let deflate = DeflateConfig {
         server_no_context_takeover: true,
         client_no_context_takeover: true,
@@ -340,33 +211,18 @@ async fn our_client_with_deflate_asks_python_server_for_no_context_takeover() {
         client_max_window_bits: Some(9),
         ..DeflateConfig::enabled()
     };
-    let (mut ws, response) = bounded(
-        "connect",
-        ClientBuilder::new()
-            .deflate_config(deflate)
-            .connect(&server.url),
-    )
-    .await
-    .expect("our handshake with their server");
+    let (extensions, theirs) =
+        our_client_echoes_compressible(python(), &[], ClientBuilder::new().deflate_config(deflate))
+            .await;
     // websockets grants every request: no context takeover both ways, at most 10 bits
     // for itself, and the 9 bits we announced for us.
     assert_eq!(
-        response.extensions,
+        extensions,
         [
             "permessage-deflate; server_no_context_takeover; client_no_context_takeover; \
              server_max_window_bits=10; client_max_window_bits=9"
         ]
     );
-    let messages = compressible();
-    for message in &messages {
-        ws.send(message.clone()).await.expect("send");
-        assert_eq!(&next(&mut ws).await, message);
-    }
-    bounded("our close", ws.close(CloseCode::NORMAL, ""))
-        .await
-        .expect("close");
-    let theirs = server.report().await;
-    assert_eq!(Seen::list(theirs.get("received")), Seen::all(&messages));
     assert_eq!(
         python_deflate(theirs.get("extensions")),
         (true, true, 10, 9)
@@ -392,48 +248,15 @@ async fn python_client_with_deflate_against_our_server() {
         ),
     ];
     for (config, agreed) in configs {
-        let mut server = EchoServer::start_with(ServerBuilder::new().deflate_config(config)).await;
-        let messages = compressible();
-        let mut actions: Vec<String> = messages.iter().map(action).collect();
-        actions.push(format!("recv:{}", messages.len()));
-        actions.push("close:1000:bye".into());
-        let actions: Vec<&str> = actions.iter().map(String::as_str).collect();
-        let theirs = run_client(
-            python(),
-            &server.url,
-            &["--compression", "deflate"],
-            &actions,
-        )
-        .await;
+        let theirs = their_client_echoes_compressible(python(), config).await;
         assert_eq!(python_deflate(theirs.open.get("extensions")), agreed);
-        assert_eq!(theirs.messages, Seen::all(&messages));
-
-        let ours = server.report().await;
-        assert_eq!(ours.received, messages);
-        assert_eq!(ours.sent, messages);
-        assert_clean_close(
-            &ours.info,
-            Initiator::Remote,
-            close_frame(1000, ""),
-            close_frame(1000, "bye"),
-        );
     }
 }
 
 #[tokio::test]
 async fn python_client_without_compression_gets_none_from_our_server() {
-    let mut server = EchoServer::start_with(ServerBuilder::new().deflate(true)).await;
-    let message = text(&json_text(5_000));
-    let theirs = run_client(
-        python(),
-        &server.url,
-        &["--compression", "none"],
-        &[&action(&message), "recv:1", "close:1000:"],
-    )
-    .await;
+    let theirs = their_client_without_compression(python()).await;
     assert_eq!(theirs.open.get("extensions").as_array(), Some(&[][..]));
-    assert_eq!(theirs.messages, Seen::all(std::slice::from_ref(&message)));
-    assert_eq!(server.report().await.received, [message]);
 }
 
 #[test]

@@ -10,7 +10,7 @@ mod ours;
 use futures_util::{SinkExt, StreamExt};
 use ours::{
     EchoServer, Exchange, OUR_CLOSE_REASON, assert_clean_close, assorted, binary, bounded, bursts,
-    close_frame, exchange_then_close, pattern, text,
+    close_frame, exchange_then_close, pattern, text, their_server_closes_first,
 };
 use sockeye::{CloseCode, CloseFrame, Initiator, Message};
 use tokio::net::TcpListener;
@@ -217,29 +217,7 @@ async fn our_client_exchanges_messages_with_tungstenite_server_and_closes_first(
 #[tokio::test]
 async fn tungstenite_server_closes_first_and_our_client_keeps_every_message() {
     let (url, server) = tungstenite_server().await;
-    let (mut ws, _) = bounded("connect", sockeye::connect(&url))
-        .await
-        .expect("our handshake with their server");
-    let reason = "tungstenite server done";
-    let close = format!("close 4002 {reason}");
-    ws.send(text("burst 50")).await.expect("send");
-    ws.send(text(&close)).await.expect("send");
-
-    let mut received = Vec::new();
-    while let Some(item) = bounded("our next message", ws.next()).await {
-        received.push(item.expect("no failure"));
-    }
-    assert_eq!(received, bursts(0..50));
-    let info = bounded("the session's end", ws.session().closed()).await;
-    // Our reply echoes the code (RFC 6455 5.5.1), without the reason.
-    assert_clean_close(
-        &info,
-        Initiator::Remote,
-        close_frame(4002, ""),
-        close_frame(4002, reason),
-    );
-    assert_eq!(ws.session().peer_closed_first(), Some(true));
-    assert!(ws.send(text("late")).await.is_err());
+    let close = their_server_closes_first(&url, "tungstenite server done").await;
 
     let theirs = bounded("their server", server).await.expect("their server");
     assert_eq!(theirs.received, vec![text("burst 50"), text(&close)]);

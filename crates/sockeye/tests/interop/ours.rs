@@ -231,3 +231,33 @@ async fn echo(mut ws: WebSocket, reports: mpsc::UnboundedSender<ServerReport>) {
         peer_closed_first: session.peer_closed_first(),
     });
 }
+
+/// Our client's side when the peer's steered echo server at `url` closes first: it asks
+/// for `burst 50`, then for a Close with 4002 and `reason`, and must receive the whole
+/// burst, answer the Close with its code (RFC 6455 5.5.1), see the server close TCP first
+/// (7.1.1), and refuse to send afterwards. Returns the close command it sent.
+pub(crate) async fn their_server_closes_first(url: &str, reason: &str) -> String {
+    let (mut ws, _) = bounded("connect", sockeye::connect(url))
+        .await
+        .expect("our handshake with their server");
+    let close = format!("close 4002 {reason}");
+    ws.send(text("burst 50")).await.expect("send");
+    ws.send(text(&close)).await.expect("send");
+
+    let mut received = Vec::new();
+    while let Some(item) = bounded("our next message", ws.next()).await {
+        received.push(item.expect("no failure"));
+    }
+    assert_eq!(received, bursts(0..50));
+    let info = bounded("the session's end", ws.session().closed()).await;
+    // Our reply echoes the code, without the reason.
+    assert_clean_close(
+        &info,
+        Initiator::Remote,
+        close_frame(4002, ""),
+        close_frame(4002, reason),
+    );
+    assert_eq!(ws.session().peer_closed_first(), Some(true));
+    assert!(ws.send(text("late")).await.is_err());
+    close
+}

@@ -1,6 +1,9 @@
 //! The peers' side of the script-driven interop tests: running another implementation's
-//! echo server or client as a child process and reading the JSON lines it prints (the
-//! Python scripts, `interop/*.py`, on `websockets`), and the messages those tests send.
+//! echo server or client as a child process and reading the JSON lines it prints. The
+//! Python scripts (`interop/*.py`, on `websockets`) and the Node.js scripts
+//! (`interop/node/*.cjs`, on `ws`) take the same steering messages and actions and print
+//! the same events; what differs is how each describes its closing handshake, which the
+//! test files check themselves.
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -8,7 +11,8 @@ use std::process::Stdio;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use sockeye::Message;
+use sockeye::{ClientBuilder, CloseCode, Initiator, Message};
+use sockeye_proto::extension::DeflateConfig;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 use tokio::task::JoinHandle;
@@ -308,4 +312,220 @@ pub(crate) fn compressible() -> Vec<Message> {
         ours::text(&json_text(100)),
     ]);
     messages
+}
+
+// ----- the scenarios every script peer goes through; each test file checks the peer's
+// view of the close, which each implementation reports its own way -----
+
+/// Our client against the peer's echo server: [`ours::exchange_then_close`], then their
+/// server's report, which must list every message we sent and every one we received.
+/// Returns that report.
+pub(crate) async fn our_client_exchanges_then_closes(peer: &Peer) -> Json {
+    let mut server = ScriptServer::start(peer, &[]).await;
+    let (mut ws, response) = ours::bounded("connect", sockeye::connect(&server.url))
+        .await
+        .expect("our handshake with their server");
+    assert_eq!(response.status, 101);
+
+    let ours::Exchange { sent, received } =
+        ours::exchange_then_close(&mut ws, "pong received").await;
+
+    let theirs = server.report().await;
+    assert_eq!(Seen::list(theirs.get("received")), Seen::all(&sent));
+    // Every message their server sent, including the part of the burst it sent before
+    // it saw our Close, reached us, in order.
+    assert_eq!(
+        Seen::list(theirs.get("sent_messages")),
+        Seen::all(&received)
+    );
+    theirs
+}
+
+/// [`ours::their_server_closes_first`] against the peer's echo server, then their
+/// server's report, which must list the two messages we sent and the burst. Returns that
+/// report.
+pub(crate) async fn their_server_closes_first(peer: &Peer, reason: &str) -> Json {
+    let mut server = ScriptServer::start(peer, &[]).await;
+    let close = ours::their_server_closes_first(&server.url, reason).await;
+    let theirs = server.report().await;
+    assert_eq!(
+        Seen::list(theirs.get("received")),
+        Seen::all(&[ours::text("burst 50"), ours::text(&close)])
+    );
+    assert_eq!(
+        Seen::list(theirs.get("sent_messages")),
+        Seen::all(&ours::bursts(0..50))
+    );
+    theirs
+}
+
+/// The peer's client against our echo server: every kind of message echoed (fragmented
+/// ones included), a Ping, then twenty messages and their Close with 4002 and `reason`
+/// sent before our server read them. Checks that every message they sent arrived, that
+/// every echo our server sent reached them, that the closing handshake completed (our
+/// reply with their code) and that our server closed TCP first (RFC 6455 7.1.1).
+pub(crate) async fn their_client_exchanges_then_closes(peer: &Peer, reason: &str) -> ClientRun {
+    let mut server = ours::EchoServer::start().await;
+    let big = ours::pattern(300_000);
+    let mut expected_echoes = ours::assorted();
+    expected_echoes.extend([ours::text("fragmented ✓"), ours::binary(big.clone())]);
+    let lasts: Vec<Message> = (0..20).map(|i| ours::text(&format!("last {i}"))).collect();
+
+    let mut actions: Vec<String> = ours::assorted().iter().map(action).collect();
+    actions.push(format!("recv:{}", ours::assorted().len()));
+    actions.push("fragments:frag|ment|ed ✓".into());
+    actions.push(format!("binary-fragments:{}:3", big.len()));
+    actions.push("recv:2".into());
+    actions.push("ping".into());
+    // They close right after messages our server has not read yet.
+    actions.extend(lasts.iter().map(action));
+    actions.push(format!("close:4002:{reason}"));
+    let actions: Vec<&str> = actions.iter().map(String::as_str).collect();
+    let theirs = run_client(peer, &server.url, &[], &actions).await;
+
+    let ours = server.report().await;
+    let mut sent = expected_echoes.clone();
+    sent.extend(lasts);
+    assert_eq!(ours.received, sent, "every message they sent arrived");
+    ours::assert_clean_close(
+        &ours.info,
+        Initiator::Remote,
+        ours::close_frame(4002, ""),
+        ours::close_frame(4002, reason),
+    );
+    // Our server closes TCP as soon as its reply is written, before their reading of
+    // that reply could make them close.
+    assert_eq!(
+        ours.peer_closed_first,
+        Some(false),
+        "the server closes TCP first"
+    );
+
+    assert_eq!(
+        theirs.messages[..expected_echoes.len()],
+        Seen::all(&expected_echoes)[..]
+    );
+    assert_eq!(theirs.pongs, 1, "our server answered their Ping");
+    // Every echo our server sent before their Close arrived reached them, in order.
+    assert_eq!(theirs.messages, Seen::all(&ours.sent));
+    theirs
+}
+
+/// The peer's client asks our echo server for a burst and then for its Close with 4001
+/// and `reason`. Checks that they received the burst and our server completed the
+/// closing handshake (their reply echoing our code and reason); returns their run and
+/// our server's report.
+pub(crate) async fn our_server_closes_first(
+    peer: &Peer,
+    reason: &str,
+) -> (ClientRun, ours::ServerReport) {
+    let mut server = ours::EchoServer::start().await;
+    let close = format!("close 4001 {reason}");
+    let theirs = run_client(
+        peer,
+        &server.url,
+        &[],
+        &["text:burst 50", &format!("text:{close}")],
+    )
+    .await;
+    assert_eq!(theirs.messages, Seen::all(&ours::bursts(0..50)));
+
+    let ours = server.report().await;
+    assert_eq!(
+        ours.received,
+        vec![ours::text("burst 50"), ours::text(&close)]
+    );
+    assert_eq!(ours.sent, ours::bursts(0..50));
+    ours::assert_clean_close(
+        &ours.info,
+        Initiator::Local,
+        ours::close_frame(4001, reason),
+        ours::close_frame(4001, reason),
+    );
+    (theirs, ours)
+}
+
+/// Our client, built by `client`, against the peer's echo server started with
+/// `options`: every [`compressible`] message echoed, then our Close with 1000. Returns
+/// the extensions our handshake's response agreed and their server's report, which must
+/// list every message both ways.
+pub(crate) async fn our_client_echoes_compressible(
+    peer: &Peer,
+    options: &[&str],
+    client: ClientBuilder,
+) -> (Vec<String>, Json) {
+    let mut server = ScriptServer::start(peer, options).await;
+    let (mut ws, response) = ours::bounded("connect", client.connect(&server.url))
+        .await
+        .expect("our handshake with their server");
+    let messages = compressible();
+    for message in &messages {
+        ws.send(message.clone()).await.expect("send");
+        assert_eq!(&ours::next(&mut ws).await, message);
+    }
+    let info = ours::bounded("our close", ws.close(CloseCode::NORMAL, "done"))
+        .await
+        .expect("close");
+    ours::assert_clean_close(
+        &info,
+        Initiator::Local,
+        ours::close_frame(1000, "done"),
+        ours::close_frame(1000, "done"),
+    );
+
+    let theirs = server.report().await;
+    assert_eq!(Seen::list(theirs.get("received")), Seen::all(&messages));
+    assert_eq!(
+        Seen::list(theirs.get("sent_messages")),
+        Seen::all(&messages)
+    );
+    (response.extensions, theirs)
+}
+
+/// The peer's client, offering permessage-deflate (`--compression deflate`), against our
+/// echo server with `deflate`: every [`compressible`] message echoed, then their Close
+/// with 1000. Returns their run, whose "open" event says what they agreed.
+pub(crate) async fn their_client_echoes_compressible(
+    peer: &Peer,
+    deflate: DeflateConfig,
+) -> ClientRun {
+    let mut server =
+        ours::EchoServer::start_with(sockeye::ServerBuilder::new().deflate_config(deflate)).await;
+    let messages = compressible();
+    let mut actions: Vec<String> = messages.iter().map(action).collect();
+    actions.push(format!("recv:{}", messages.len()));
+    actions.push("close:1000:bye".into());
+    let actions: Vec<&str> = actions.iter().map(String::as_str).collect();
+    let theirs = run_client(peer, &server.url, &["--compression", "deflate"], &actions).await;
+    assert_eq!(theirs.messages, Seen::all(&messages));
+
+    let ours = server.report().await;
+    assert_eq!(ours.received, messages);
+    assert_eq!(ours.sent, messages);
+    ours::assert_clean_close(
+        &ours.info,
+        Initiator::Remote,
+        ours::close_frame(1000, ""),
+        ours::close_frame(1000, "bye"),
+    );
+    theirs
+}
+
+/// The peer's client, not offering permessage-deflate (`--compression none`), against
+/// our echo server with it enabled: a compressible message echoed. Returns their run,
+/// whose "open" event must show no extension.
+pub(crate) async fn their_client_without_compression(peer: &Peer) -> ClientRun {
+    let mut server =
+        ours::EchoServer::start_with(sockeye::ServerBuilder::new().deflate(true)).await;
+    let message = ours::text(&json_text(5_000));
+    let theirs = run_client(
+        peer,
+        &server.url,
+        &["--compression", "none"],
+        &[&action(&message), "recv:1", "close:1000:"],
+    )
+    .await;
+    assert_eq!(theirs.messages, Seen::all(std::slice::from_ref(&message)));
+    assert_eq!(server.report().await.received, [message]);
+    theirs
 }
