@@ -3,14 +3,18 @@
 # tests:
 #   - a Python virtual environment at target/interop-venv with the `websockets` package
 #     (crates/sockeye/tests/interop_python.rs);
-#   - the Node.js package `ws` at target/interop-node, at the version that
-#     crates/sockeye/tests/interop/node/package-lock.json pins
-#     (crates/sockeye/tests/interop_node.rs).
+#   - the Node.js packages `ws` and `playwright-core` at target/interop-node, at the
+#     versions that crates/sockeye/tests/interop/node/package-lock.json pins
+#     (crates/sockeye/tests/interop_node.rs, and interop_browser.rs, where
+#     playwright-core drives the browser);
+#   - Chromium, from Debian's package `chromium` (interop_browser.rs), unless $CHROMIUM
+#     names another build.
 #
 # Safe to run again: it does nothing for a peer already installed at its pinned version.
 # Works unattended (CI=true, no stdin); needs python3 (3.9 or newer) with its venv module
-# and PyPI, and Node.js (18 or newer) with npm and the npm registry. Set PYTHON to use
-# another interpreter for creating the venv.
+# and PyPI, Node.js (18 or newer) with npm and the npm registry, and for Chromium apt-get
+# with root rights (or a Chromium already installed). Set PYTHON to use another
+# interpreter for creating the venv.
 set -euo pipefail
 
 WEBSOCKETS_VERSION=17.4
@@ -20,6 +24,7 @@ venv="$root/target/interop-venv"
 python=${PYTHON:-python3}
 node_src="$root/crates/sockeye/tests/interop/node"
 node_dir="$root/target/interop-node"
+chromium=${CHROMIUM:-/usr/bin/chromium}
 
 log() { printf 'test-deps: %s\n' "$*" >&2; }
 
@@ -63,11 +68,11 @@ python_peer() {
     log "websockets $WEBSOCKETS_VERSION installed in $venv"
 }
 
-# True when target/interop-node was installed from the current package files and `ws`
-# loads there.
+# True when target/interop-node was installed from the current package files and its
+# packages load there.
 node_ready() {
     cmp -s "$node_src/package-lock.json" "$node_dir/package-lock.json" &&
-        (cd "$node_dir" && node -e "require('ws')") >/dev/null 2>&1
+        (cd "$node_dir" && node -e "require('ws'); require('playwright-core')") >/dev/null 2>&1
 }
 
 node_peer() {
@@ -78,19 +83,52 @@ node_peer() {
         fi
     done
     if node_ready; then
-        log "ws already installed in $node_dir"
+        log "ws and playwright-core already installed in $node_dir"
         return 0
     fi
-    log "installing ws (crates/sockeye/tests/interop/node/package-lock.json) in $node_dir"
+    log "installing ws and playwright-core (crates/sockeye/tests/interop/node/package-lock.json) in $node_dir"
     mkdir -p "$node_dir"
     cp "$node_src/package.json" "$node_src/package-lock.json" "$node_dir/"
     (cd "$node_dir" && npm ci --no-audit --no-fund --loglevel=error </dev/null >/dev/null)
     if ! node_ready; then
-        log "ws was installed but node cannot load it from $node_dir"
+        log "the packages were installed but node cannot load them from $node_dir"
         exit 1
     fi
-    log "ws $(cd "$node_dir" && node -p "require('ws/package.json').version") installed in $node_dir"
+    log "ws and playwright-core installed in $node_dir"
+}
+
+chromium_ready() {
+    "$chromium" --version >/dev/null 2>&1
+}
+
+browser_peer() {
+    if chromium_ready; then
+        log "$("$chromium" --version 2>/dev/null) at $chromium"
+        return 0
+    fi
+    if [[ -n ${CHROMIUM:-} ]]; then
+        log "CHROMIUM=$CHROMIUM does not run"
+        exit 1
+    fi
+    if [[ $(id -u) -ne 0 ]] || ! command -v apt-get >/dev/null 2>&1; then
+        log "no Chromium at $chromium: install Debian's package chromium (as root:" \
+            "apt-get install chromium), or set CHROMIUM to a Chromium or Chrome binary"
+        exit 1
+    fi
+    log "installing Debian's chromium"
+    export DEBIAN_FRONTEND=noninteractive
+    # An outdated package list (a fresh machine's) is refreshed once, then retried.
+    if ! apt-get install -y -q chromium </dev/null >/dev/null; then
+        apt-get update -q </dev/null >/dev/null
+        apt-get install -y -q chromium </dev/null >/dev/null
+    fi
+    if ! chromium_ready; then
+        log "chromium was installed but $chromium does not run"
+        exit 1
+    fi
+    log "$("$chromium" --version 2>/dev/null) installed at $chromium"
 }
 
 python_peer
 node_peer
+browser_peer

@@ -26,8 +26,9 @@ use json::Json;
 use ours::OUR_CLOSE_REASON;
 use scripts::{
     Peer, check_peer, our_client_echoes_compressible, our_client_exchanges_then_closes,
-    our_server_closes_first, their_client_echoes_compressible, their_client_exchanges_then_closes,
-    their_client_without_compression, their_server_closes_first,
+    our_deflate_settings, our_server_closes_first, their_client_echoes_compressible,
+    their_client_exchanges_then_closes, their_client_without_compression,
+    their_server_closes_first,
 };
 use sockeye::ClientBuilder;
 use sockeye_proto::extension::DeflateConfig;
@@ -46,7 +47,7 @@ fn node() -> &'static Peer {
         Ok(Peer {
             program,
             dir: Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop/node"),
-            server: "echo_server.cjs",
+            server: Some("echo_server.cjs"),
             client: "client.cjs",
             env,
         })
@@ -154,24 +155,7 @@ async fn our_client_offering_deflate_to_ws_server_without_it_talks_uncompressed(
 
 #[tokio::test]
 async fn ws_client_with_deflate_against_our_server() {
-    let configs = [
-        // Defaults: we accept their offer as it is.
-        (DeflateConfig::enabled(), "permessage-deflate"),
-        // Every parameter set by our server, unasked except client_max_window_bits,
-        // which their offer allows.
-        (
-            DeflateConfig {
-                server_no_context_takeover: true,
-                client_no_context_takeover: true,
-                server_max_window_bits: Some(10),
-                client_max_window_bits: Some(11),
-                ..DeflateConfig::enabled()
-            },
-            "permessage-deflate; server_no_context_takeover; client_no_context_takeover; \
-             server_max_window_bits=10; client_max_window_bits=11",
-        ),
-    ];
-    for (config, agreed) in configs {
+    for (config, agreed) in our_deflate_settings() {
         let theirs = their_client_echoes_compressible(node(), config).await;
         assert_eq!(theirs.open.get("extensions").as_str(), Some(agreed));
     }

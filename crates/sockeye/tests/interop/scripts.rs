@@ -1,9 +1,10 @@
 //! The peers' side of the script-driven interop tests: running another implementation's
 //! echo server or client as a child process and reading the JSON lines it prints. The
 //! Python scripts (`interop/*.py`, on `websockets`) and the Node.js scripts
-//! (`interop/node/*.cjs`, on `ws`) take the same steering messages and actions and print
-//! the same events; what differs is how each describes its closing handshake, which the
-//! test files check themselves.
+//! (`interop/node/*.cjs`, on `ws`, and a browser's WebSocket through playwright-core) take
+//! the same steering messages and actions (a browser only those its API has) and print the
+//! same events; what differs is how each describes its closing handshake, which the test
+//! files check themselves.
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -21,19 +22,19 @@ use crate::json::Json;
 use crate::ours;
 
 /// An implementation whose scripts the tests run: the interpreter, the directory of its
-/// scripts, their names, and the environment they need.
+/// scripts, their names (a browser has no server), and the environment they need.
 #[derive(Clone, Debug)]
 pub(crate) struct Peer {
     pub(crate) program: PathBuf,
     pub(crate) dir: PathBuf,
-    pub(crate) server: &'static str,
+    pub(crate) server: Option<&'static str>,
     pub(crate) client: &'static str,
     pub(crate) env: Vec<(&'static str, OsString)>,
 }
 
 impl Peer {
     /// Starts one of the peer's scripts with `args`.
-    fn spawn(&self, name: &'static str, args: &[&str]) -> Script {
+    pub(crate) fn spawn(&self, name: &'static str, args: &[&str]) -> Script {
         let mut child = Command::new(&self.program)
             .arg(self.dir.join(name))
             .args(args)
@@ -144,7 +145,8 @@ pub(crate) struct ScriptServer {
 impl ScriptServer {
     /// The server with these command-line options (`--compression none`, say).
     pub(crate) async fn start(peer: &Peer, options: &[&str]) -> ScriptServer {
-        let mut script = peer.spawn(peer.server, options);
+        let server = peer.server.expect("the peer has a server script");
+        let mut script = peer.spawn(server, options);
         let line = script.line().await;
         let Some(addr) = line.strip_prefix("listening on ") else {
             script.fail(&format!("printed {line:?} first")).await
@@ -480,6 +482,28 @@ pub(crate) async fn our_client_echoes_compressible(
         Seen::all(&messages)
     );
     (response.extensions, theirs)
+}
+
+/// Our server's permessage-deflate settings for [`their_client_echoes_compressible`],
+/// each with the response it gives an offer of `permessage-deflate;
+/// client_max_window_bits` (what every script peer's client offers): the defaults, which
+/// accept the offer as it is, and every parameter set by our server, unasked except
+/// `client_max_window_bits`, which the offer allows.
+pub(crate) fn our_deflate_settings() -> [(DeflateConfig, &'static str); 2] {
+    [
+        (DeflateConfig::enabled(), "permessage-deflate"),
+        (
+            DeflateConfig {
+                server_no_context_takeover: true,
+                client_no_context_takeover: true,
+                server_max_window_bits: Some(10),
+                client_max_window_bits: Some(11),
+                ..DeflateConfig::enabled()
+            },
+            "permessage-deflate; server_no_context_takeover; client_no_context_takeover; \
+             server_max_window_bits=10; client_max_window_bits=11",
+        ),
+    ]
 }
 
 /// The peer's client, offering permessage-deflate (`--compression deflate`), against our
