@@ -1,6 +1,16 @@
 //! `sockeye serve` end to end: the binary listens on a free port (its `listening on` line
-//! is the sync point) and is talked to with the library's client, or with raw bytes where
-//! a browser's exact handshake matters.
+//! is the sync point) and is talked to with the library's client, with raw bytes where a
+//! browser's exact handshake matters, and with a browser (headless Chromium, through the
+//! library's interop test scripts; `bash scripts/test-deps.sh` installs it).
+
+#[path = "../../sockeye/tests/interop/browser.rs"]
+mod browser;
+#[path = "../../sockeye/tests/interop/json.rs"]
+mod json;
+#[path = "../../sockeye/tests/interop/ours.rs"]
+mod ours;
+#[path = "../../sockeye/tests/interop/scripts.rs"]
+mod scripts;
 
 use std::net::SocketAddr;
 use std::process::{ExitStatus, Stdio};
@@ -225,6 +235,44 @@ async fn echo_server_accepts_browser_handshakes() {
             .unwrap();
         assert!(rest.is_empty(), "{rest:?}");
     }
+}
+
+#[tokio::test]
+async fn a_browser_talks_to_the_echo_server() {
+    // The README's main job: `sockeye serve`, which a page's WebSocket can talk to as it
+    // is, here with compression, which Chromium offers.
+    let mut serve = Serve::start(&["--deflate"]).await;
+    let big = scripts::json_text(100_000);
+    let actions = [
+        "text:hello from a page ✓".to_owned(),
+        format!("text:{big}"),
+        "binary:70000".to_owned(),
+        "recv:3".to_owned(),
+        "close:1000:page done".to_owned(),
+    ];
+    let actions: Vec<&str> = actions.iter().map(String::as_str).collect();
+    let page =
+        scripts::run_client(browser::browser(), &serve.url("/any/path"), &[], &actions).await;
+    assert_eq!(
+        page.open.get("extensions").as_str(),
+        Some("permessage-deflate")
+    );
+    let echoes = [
+        Message::Text("hello from a page ✓".into()),
+        Message::Text(big),
+        Message::Binary(ours::pattern(70_000).into()),
+    ];
+    assert_eq!(page.messages, scripts::Seen::all(&echoes));
+    // The close event has our reply's code; the reply has no reason.
+    browser::assert_page_close(&page.closed, 1000, "", true, true);
+    serve
+        .wait_log(&[
+            "session closed",
+            "code=1000",
+            "reason=\"page done\"",
+            "clean=true",
+        ])
+        .await;
 }
 
 #[tokio::test]

@@ -13,82 +13,23 @@
 //! `target/interop-node`, and Chromium at `$CHROMIUM` or `/usr/bin/chromium` (Debian's
 //! package `chromium`). Without them these tests fail and say so.
 
-#[allow(dead_code, reason = "shared with the other interop tests")]
+#[path = "interop/browser.rs"]
+mod browser;
 #[path = "interop/json.rs"]
 mod json;
-#[allow(dead_code, reason = "shared with the other interop tests")]
 #[path = "interop/ours.rs"]
 mod ours;
-#[allow(
-    dead_code,
-    reason = "shared with the other interop tests; a browser has no server"
-)]
 #[path = "interop/scripts.rs"]
 mod scripts;
 
-use std::ffi::OsString;
-use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
-
-use json::Json;
+use browser::{assert_page_close, browser};
 use ours::{EchoServer, assert_clean_close, assorted, close_frame, pattern, text};
 use scripts::{
-    Peer, Seen, action, check_peer, our_deflate_settings, our_server_closes_first, run_client,
+    Seen, action, our_deflate_settings, our_server_closes_first, run_client,
     their_client_echoes_compressible,
 };
 use sockeye::{CloseCode, Config, Initiator, Message, ServerBuilder};
 use sockeye_proto::handshake::{Accept, Reject};
-
-/// Chromium, driven by Node.js with playwright-core, as a peer of the tests. Fails the
-/// test, saying how to install them, if they are missing.
-fn browser() -> &'static Peer {
-    static BROWSER: OnceLock<Result<Peer, String>> = OnceLock::new();
-    let found = BROWSER.get_or_init(|| {
-        let program = std::env::var_os("SOCKEYE_INTEROP_NODE")
-            .map_or_else(|| PathBuf::from("node"), PathBuf::from);
-        let modules =
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/interop-node/node_modules");
-        let chromium = std::env::var_os("CHROMIUM").unwrap_or_else(|| "/usr/bin/chromium".into());
-        check_peer(Path::new(&chromium), &["--version"], &[])?;
-        let env = vec![
-            ("NODE_PATH", OsString::from(modules)),
-            ("CHROMIUM", chromium),
-        ];
-        check_peer(&program, &["-e", "require('playwright-core')"], &env)?;
-        Ok(Peer {
-            program,
-            dir: Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop/node"),
-            server: None,
-            client: "browser_client.cjs",
-            env,
-        })
-    });
-    match found {
-        Ok(peer) => peer,
-        Err(why) => panic!(
-            "the browser interop tests need Chromium, and node with the `playwright-core` \
-             package: {why}.\nRun `bash scripts/test-deps.sh` from the workspace root to \
-             install them, or set CHROMIUM to a Chromium binary."
-        ),
-    }
-}
-
-/// Checks the page's "closed" event: the close event's code, reason and `wasClean`, and
-/// whether the page closed first.
-fn assert_page_close(closed: &Json, code: u16, reason: &str, clean: bool, initiated: bool) {
-    assert_eq!(
-        closed.get("code").as_u64(),
-        Some(u64::from(code)),
-        "{closed}"
-    );
-    assert_eq!(closed.get("reason").as_str(), Some(reason), "{closed}");
-    assert_eq!(closed.get("was_clean").as_bool(), Some(clean), "{closed}");
-    assert_eq!(
-        closed.get("initiated").as_bool(),
-        Some(initiated),
-        "{closed}"
-    );
-}
 
 #[tokio::test]
 async fn browser_exchanges_messages_with_our_server_and_closes_first() {

@@ -1,4 +1,9 @@
-//! A small JSON reader for the lines the Python interop scripts print (one object a line).
+//! A small JSON reader for the lines the interop scripts print (one object a line).
+
+#![allow(
+    dead_code,
+    reason = "shared by several test crates, each of which uses a part"
+)]
 
 use std::collections::BTreeMap;
 use std::fmt;

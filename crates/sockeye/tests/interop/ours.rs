@@ -3,6 +3,11 @@
 //! the messages both test files exchange, our client's side of the exchange they share,
 //! and the checks both make on a [`CloseInfo`].
 
+#![allow(
+    dead_code,
+    reason = "shared by several test crates, each of which uses a part"
+)]
+
 use std::future::Future;
 use std::time::Duration;
 

@@ -6,6 +6,11 @@
 //! same events; what differs is how each describes its closing handshake, which the test
 //! files check themselves.
 
+#![allow(
+    dead_code,
+    reason = "shared by several test crates, each of which uses a part"
+)]
+
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::Stdio;
