@@ -206,6 +206,12 @@ pub enum SendError {
     /// A Ping or Pong payload over 125 bytes (5.5).
     #[error("control frame payload of {0} bytes exceeds 125")]
     ControlFrameTooLong(usize),
+    /// A data message (or the first fragment of one) while a message sent in fragments
+    /// ([`Connection::send_fragment`](crate::Connection::send_fragment)) has not had its
+    /// last one: 5.4 does not let two messages' fragments interleave. Nothing was queued;
+    /// send the last fragment first.
+    #[error("a message sent in fragments is unfinished")]
+    UnfinishedMessage,
     /// Queuing this message would take the output not yet written past
     /// [`Config::max_write_buffer`](crate::Config::max_write_buffer). Nothing was queued
     /// and the connection stays open: retry once the peer has read more, or send less.

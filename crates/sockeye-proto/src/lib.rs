@@ -17,7 +17,7 @@ pub mod frame;
 pub mod session;
 
 pub use reconnect::{Backoff, ReconnectOn, ReconnectPolicy};
-pub use session::{Connection, Event, Message, State, Transmit};
+pub use session::{Connection, Event, Fragment, Message, State, Transmit};
 
 /// Which end of a connection an endpoint is. Clients mask their frames, servers do not
 /// (RFC 6455 5.1); servers close the TCP connection first (7.1.1).

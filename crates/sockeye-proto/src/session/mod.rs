@@ -77,6 +77,52 @@ impl From<Bytes> for Message {
     }
 }
 
+/// One part of a data message sent in several frames (RFC 6455 5.4), for a message made
+/// piece by piece, whose whole the application does not hold at once: see
+/// [`Connection::send_fragment`]. The message's kind is its first fragment's.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Fragment {
+    /// A part of a text message. Each part is valid UTF-8 by itself, so the message is
+    /// too.
+    Text(String),
+    /// A part of a binary message.
+    Binary(Bytes),
+}
+
+impl Fragment {
+    /// The payload bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        match self {
+            Fragment::Text(text) => text.as_bytes(),
+            Fragment::Binary(data) => data,
+        }
+    }
+}
+
+impl From<String> for Fragment {
+    fn from(text: String) -> Self {
+        Fragment::Text(text)
+    }
+}
+
+impl From<&str> for Fragment {
+    fn from(text: &str) -> Self {
+        Fragment::Text(text.to_owned())
+    }
+}
+
+impl From<Vec<u8>> for Fragment {
+    fn from(data: Vec<u8>) -> Self {
+        Fragment::Binary(data.into())
+    }
+}
+
+impl From<Bytes> for Fragment {
+    fn from(data: Bytes) -> Self {
+        Fragment::Binary(data)
+    }
+}
+
 /// Something the application must learn about.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Event {
@@ -289,6 +335,9 @@ pub struct Connection {
     received_close: Option<CloseFrame>,
     initiator: Option<Initiator>,
     reply_pending: Option<CloseFrame>,
+    /// The opcode of the data message being sent in fragments (`send_fragment`), until
+    /// its last fragment: no other data message may start before it ends (5.4).
+    unfinished: Option<OpCode>,
     /// The peer's Close event was taken: the reply goes out at the next call into the
     /// connection, i.e. after the application's `on_close` returned.
     reply_due: bool,
@@ -348,6 +397,7 @@ impl Connection {
             received_close: None,
             initiator: None,
             reply_pending: None,
+            unfinished: None,
             reply_due: false,
             failing: None,
             close_info: None,
@@ -773,24 +823,102 @@ impl Connection {
             Message::Ping(data) => (OpCode::Ping, data),
             Message::Pong(data) => (OpCode::Pong, data),
         };
-        if opcode.is_control() && payload.len() > MAX_CONTROL_PAYLOAD {
-            return Err(SendError::ControlFrameTooLong(payload.len()));
+        if opcode.is_control() {
+            if payload.len() > MAX_CONTROL_PAYLOAD {
+                return Err(SendError::ControlFrameTooLong(payload.len()));
+            }
+        } else if self.unfinished.is_some() {
+            // 5.4: the fragments of one message are not interleaved with another's.
+            return Err(SendError::UnfinishedMessage);
         }
         self.check_output_room(payload.len())?;
         let (rsv, payload) = self.encode_payload(opcode, payload);
         match self.config.max_send_frame_size {
-            Some(max) if payload.len() > max => self.queue_fragments(opcode, rsv, payload, max),
+            Some(max) if payload.len() > max => {
+                self.queue_fragments(opcode, rsv, payload, max, true)
+            }
             _ => self.queue_frame_rsv(opcode, rsv, payload),
         }
         Ok(())
     }
 
-    /// 5.4: a data message as frames of at most `max` payload bytes: the first with the
-    /// message's opcode (and RSV1 if it is compressed, RFC 7692 6), the others
-    /// continuation frames, FIN on the last. The pieces share the payload's storage. Out
-    /// of line: kept out of `send`, whose every message pays for what is inlined there.
+    /// Sends one part of a data message, the last one if `fin` (RFC 6455 5.4): the first
+    /// fragment's kind makes the message's opcode, the next ones go out as continuation
+    /// frames, and until the last one no other data message may be sent (`send` and a
+    /// fragment of the other kind return [`SendError::UnfinishedMessage`]); Pings and
+    /// Pongs may come between (5.4), and so may a Close, which ends the session with the
+    /// message unfinished. A fragment longer than
+    /// [`Config::max_send_frame_size`] is itself sent as several frames.
+    ///
+    /// Such a message is sent uncompressed even when permessage-deflate is in use, which
+    /// RFC 7692 allows for any message (its RSV1 bit is clear): a compressed message's
+    /// frames are parts of one DEFLATE stream, which would have to be held open across the
+    /// application's fragments.
+    ///
+    /// ```
+    /// use std::time::Instant;
+    /// use sockeye_proto::handshake::{Accept, ClientRequest};
+    /// use sockeye_proto::{Config, Connection, Event, Fragment, Message, SendError, Transmit};
+    ///
+    /// let now = Instant::now();
+    /// let mut client = Connection::client(ClientRequest::new("example.com", "/"), Config::default());
+    /// let mut server = Connection::server(Config::default(), now);
+    /// fn pump(from: &mut Connection, to: &mut Connection, now: Instant) {
+    ///     while let Some(Transmit::Data(bytes)) = from.poll_transmit() {
+    ///         to.receive_data(&bytes, now);
+    ///     }
+    /// }
+    /// client.connect(now);
+    /// pump(&mut client, &mut server, now);
+    /// assert_eq!(server.poll_event(), Some(Event::Request));
+    /// server.accept(Accept::default(), now).unwrap();
+    /// pump(&mut server, &mut client, now);
+    /// assert_eq!(client.poll_event(), Some(Event::Connected));
+    /// client.open();
+    ///
+    /// client.send_fragment(Fragment::from("Hello, "), false).unwrap();
+    /// client.send(Message::Ping("between".into())).unwrap();
+    /// assert_eq!(client.send(Message::from("not now")), Err(SendError::UnfinishedMessage));
+    /// client.send_fragment(Fragment::from("world"), true).unwrap();
+    /// pump(&mut client, &mut server, now);
+    /// assert_eq!(server.poll_event(), Some(Event::Connected));
+    /// assert_eq!(server.poll_event(), Some(Event::Message(Message::Ping("between".into()))));
+    /// assert_eq!(server.poll_event(), Some(Event::Message(Message::from("Hello, world"))));
+    /// ```
+    pub fn send_fragment(&mut self, fragment: Fragment, fin: bool) -> Result<(), SendError> {
+        self.check_send()?;
+        let (kind, payload) = match fragment {
+            Fragment::Text(text) => (OpCode::Text, Bytes::from(text)),
+            Fragment::Binary(data) => (OpCode::Binary, data),
+        };
+        let opcode = match self.unfinished {
+            None => kind,
+            Some(started) if started == kind => OpCode::Continuation,
+            Some(_) => return Err(SendError::UnfinishedMessage),
+        };
+        self.check_output_room(payload.len())?;
+        match self.config.max_send_frame_size {
+            Some(max) if payload.len() > max => self.queue_fragments(opcode, 0, payload, max, fin),
+            _ => self.queue_frame_fin(fin, opcode, 0, payload),
+        }
+        self.unfinished = if fin { None } else { Some(kind) };
+        Ok(())
+    }
+
+    /// 5.4: a data message, or a part of one, as frames of at most `max` payload bytes:
+    /// the first with `opcode` (and RSV1 if the message is compressed, RFC 7692 6), the
+    /// others continuation frames, FIN on the last if `fin`. The pieces share the
+    /// payload's storage. Out of line: kept out of `send`, whose every message pays for
+    /// what is inlined there.
     #[inline(never)]
-    fn queue_fragments(&mut self, opcode: OpCode, rsv: u8, mut payload: Bytes, max: usize) {
+    fn queue_fragments(
+        &mut self,
+        opcode: OpCode,
+        rsv: u8,
+        mut payload: Bytes,
+        max: usize,
+        fin: bool,
+    ) {
         if opcode.is_control() {
             // 5.5: control frames are never fragmented (a size under 125 bytes is no reason).
             return self.queue_frame_rsv(opcode, rsv, payload);
@@ -799,13 +927,19 @@ impl Connection {
         let (mut opcode, mut rsv) = (opcode, rsv);
         loop {
             let rest = payload.split_off(payload.len().min(max));
-            let fin = rest.is_empty();
-            self.queue_frame_fin(fin, opcode, rsv, payload);
-            if fin {
+            let last = rest.is_empty();
+            self.queue_frame_fin(fin && last, opcode, rsv, payload);
+            if last {
                 return;
             }
             (opcode, rsv, payload) = (OpCode::Continuation, 0, rest);
         }
+    }
+
+    /// Whether a message sent in fragments ([`send_fragment`](Self::send_fragment)) still
+    /// waits for its last one, so that no other data message may be sent.
+    pub fn message_unfinished(&self) -> bool {
+        self.unfinished.is_some()
     }
 
     /// Whether [`send`](Self::send) accepts a message now, and if not, the error it
@@ -1836,7 +1970,9 @@ impl Connection {
     }
 
     /// The application's messages: refused, with the connection left open, when they do
-    /// not fit.
+    /// not fit. Inlined into `send`, whose every message pays for a call (11 instructions
+    /// per echo once `send_fragment` made it a function of two callers).
+    #[inline(always)]
     fn check_output_room(&self, payload_len: usize) -> Result<(), SendError> {
         self.output_room(payload_len).inspect_err(|error| {
             debug!(role = ?self.role, %error, "message refused: output buffer full");

@@ -11,7 +11,7 @@ use crate::config::Config;
 use crate::error::{CloseError, Error, ProtocolError, SendError};
 use crate::frame::{OpCode, RSV1, RSV2};
 use crate::handshake::HandshakeError;
-use crate::session::{Connection, Event, Message, State, Transmit};
+use crate::session::{Connection, Event, Fragment, Message, State, Transmit};
 
 /// One side of an open pair, alone, with its pending output drained.
 fn open(role: Role) -> (Connection, Instant) {
@@ -1591,4 +1591,135 @@ fn a_client_upgrade_refuses_an_extension_answer_as_its_own_handshake_does() {
     assert_eq!(frames[0].1, OpCode::Close);
     assert!(frames[0].3, "masked");
     assert!(matches!(client.poll_transmit(), Some(Transmit::Shutdown)));
+}
+
+#[test]
+fn a_message_sent_in_fragments_goes_out_as_continuation_frames_and_arrives_whole() {
+    let config = Config {
+        max_send_frame_size: Some(16),
+        ..Config::default()
+    };
+    let mut pair = Pair::open_with(config);
+    let c = &mut pair.client;
+    c.send_fragment(Fragment::from("Hello, "), false).unwrap();
+    // 5.4: control frames between fragments.
+    c.send(Message::Ping(Bytes::from_static(b"between")))
+        .unwrap();
+    // An empty fragment is a frame too; a long one is split at the frame size.
+    c.send_fragment(Fragment::from(""), false).unwrap();
+    c.send_fragment(Fragment::from("wörld".repeat(4)), false)
+        .unwrap();
+    c.send_fragment(Fragment::from("!"), true).unwrap();
+    // Then a binary message in fragments, and a whole one.
+    c.send_fragment(Fragment::from(vec![1, 2, 3]), false)
+        .unwrap();
+    c.send_fragment(Fragment::from(Bytes::new()), true).unwrap();
+    c.send(Message::Binary(Bytes::from_static(b"whole")))
+        .unwrap();
+    pair.run();
+
+    let shape: Vec<(bool, OpCode, usize)> = headers_written(&pair.client_log)
+        .iter()
+        .map(|h| (h.0, h.2, h.3))
+        .collect();
+    assert_eq!(
+        shape,
+        [
+            (false, OpCode::Text, 7),
+            (true, OpCode::Ping, 7),
+            (false, OpCode::Continuation, 0),
+            (false, OpCode::Continuation, 16),
+            (false, OpCode::Continuation, 8),
+            (true, OpCode::Continuation, 1),
+            (false, OpCode::Binary, 3),
+            (true, OpCode::Continuation, 0),
+            (true, OpCode::Binary, 5),
+        ]
+    );
+    assert_eq!(
+        pair.server_log.messages(),
+        [
+            &Message::Ping(Bytes::from_static(b"between")),
+            &Message::Text(format!("Hello, {}!", "wörld".repeat(4))),
+            &Message::Binary(Bytes::from_static(&[1, 2, 3])),
+            &Message::Binary(Bytes::from_static(b"whole")),
+        ]
+    );
+}
+
+#[test]
+fn no_other_data_message_starts_before_the_last_fragment() {
+    let mut pair = Pair::open();
+    let s = &mut pair.server;
+    s.send_fragment(Fragment::from("one "), false).unwrap();
+    let refused = [
+        s.send(Message::Text("another".into())),
+        s.send(Message::Binary(Bytes::from_static(b"another"))),
+        s.send_fragment(Fragment::from(vec![0]), true),
+    ];
+    assert_eq!(refused, [const { Err(SendError::UnfinishedMessage) }; 3]);
+    s.send(Message::Pong(Bytes::new())).unwrap();
+    s.send_fragment(Fragment::from("message"), true).unwrap();
+    // Finished: a new message may start, whole or in fragments.
+    s.send(Message::Text("next".into())).unwrap();
+    s.send_fragment(Fragment::from(vec![9]), true).unwrap();
+    pair.run();
+    assert_eq!(
+        pair.client_log.messages(),
+        [
+            &Message::Pong(Bytes::new()),
+            &Message::Text("one message".into()),
+            &Message::Text("next".into()),
+            &Message::Binary(Bytes::from_static(&[9])),
+        ]
+    );
+    assert_eq!(pair.server.state(), State::Open);
+}
+
+#[test]
+fn a_fragmented_message_goes_out_uncompressed_under_deflate_and_stops_at_close() {
+    let config = Config {
+        deflate: crate::extension::DeflateConfig::enabled(),
+        ..Config::default()
+    };
+    let mut pair = Pair::open_with(config);
+    assert!(pair.server.deflate().is_some());
+    let text = "compressible ".repeat(20);
+    pair.server
+        .send_fragment(Fragment::from(text.clone()), false)
+        .unwrap();
+    pair.server
+        .send_fragment(Fragment::from(text.clone()), true)
+        .unwrap();
+    pair.server.send(Message::Text(text.clone())).unwrap();
+    // A Close may come in the middle of a message: nothing of it follows.
+    pair.server
+        .send_fragment(Fragment::from("never finished"), false)
+        .unwrap();
+    let now = pair.now;
+    pair.server.close(CloseCode::NORMAL, "", now).unwrap();
+    assert_eq!(
+        pair.server.send_fragment(Fragment::from("late"), true),
+        Err(SendError::Closing)
+    );
+    pair.run();
+    let frames: Vec<(bool, u8, OpCode)> = headers_written(&pair.server_log)
+        .iter()
+        .map(|h| (h.0, h.1, h.2))
+        .collect();
+    // RSV1 (RFC 7692 6) on the whole message only.
+    assert_eq!(
+        frames,
+        [
+            (false, 0, OpCode::Text),
+            (true, 0, OpCode::Continuation),
+            (true, RSV1, OpCode::Text),
+            (false, 0, OpCode::Text),
+            (true, 0, OpCode::Close),
+        ]
+    );
+    assert_eq!(
+        pair.client_log.messages(),
+        [&Message::Text(text.repeat(2)), &Message::Text(text)]
+    );
 }
