@@ -15,7 +15,9 @@ use std::time::Instant;
 use bytes::{Buf, Bytes, BytesMut};
 use futures_util::task::AtomicWaker;
 use sockeye_proto::handshake::{Accept, Reject, Request};
-use sockeye_proto::{CloseCode, CloseInfo, Connection, Event, Message, State, Transmit};
+use sockeye_proto::{
+    CloseCode, CloseInfo, Connection, Event, Fragment, Message, SendError, State, Transmit,
+};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tracing::{debug, trace};
 
@@ -692,7 +694,7 @@ impl Shared {
     }
 
     /// Queues a message if the buffer has room; gives it back when it has not.
-    pub(crate) fn try_queue(&self, message: Message) -> Result<Option<Message>> {
+    pub(crate) fn try_queue<T: Outgoing>(&self, message: T) -> Result<Option<T>> {
         self.offer(message, None)
     }
 
@@ -700,7 +702,7 @@ impl Shared {
     /// not, after registering `waiter` (if any) to be woken when room is made. Inlined, so
     /// that each caller's copy is specialised to its `waiter`.
     #[inline(always)]
-    fn offer(&self, message: Message, waiter: Option<&Waker>) -> Result<Option<Message>> {
+    fn offer<T: Outgoing>(&self, message: T, waiter: Option<&Waker>) -> Result<Option<T>> {
         let mut inner = self.lock();
         if inner.must_wait_for_room() {
             if let Some(waker) = waiter {
@@ -708,7 +710,7 @@ impl Shared {
             }
             return Ok(Some(message));
         }
-        inner.conn.send(message)?;
+        message.queue_in(&mut inner.conn)?;
         self.written_or_handed_over(inner);
         Ok(None)
     }
@@ -724,7 +726,7 @@ impl Shared {
 
     /// Queues a message, waiting while the buffer is over its high-water mark: see
     /// [`Queue`].
-    pub(crate) fn queue(&self, message: Message) -> Queue<'_> {
+    pub(crate) fn queue<T: Outgoing>(&self, message: T) -> Queue<'_, T> {
         Queue {
             shared: self,
             message: Some(message),
@@ -772,13 +774,13 @@ impl Shared {
 /// then. A future of its own rather than an `async` loop over [`Shared::try_queue`] and a
 /// wait for room, whose nested state machines cost the echo of a message about 60 more
 /// instructions in its handler's task.
-pub(crate) struct Queue<'a> {
+pub(crate) struct Queue<'a, T = Message> {
     shared: &'a Shared,
     /// `None` once queued.
-    message: Option<Message>,
+    message: Option<T>,
 }
 
-impl Future for Queue<'_> {
+impl<T: Outgoing + Unpin> Future for Queue<'_, T> {
     type Output = Result<()>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
@@ -793,6 +795,25 @@ impl Future for Queue<'_> {
                 Poll::Pending
             }
         }
+    }
+}
+
+/// What a send queues in the core: a whole message, or one fragment of a message and
+/// whether it is the last ([`Connection::send_fragment`]).
+pub(crate) trait Outgoing {
+    fn queue_in(self, conn: &mut Connection) -> std::result::Result<(), SendError>;
+}
+
+impl Outgoing for Message {
+    #[inline(always)]
+    fn queue_in(self, conn: &mut Connection) -> std::result::Result<(), SendError> {
+        conn.send(self)
+    }
+}
+
+impl Outgoing for (Fragment, bool) {
+    fn queue_in(self, conn: &mut Connection) -> std::result::Result<(), SendError> {
+        conn.send_fragment(self.0, self.1)
     }
 }
 

@@ -102,7 +102,7 @@ pub use sockeye_proto::Config as ProtocolConfig;
 pub use sockeye_proto::handshake::{
     Accept, Reject, Request, Response, accept_fields, validate_request,
 };
-pub use sockeye_proto::{CloseCode, CloseFrame, CloseInfo, Initiator, Message, State};
+pub use sockeye_proto::{CloseCode, CloseFrame, CloseInfo, Fragment, Initiator, Message, State};
 
 /// The repository README's examples, compiled as doc tests so they cannot rot.
 #[doc = include_str!("../../../README.md")]

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use sockeye_proto::{CloseCode, CloseInfo, Message, State};
+use sockeye_proto::{CloseCode, CloseInfo, Fragment, Message, State};
 
 use crate::driver::Shared;
 use crate::error::{Error, Result};
@@ -67,6 +67,17 @@ impl Session {
         message: impl Into<Message>,
     ) -> impl Future<Output = Result<()>> + Send + Unpin + '_ {
         self.shared.queue(message.into())
+    }
+
+    /// Queues one part of a message, the last one if `fin`, waiting while the outgoing
+    /// buffer is over its high-water mark: see
+    /// [`WebSocket::send_fragment`](crate::WebSocket::send_fragment).
+    pub fn send_fragment(
+        &self,
+        fragment: impl Into<Fragment>,
+        fin: bool,
+    ) -> impl Future<Output = Result<()>> + Send + Unpin + '_ {
+        self.shared.queue((fragment.into(), fin))
     }
 
     /// Starts the closing handshake (RFC 6455 7.1.2). Returns at once; see

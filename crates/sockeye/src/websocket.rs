@@ -8,7 +8,7 @@ use std::task::{Context, Poll};
 
 use futures_core::Stream;
 use futures_sink::Sink;
-use sockeye_proto::{CloseCode, CloseInfo, Message, State};
+use sockeye_proto::{CloseCode, CloseInfo, Fragment, Message, State};
 
 use crate::driver::{Inner, Shared};
 use crate::error::{Error, Result};
@@ -98,6 +98,30 @@ impl WebSocket {
         message: impl Into<Message>,
     ) -> impl Future<Output = Result<()>> + Send + Unpin + '_ {
         self.shared.queue(message.into())
+    }
+
+    /// Sends one part of a message, the last one if `fin`, waiting while the outgoing
+    /// buffer is full: for a message made piece by piece, which is then never held whole
+    /// on this side (RFC 6455 5.4). Until the last part, `send` and a part of the other
+    /// kind fail with [`SendError::UnfinishedMessage`](sockeye_proto::SendError); Pings,
+    /// Pongs and a close may come between. Such a message is not compressed. See
+    /// [`Connection::send_fragment`](sockeye_proto::Connection::send_fragment).
+    ///
+    /// ```no_run
+    /// # async fn run(ws: &mut sockeye::WebSocket) -> sockeye::Result<()> {
+    /// use sockeye::Fragment;
+    /// for row in ["[1,", "2,", "3]"] {
+    ///     ws.send_fragment(Fragment::from(row), false).await?;
+    /// }
+    /// ws.send_fragment(Fragment::from(""), true).await?; // the peer receives "[1,2,3]"
+    /// # Ok(()) }
+    /// ```
+    pub fn send_fragment(
+        &mut self,
+        fragment: impl Into<Fragment>,
+        fin: bool,
+    ) -> impl Future<Output = Result<()>> + Send + Unpin + '_ {
+        self.shared.queue((fragment.into(), fin))
     }
 
     /// Runs the closing handshake with `code` and `reason` and waits until the session is
@@ -376,6 +400,16 @@ impl WebSocketSender {
         message: impl Into<Message>,
     ) -> impl Future<Output = Result<()>> + Send + Unpin + '_ {
         self.shared.queue(message.into())
+    }
+
+    /// Sends one part of a message, the last one if `fin`: see
+    /// [`WebSocket::send_fragment`].
+    pub fn send_fragment(
+        &mut self,
+        fragment: impl Into<Fragment>,
+        fin: bool,
+    ) -> impl Future<Output = Result<()>> + Send + Unpin + '_ {
+        self.shared.queue((fragment.into(), fin))
     }
 
     /// Closes the session (once, for both halves) and waits for the outcome.

@@ -26,9 +26,9 @@ use json::Json;
 use ours::OUR_CLOSE_REASON;
 use scripts::{
     Peer, check_peer, our_client_echoes_compressible, our_client_exchanges_then_closes,
-    our_deflate_settings, our_server_closes_first, their_client_echoes_compressible,
-    their_client_exchanges_then_closes, their_client_without_compression,
-    their_server_closes_first,
+    our_client_sends_in_fragments, our_deflate_settings, our_server_closes_first,
+    their_client_echoes_compressible, their_client_exchanges_then_closes,
+    their_client_without_compression, their_server_closes_first,
 };
 use sockeye::ClientBuilder;
 use sockeye_proto::extension::DeflateConfig;
@@ -165,4 +165,12 @@ async fn ws_client_with_deflate_against_our_server() {
 async fn ws_client_without_compression_gets_none_from_our_server() {
     let theirs = their_client_without_compression(node()).await;
     assert!(theirs.open.get("extensions").is_null(), "{}", theirs.open);
+}
+
+#[tokio::test]
+async fn ws_server_takes_messages_our_client_sends_in_parts() {
+    for (options, agreed) in [(&["--compression", "deflate"][..], 1), (&[][..], 0)] {
+        let extensions = our_client_sends_in_fragments(node(), options).await;
+        assert_eq!(extensions.len(), agreed, "{extensions:?}");
+    }
 }

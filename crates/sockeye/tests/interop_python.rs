@@ -27,9 +27,9 @@ use json::Json;
 use ours::{OUR_CLOSE_REASON, close_frame, pattern};
 use scripts::{
     Peer, check_peer, crc32, our_client_echoes_compressible, our_client_exchanges_then_closes,
-    our_deflate_settings, our_server_closes_first, their_client_echoes_compressible,
-    their_client_exchanges_then_closes, their_client_without_compression,
-    their_server_closes_first,
+    our_client_sends_in_fragments, our_deflate_settings, our_server_closes_first,
+    their_client_echoes_compressible, their_client_exchanges_then_closes,
+    their_client_without_compression, their_server_closes_first,
 };
 use sockeye::{ClientBuilder, CloseFrame};
 use sockeye_proto::extension::DeflateConfig;
@@ -244,6 +244,14 @@ async fn python_client_with_deflate_against_our_server() {
 async fn python_client_without_compression_gets_none_from_our_server() {
     let theirs = their_client_without_compression(python()).await;
     assert_eq!(theirs.open.get("extensions").as_array(), Some(&[][..]));
+}
+
+#[tokio::test]
+async fn python_server_takes_messages_our_client_sends_in_parts() {
+    for (options, agreed) in [(&[][..], 1), (&["--compression", "none"][..], 0)] {
+        let extensions = our_client_sends_in_fragments(python(), options).await;
+        assert_eq!(extensions.len(), agreed, "{extensions:?}");
+    }
 }
 
 #[test]

@@ -1,7 +1,8 @@
 //! What users of other Rust WebSocket crates trip over, each with Sockeye's documented
 //! answer, over real loopback TCP: dropping a WebSocket or a Session without closing,
 //! closing after `split()`, cancel-safe reads in `tokio::select!`, sending after close,
-//! a peer that vanishes, and memory under backpressure.
+//! a peer that vanishes, memory under backpressure, and a message too large to hold whole,
+//! sent in parts.
 
 mod common;
 
@@ -1056,4 +1057,82 @@ async fn a_message_over_the_peers_frame_limit_but_within_its_message_limit_arriv
         .await
         .unwrap();
     assert!(info.clean, "{info:?}");
+}
+
+// ----- a message made piece by piece -----
+
+#[tokio::test]
+async fn a_message_made_piece_by_piece_goes_out_in_fragments_and_arrives_whole() {
+    // With permessage-deflate agreed: such a message goes out uncompressed, which the
+    // peer takes as well.
+    let (mut client, server) = ws_pair(
+        ClientBuilder::new().deflate(true),
+        ServerBuilder::new().deflate(true),
+    )
+    .await;
+    assert!(client.deflate().is_some());
+    client.send_fragment("[1,", false).await.unwrap();
+    // Any handle of the session continues it.
+    client.session().send_fragment("2,", false).await.unwrap();
+    // Another data message cannot start before the last part (RFC 6455 5.4): refused,
+    // nothing queued, the session open.
+    let refused = client.send("whole").await;
+    assert!(
+        matches!(refused, Err(Error::Send(SendError::UnfinishedMessage))),
+        "{refused:?}"
+    );
+    let refused = client.send_fragment(vec![0u8], true).await;
+    assert!(
+        matches!(refused, Err(Error::Send(SendError::UnfinishedMessage))),
+        "{refused:?}"
+    );
+    assert_eq!(client.state(), State::Open);
+    client.send_fragment("3]", true).await.unwrap();
+    client.send("whole").await.unwrap();
+
+    // The server's sending half streams 1 MB in 64 KB parts.
+    let (mut tx, mut rx) = server.split();
+    let part: Vec<u8> = (0..65_536u32).map(|i| (i % 251) as u8).collect();
+    for i in 0..16 {
+        tx.send_fragment(part.clone(), i == 15).await.unwrap();
+    }
+    assert_eq!(
+        within("the parts", rx.next()).await.unwrap().unwrap(),
+        Message::Text("[1,2,3]".into())
+    );
+    assert_eq!(
+        within("the next message", rx.next())
+            .await
+            .unwrap()
+            .unwrap(),
+        Message::Text("whole".into())
+    );
+    let Message::Binary(whole) = within("the 1 MB", client.next()).await.unwrap().unwrap() else {
+        panic!("not binary");
+    };
+    assert_eq!(whole.len(), 16 * part.len());
+    assert!(whole.chunks(part.len()).all(|chunk| chunk == part));
+}
+
+#[tokio::test]
+async fn the_parts_of_a_message_are_continuation_frames_on_the_wire() {
+    let (mut ws, mut peer) = server_with_raw_client().await;
+    ws.send_fragment("ab", false).await.unwrap();
+    ws.send(Message::Ping("p".into())).await.unwrap();
+    ws.send_fragment("", false).await.unwrap();
+    ws.send_fragment("cd", true).await.unwrap();
+    let mut seen = Vec::new();
+    for _ in 0..4 {
+        let frame = peer.expect_frame().await;
+        seen.push((frame.fin, frame.opcode, frame.payload));
+    }
+    assert_eq!(
+        seen,
+        [
+            (false, OpCode::Text, b"ab".to_vec()),
+            (true, OpCode::Ping, b"p".to_vec()),
+            (false, OpCode::Continuation, Vec::new()),
+            (true, OpCode::Continuation, b"cd".to_vec()),
+        ]
+    );
 }

@@ -489,6 +489,41 @@ pub(crate) async fn our_client_echoes_compressible(
     (response.extensions, theirs)
 }
 
+/// Our client, offering permessage-deflate, against the peer's echo server started with
+/// `options`: a text and a binary message each sent in parts
+/// ([`sockeye::WebSocket::send_fragment`], uncompressed whatever was agreed), which their
+/// server must receive whole and echo. Returns the extensions agreed.
+pub(crate) async fn our_client_sends_in_fragments(peer: &Peer, options: &[&str]) -> Vec<String> {
+    let mut server = ScriptServer::start(peer, options).await;
+    let (mut ws, response) = ours::bounded(
+        "connect",
+        ClientBuilder::new().deflate(true).connect(&server.url),
+    )
+    .await
+    .expect("our handshake with their server");
+    let text = json_text(3_000);
+    let (head, tail) = text.split_at(1_000);
+    for (part, fin) in [(head, false), ("", false), (tail, true)] {
+        ws.send_fragment(part, fin).await.expect("send a part");
+    }
+    let binary = ours::pattern(100_000);
+    for (i, part) in binary.chunks(30_000).enumerate() {
+        ws.send_fragment(part.to_vec(), i == 3)
+            .await
+            .expect("send a part");
+    }
+    let messages = [ours::text(&text), ours::binary(binary)];
+    for message in &messages {
+        assert_eq!(&ours::next(&mut ws).await, message);
+    }
+    ours::bounded("our close", ws.close(CloseCode::NORMAL, ""))
+        .await
+        .expect("close");
+    let theirs = server.report().await;
+    assert_eq!(Seen::list(theirs.get("received")), Seen::all(&messages));
+    response.extensions
+}
+
 /// Our server's permessage-deflate settings for [`their_client_echoes_compressible`],
 /// each with the response it gives an offer of `permessage-deflate;
 /// client_max_window_bits` (what every script peer's client offers): the defaults, which
