@@ -6,8 +6,10 @@
 //! 3000-4999 only). Checked: messages of every kind and size both ways, each side closing
 //! first with both sides' view of the close, permessage-deflate (which Chromium always
 //! offers) accepted with default and with server-chosen parameters or declined, the
-//! subprotocol our server picks from the page's list, a refused handshake, and the close
-//! code a page sees when our server fails the connection.
+//! subprotocol our server picks from the page's list, a refused handshake, the close code
+//! a page sees when our server fails the connection, and `wss://` (Chromium's TLS against
+//! rustls, with a certificate made at test time, taken when Chromium is told to and
+//! refused otherwise).
 //!
 //! Needs what `bash scripts/test-deps.sh` installs: Node.js with playwright-core in
 //! `target/interop-node`, and Chromium at `$CHROMIUM` or `/usr/bin/chromium` (Debian's
@@ -19,6 +21,9 @@ mod browser;
 mod json;
 #[path = "interop/ours.rs"]
 mod ours;
+#[cfg(feature = "tls")]
+#[path = "tls/pki.rs"]
+mod pki;
 #[path = "interop/scripts.rs"]
 mod scripts;
 
@@ -148,4 +153,38 @@ async fn browser_sees_our_1009_for_a_message_over_the_limit() {
     assert_eq!(sent.code, Some(CloseCode::MESSAGE_TOO_BIG));
     assert!(sent.reason.contains("1000"), "{sent:?}");
     assert_page_close(&theirs.closed, 1009, &sent.reason, true, false);
+}
+
+#[cfg(feature = "tls")]
+#[tokio::test]
+async fn browser_talks_to_our_server_over_tls() {
+    // A certificate made now, which Chromium is told to take (no root of its own vouches
+    // for it): Chromium's TLS against rustls, with compression on top.
+    let pki = pki::Pki::new(&["localhost", "127.0.0.1"]);
+    let builder = ServerBuilder::new().deflate(true).tls(pki.server_config());
+    let mut server = EchoServer::start_with(builder).await;
+    let url = server.url.replacen("ws://", "wss://", 1);
+    let big = pattern(200_000);
+    let messages = [text("over TLS ✓"), sockeye::Message::Binary(big.into())];
+    let mut actions: Vec<String> = messages.iter().map(action).collect();
+    actions.push("recv:2".into());
+    actions.push("close:1000:".into());
+    let actions: Vec<&str> = actions.iter().map(String::as_str).collect();
+    let theirs = run_client(browser(), &url, &["--certificates", "any"], &actions).await;
+    assert_eq!(
+        theirs.open.get("extensions").as_str(),
+        Some("permessage-deflate")
+    );
+    assert_eq!(theirs.messages, Seen::all(&messages));
+    assert_page_close(&theirs.closed, 1000, "", true, true);
+    let ours = server.report().await;
+    assert_eq!(ours.received, messages);
+    assert!(ours.info.clean, "{:?}", ours.info);
+
+    // Without being told, Chromium refuses that certificate: the page sees 1006 and our
+    // server no session.
+    let mut script = browser().spawn("browser_client.cjs", &[&url, "text:never"]);
+    let closed = script.event().await;
+    assert_eq!(closed.get("opened").as_bool(), Some(false), "{closed}");
+    assert_page_close(&closed, 1006, "", false, false);
 }

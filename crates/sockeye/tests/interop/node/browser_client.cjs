@@ -3,7 +3,7 @@
 // what the page sees as the JSON lines of client.cjs.
 //
 //     browser_client.cjs [--protocols A,B] [--compression deflate|default]
-//                        [--lifetime SECONDS] URL ACTION...
+//                        [--certificates verified|any] [--lifetime SECONDS] URL ACTION...
 //
 // It opens `new WebSocket(URL, protocols)` (a browser always offers permessage-deflate,
 // so --compression takes only the values that mean that), prints
@@ -21,6 +21,10 @@
 // "was_clean": ..., "initiated": ..., "opened": ...} and exits. A connection that fails
 // before it opens prints no "open" line, only "closed" with "opened": false.
 //
+// For wss:// URLs, --certificates any (Chromium's --ignore-certificate-errors) takes a
+// server certificate that no root Chromium knows vouches for, such as one made at test
+// time; the default, verified, does not.
+//
 // Chromium is $CHROMIUM, or /usr/bin/chromium. It gives up after --lifetime seconds
 // (default 30), or when stdin closes.
 
@@ -29,10 +33,18 @@
 const { chromium } = require('playwright-core');
 const { bounded, emit, failOn, parseArgs } = require('./peer.cjs');
 
-const { options, positional } = parseArgs({ protocols: '', compression: 'default', lifetime: '30' });
+const { options, positional } = parseArgs({
+  protocols: '',
+  compression: 'default',
+  certificates: 'verified',
+  lifetime: '30',
+});
 const [url, ...actions] = positional;
 if (options.compression === 'none') {
   throw new Error('a browser always offers permessage-deflate: --compression none cannot be');
+}
+if (!['verified', 'any'].includes(options.certificates)) {
+  throw new Error(`--certificates must be verified or any, not ${options.certificates}`);
 }
 bounded(Number(options.lifetime));
 
@@ -139,6 +151,7 @@ async function main() {
       '--disable-background-networking',
       '--disable-component-update',
       '--disable-sync',
+      ...(options.certificates === 'any' ? ['--ignore-certificate-errors'] : []),
     ],
   });
   const context = await browser.newContext();
