@@ -495,9 +495,11 @@ impl ClientUpgrade {
     /// `status` and `headers`, has been checked as [`ClientBuilder::connect`] checks it
     /// (RFC 6455 4.1: 101, the accept value of our key, a subprotocol and extensions we
     /// offered) and permessage-deflate agreed: the [`WebSocket`] and the response. A
-    /// response that fails the checks is [`Error::Handshake`], and `stream` is dropped,
-    /// which closes the connection (4.1: fail the WebSocket connection). Must be called
-    /// within a tokio runtime.
+    /// response that fails the checks is [`Error::Handshake`], and the connection is
+    /// closed (4.1: fail the WebSocket connection), in the background: after a Close with
+    /// 1010 when the server's answer to our permessage-deflate offer cannot be agreed
+    /// (RFC 7692 5), as `connect` sends it, and at once otherwise; bounded by the close
+    /// timeout. Must be called within a tokio runtime.
     pub fn websocket<S>(
         self,
         status: u16,
@@ -507,7 +509,7 @@ impl ClientUpgrade {
     where
         S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
     {
-        let (shared, response) = self.answered(status, headers)?;
+        let (shared, response, stream) = self.answered(status, headers, stream)?;
         Ok((spawn_websocket(shared, stream), response))
     }
 
@@ -524,16 +526,33 @@ impl ClientUpgrade {
         S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
         E: Endpoint,
     {
-        let (shared, response) = self.answered(status, headers)?;
+        let (shared, response, stream) = self.answered(status, headers, stream)?;
         Ok((spawn_endpoint(shared, stream, endpoint), response))
     }
 
-    /// The session after the server's answer, or the answer's fault.
-    fn answered(self, status: u16, headers: http::HeaderMap) -> Result<(Arc<Shared>, Response)> {
+    /// The session after the server's answer, or the answer's fault, once what the core
+    /// queued for the failed handshake is on its way out.
+    fn answered<S>(
+        self,
+        status: u16,
+        headers: http::HeaderMap,
+        stream: S,
+    ) -> Result<(Arc<Shared>, Response, S)>
+    where
+        S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+    {
         let mut conn = self.conn;
         let response = Response::from_head(status, headers);
-        conn.client_upgraded(response.clone(), now())?;
-        Ok((Shared::new(conn, self.config), response))
+        if let Err(error) = conn.client_upgraded(response.clone(), now()) {
+            let limit = self.config.protocol.close_timeout;
+            tokio::spawn(async move {
+                // The Close frame if any, then the shutdown the core queued after it.
+                let mut stream = stream;
+                let _ = tokio::time::timeout(limit, driver::flush(&mut conn, &mut stream)).await;
+            });
+            return Err(error.into());
+        }
+        Ok((Shared::new(conn, self.config), response, stream))
     }
 }
 

@@ -919,7 +919,11 @@ where
     }
 }
 
-async fn flush<S: AsyncWrite + Unpin>(conn: &mut Connection, stream: &mut S) -> Result<()> {
+/// Writes everything the core has to transmit, its shutdown included.
+pub(crate) async fn flush<S: AsyncWrite + Unpin>(
+    conn: &mut Connection,
+    stream: &mut S,
+) -> Result<()> {
     while let Some(transmit) = conn.poll_transmit() {
         match transmit {
             Transmit::Data(bytes) => stream.write_all(&bytes).await?,

@@ -383,44 +383,94 @@ async fn an_endpoint_on_an_upgrade_by_hypers_client_talks_to_sockeyes_server() {
     assert!(info.clean, "{info:?}");
 }
 
-#[tokio::test]
-async fn an_upgrade_by_another_client_fails_on_an_answer_that_is_not_ours() {
-    // A server that answers every upgrade with the RFC's sample accept value, which is
-    // not that of our (random) key.
+/// An upgrade by hyper's client, made with `builder`, to a server that answers with the
+/// 101 head `answer` makes from the request's key (its extra fields, each ending with
+/// CRLF). Returns the handshake error `websocket` gave and every byte the server then
+/// read until the connection ended.
+async fn refused_answer(
+    builder: ClientBuilder,
+    answer: impl FnOnce(&str) -> String + Send + 'static,
+) -> (sockeye_proto::HandshakeError, Vec<u8>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let server = tokio::spawn(async move {
         let (mut stream, _) = listener.accept().await.unwrap();
-        read_head(&mut stream).await;
-        stream
-            .write_all(
-                b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\
-                  Connection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n",
-            )
-            .await
-            .unwrap();
+        let head = read_head(&mut stream).await;
+        let key = head
+            .lines()
+            .find_map(|line| {
+                let (name, value) = line.split_once(':')?;
+                name.eq_ignore_ascii_case("sec-websocket-key")
+                    .then(|| value.trim())
+            })
+            .expect("a key");
+        let head = format!(
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\
+             Connection: Upgrade\r\n{}\r\n",
+            answer(key)
+        );
+        stream.write_all(head.as_bytes()).await.unwrap();
         // What the client does with the connection next.
         let mut rest = Vec::new();
         stream.read_to_end(&mut rest).await.map(|_| rest)
     });
-    let upgrade = ClientBuilder::new()
-        .upgrade(&format!("ws://{addr}/"))
-        .unwrap();
+    let upgrade = builder.upgrade(&format!("ws://{addr}/")).unwrap();
     let (status, headers, stream) = hyper_client_upgrade(addr, &upgrade).await;
-    let result = upgrade.websocket(status, headers, stream.expect("upgraded"));
+    let error = match upgrade.websocket(status, headers, stream.expect("upgraded")) {
+        Err(sockeye::Error::Handshake(error)) => error,
+        other => panic!("not a handshake error: {:?}", other.map(|(_, r)| r)),
+    };
+    let rest = within("the server's end", server).await.unwrap();
+    (error, rest.unwrap())
+}
+
+#[tokio::test]
+async fn an_upgrade_by_another_client_fails_on_an_answer_that_is_not_ours() {
+    // The RFC's sample accept value, which is not that of our (random) key.
+    let (error, rest) = refused_answer(ClientBuilder::new(), |_| {
+        "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n".to_owned()
+    })
+    .await;
     assert!(
-        matches!(
-            result,
-            Err(sockeye::Error::Handshake(
-                sockeye_proto::HandshakeError::BadAccept(_)
-            ))
-        ),
-        "{:?}",
-        result.map(|(_, response)| response)
+        matches!(error, sockeye_proto::HandshakeError::BadAccept(_)),
+        "{error:?}"
     );
     // The connection is closed without a byte: it never became a WebSocket.
-    let rest = within("the server's end", server).await.unwrap();
-    assert_eq!(rest.unwrap(), b"");
+    assert_eq!(rest, b"");
+}
+
+#[tokio::test]
+async fn an_upgrade_by_another_client_fails_on_an_extension_answer_with_1010() {
+    // An answer to our permessage-deflate offer that cannot be agreed (a window of 16
+    // bits, RFC 7692 7.1.2.2).
+    let (error, rest) = refused_answer(ClientBuilder::new().deflate(true), |key| {
+        format!(
+            "Sec-WebSocket-Accept: {}\r\n\
+             Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits=16\r\n",
+            accept_key(key.as_bytes())
+        )
+    })
+    .await;
+    assert!(
+        matches!(
+            error,
+            sockeye_proto::HandshakeError::ExtensionResponse { .. }
+        ),
+        "{error:?}"
+    );
+    // As `connect` does: a masked Close with 1010 (RFC 6455 7.4.1), then the end.
+    assert!(rest.len() >= 8, "{rest:?}");
+    assert_eq!(rest[0], 0x88, "a final Close frame: {rest:?}");
+    assert_eq!(rest[1] & 0x80, 0x80, "masked");
+    let len = usize::from(rest[1] & 0x7f);
+    assert_eq!(rest.len(), 6 + len, "nothing after the Close: {rest:?}");
+    let key = &rest[2..6];
+    let payload: Vec<u8> = rest[6..]
+        .iter()
+        .enumerate()
+        .map(|(i, byte)| byte ^ key[i % 4])
+        .collect();
+    assert_eq!(u16::from_be_bytes([payload[0], payload[1]]), 1010);
 }
 
 #[test]
