@@ -37,7 +37,8 @@ use sockeye_proto::handshake::{
 };
 use sockeye_proto::mask::apply_mask;
 use sockeye_proto::{
-    CloseCode, CloseFrame, CloseInfo, Config, Connection, Event, Message, Role, State, Transmit,
+    CloseCode, CloseFrame, CloseInfo, Config, Connection, Event, Fragment, Message, Role,
+    SendError, State, Transmit,
 };
 
 // The crate under test checks its own invariants with `debug_assert!`; a fuzzer that
@@ -426,20 +427,43 @@ impl Harness {
     }
 
     /// Checks a local `send`: accepted in CONNECTED and OPEN, refused otherwise
-    /// (invariant 3: never a silent drop once closing).
+    /// (invariant 3: never a silent drop once closing), and a data message refused while
+    /// one sent in fragments is unfinished (5.4).
     fn send(&mut self, message: Message) {
         let before = self.conn.state();
+        let interleaved = message.is_data() && self.conn.message_unfinished();
         let result = self.conn.send(message);
         match before {
+            State::Connected | State::Open if interleaved => {
+                assert_eq!(result, Err(SendError::UnfinishedMessage));
+            }
             State::Connected | State::Open => result.expect("send in CONNECTED or OPEN"),
             _ => assert!(result.is_err(), "send accepted in {before}"),
         }
         self.drain();
     }
 
+    /// Checks a local `send_fragment` of a text message: accepted where `send` is, and
+    /// the message unfinished until its last part.
+    fn send_fragment(&mut self, text: &str, fin: bool) {
+        let before = self.conn.state();
+        let result = self.conn.send_fragment(Fragment::Text(text.into()), fin);
+        match before {
+            State::Connected | State::Open => {
+                result.expect("send_fragment in CONNECTED or OPEN");
+                assert_eq!(self.conn.message_unfinished(), !fin);
+            }
+            _ => assert!(result.is_err(), "send_fragment accepted in {before}"),
+        }
+        self.drain();
+    }
+
     fn step(&mut self, action: u8) {
         match action {
-            0..=5 => {}
+            0..=3 => {}
+            // A text message in parts (5.4), which other sends may come between.
+            4 => self.send_fragment("frag", false),
+            5 => self.send_fragment("ment", true),
             6 => self.advance(Duration::ZERO),
             7 => self.advance(Duration::from_millis(500)),
             8 => self.advance(Duration::from_secs(3)),
