@@ -31,7 +31,7 @@ pub struct Config {
     /// that a peer whose frame limit is below its message limit takes it, as one with
     /// these defaults does (16 and 64 MiB; tokio-tungstenite's are the same). Control
     /// frames are never split (they are at most 125 bytes). Default 16 MiB; `None`: one
-    /// frame per message.
+    /// frame per message; `Some(0)` is taken as `Some(1)`.
     pub max_send_frame_size: Option<usize>,
     /// How long the opening handshake may take. Default 10 s.
     pub handshake_timeout: Duration,

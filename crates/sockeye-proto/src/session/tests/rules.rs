@@ -1723,3 +1723,27 @@ fn a_fragmented_message_goes_out_uncompressed_under_deflate_and_stops_at_close()
         [&Message::Text(text.repeat(2)), &Message::Text(text)]
     );
 }
+
+#[test]
+fn a_send_frame_size_of_zero_is_taken_as_one() {
+    let config = Config {
+        max_send_frame_size: Some(0),
+        ..Config::default()
+    };
+    let mut pair = Pair::open_with(config);
+    pair.server.send(Message::Text("abc".into())).unwrap();
+    pair.run();
+    let frames: Vec<(bool, OpCode, usize)> = headers_written(&pair.server_log)
+        .iter()
+        .map(|h| (h.0, h.2, h.3))
+        .collect();
+    assert_eq!(
+        frames,
+        [
+            (false, OpCode::Text, 1),
+            (false, OpCode::Continuation, 1),
+            (true, OpCode::Continuation, 1),
+        ]
+    );
+    assert_eq!(pair.client_log.messages(), [&Message::Text("abc".into())]);
+}
