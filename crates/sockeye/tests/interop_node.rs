@@ -5,7 +5,8 @@
 //! exchanges text and binary messages (1 MiB and fragmented ones included), then closes
 //! once from each side; both sides' view of the close is checked, and every message one
 //! side sent is shown to have reached the other. With permessage-deflate (RFC 7692), each
-//! direction echoes compressible messages under the parameters both sides agreed.
+//! direction echoes compressible messages under the parameters both sides agreed. Over
+//! TLS (with the `tls` feature), rustls meets Node's OpenSSL in both roles.
 //!
 //! The program is `$SOCKEYE_INTEROP_NODE`, or else `node` on the PATH, with `ws` from
 //! `target/interop-node`, which `bash scripts/test-deps.sh` installs. Without them these
@@ -15,6 +16,9 @@
 mod json;
 #[path = "interop/ours.rs"]
 mod ours;
+#[cfg(feature = "tls")]
+#[path = "tls/pki.rs"]
+mod pki;
 #[path = "interop/scripts.rs"]
 mod scripts;
 
@@ -173,4 +177,70 @@ async fn ws_server_takes_messages_our_client_sends_in_parts() {
         let extensions = our_client_sends_in_fragments(node(), options).await;
         assert_eq!(extensions.len(), agreed, "{extensions:?}");
     }
+}
+
+// ----- over TLS: rustls against Node's OpenSSL -----
+
+#[cfg(feature = "tls")]
+#[tokio::test]
+async fn our_client_talks_to_ws_server_over_tls() {
+    let pki = pki::Pki::new(&["localhost", "127.0.0.1"]);
+    let options = [
+        "--cert",
+        pki.cert_path.to_str().unwrap(),
+        "--key",
+        pki.key_path.to_str().unwrap(),
+    ];
+    let mut server = scripts::ScriptServer::start(node(), &options).await;
+    let url = server.url.replacen("ws://", "wss://", 1);
+    let (mut ws, _) = ours::bounded(
+        "connect",
+        ClientBuilder::new().tls_roots(pki.roots()).connect(&url),
+    )
+    .await
+    .expect("our handshake over TLS with their server");
+    let messages = ours::assorted();
+    for message in &messages {
+        ws.send(message.clone()).await.expect("send");
+        assert_eq!(&ours::next(&mut ws).await, message);
+    }
+    let info = ours::bounded(
+        "our close",
+        ws.close(sockeye::CloseCode::NORMAL, "tls done"),
+    )
+    .await
+    .expect("close");
+    assert!(info.clean, "{info:?}");
+    let theirs = server.report().await;
+    assert_eq!(
+        scripts::Seen::list(theirs.get("received")),
+        scripts::Seen::all(&messages)
+    );
+    assert_ws_close(&theirs, 1000, "tls done", false);
+}
+
+#[cfg(feature = "tls")]
+#[tokio::test]
+async fn ws_client_talks_to_our_server_over_tls() {
+    let pki = pki::Pki::new(&["localhost", "127.0.0.1"]);
+    let builder = sockeye::ServerBuilder::new().tls(pki.server_config());
+    let mut server = ours::EchoServer::start_with(builder).await;
+    let url = server.url.replacen("ws://", "wss://", 1);
+    let messages = ours::assorted();
+    let mut actions: Vec<String> = messages.iter().map(scripts::action).collect();
+    actions.push(format!("recv:{}", messages.len()));
+    actions.push("close:4000:tls done".into());
+    let actions: Vec<&str> = actions.iter().map(String::as_str).collect();
+    let options = ["--ca", pki.ca_path.to_str().unwrap()];
+    let theirs = scripts::run_client(node(), &url, &options, &actions).await;
+    assert_eq!(theirs.messages, scripts::Seen::all(&messages));
+    assert_ws_close(&theirs.closed, 4000, "", true);
+    let ours = server.report().await;
+    assert_eq!(ours.received, messages);
+    ours::assert_clean_close(
+        &ours.info,
+        sockeye::Initiator::Remote,
+        ours::close_frame(4000, ""),
+        ours::close_frame(4000, "tls done"),
+    );
 }

@@ -1,11 +1,14 @@
 // A client on the `ws` package, for the interop tests; the Node.js twin of ../client.py.
 //
-//     client.cjs [--compression deflate|none|default] [--lifetime SECONDS] URL ACTION...
+//     client.cjs [--compression deflate|none|default] [--ca FILE] [--lifetime SECONDS]
+//                URL ACTION...
 //
 // It connects to URL (--compression default, the default, offers permessage-deflate as
 // ws does; `deflate` offers it too and compresses every message; `none` does not offer
-// it), prints {"event": "open", "subprotocol": ..., "extensions": ...} (the handshake
-// response's Sec-WebSocket-Extensions, null for none), then runs the actions in order:
+// it; for a wss:// URL, --ca names the PEM certificate of the root to trust instead of
+// Node's own), prints {"event": "open", "subprotocol": ..., "extensions": ...} (the
+// handshake response's Sec-WebSocket-Extensions, null for none), then runs the actions
+// in order:
 //
 //     text:STRING                 send a text message
 //     binary:N                    send N bytes of the test pattern (byte i is i % 251)
@@ -22,16 +25,18 @@
 
 'use strict';
 
+const fs = require('fs');
 const WebSocket = require('ws');
 const { MAX_SIZE, bounded, describe, emit, failOn, parseArgs, pattern, perMessageDeflate } = require('./peer.cjs');
 
-const { options, positional } = parseArgs({ compression: 'default', lifetime: '30' });
+const { options, positional } = parseArgs({ compression: 'default', ca: '', lifetime: '30' });
 const [url, ...actions] = positional;
 bounded(Number(options.lifetime));
 
 const ws = new WebSocket(url, {
   maxPayload: MAX_SIZE,
   perMessageDeflate: perMessageDeflate(options.compression, 'client'),
+  ...(options.ca ? { ca: fs.readFileSync(options.ca) } : {}),
 });
 
 // Messages arrived, and messages taken by recv actions.

@@ -19,23 +19,36 @@
 // written, in order, and "extensions" the Sec-WebSocket-Extensions of its handshake
 // response (null: none).
 //
-// --compression deflate|none|default (default: default, ws's own: declined) and
+// --compression deflate|none|default (default: default, ws's own: declined),
+// --cert FILE and --key FILE (PEM: serve wss:// over Node's TLS instead of ws://) and
 // --lifetime SECONDS (default 60); it stops when stdin closes.
 
 'use strict';
 
+const fs = require('fs');
+const https = require('https');
 const { WebSocketServer } = require('ws');
 const { MAX_SIZE, bounded, describe, emit, failOn, parseArgs, perMessageDeflate } = require('./peer.cjs');
 
-const { options } = parseArgs({ compression: 'default', lifetime: '60' });
+const { options } = parseArgs({ compression: 'default', cert: '', key: '', lifetime: '60' });
 bounded(Number(options.lifetime));
 
-const server = new WebSocketServer({
-  host: '127.0.0.1',
-  port: 0,
+const settings = {
   maxPayload: MAX_SIZE,
   perMessageDeflate: perMessageDeflate(options.compression, 'server'),
-});
+};
+let server;
+if (options.cert) {
+  const tls = https.createServer({
+    cert: fs.readFileSync(options.cert),
+    key: fs.readFileSync(options.key),
+  });
+  server = new WebSocketServer({ ...settings, server: tls });
+  // ws passes the HTTPS server's 'listening' event on.
+  tls.listen(0, '127.0.0.1');
+} else {
+  server = new WebSocketServer({ ...settings, host: '127.0.0.1', port: 0 });
+}
 
 // The response headers of each handshake, until its connection event takes them.
 const responses = new Map();
