@@ -7,7 +7,7 @@ mod extensions;
 mod state;
 
 use std::collections::VecDeque;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes, BytesMut};
 use rand::{Rng, rngs::StdRng};
@@ -348,6 +348,11 @@ pub struct Connection {
     timers: Timers,
     ping_counter: u64,
     awaiting_pong: Option<[u8; 8]>,
+    /// When the awaited Ping was queued, for its round trip.
+    ping_sent: Option<Instant>,
+    /// The round trip of the last of our Pings that was answered, and how many were.
+    latency: Option<Duration>,
+    pongs: u64,
     /// Every state entered, in order (at most eight: states only move forward).
     history: Vec<State>,
     /// Which end closed the transport first: `Some(true)` if the peer's EOF came before
@@ -405,6 +410,9 @@ impl Connection {
             timers: Timers::default(),
             ping_counter: 0,
             awaiting_pong: None,
+            ping_sent: None,
+            latency: None,
+            pongs: 0,
             history: vec![State::New],
             peer_closed_first: None,
         }
@@ -1657,6 +1665,8 @@ impl Connection {
                 if self.awaiting_pong.is_some_and(|p| p[..] == payload[..]) {
                     self.awaiting_pong = None;
                     self.timers.pong = None;
+                    self.latency = self.ping_sent.take().map(|sent| now - sent);
+                    self.pongs += 1;
                 }
                 self.events
                     .push_back(Event::Message(Message::Pong(payload)));
@@ -2016,9 +2026,41 @@ impl Connection {
             self.ping_counter += 1;
             let payload = self.ping_counter.to_be_bytes();
             self.awaiting_pong = Some(payload);
+            self.ping_sent = Some(now);
             self.timers.pong = Some(now + self.config.pong_timeout);
             self.queue_automatic(OpCode::Ping, Bytes::copy_from_slice(&payload), now);
         }
+    }
+
+    /// Checks now that the peer answers (RFC 6455 5.5.2): sends a Ping whose Pong is
+    /// awaited as a keepalive Ping's is, within `pong_timeout` or the session is closed
+    /// with 1011, and whose round trip becomes [`latency`](Self::latency). If one of our
+    /// Pings is already awaiting its Pong, no other is sent: that Pong answers this call
+    /// too. The keepalive's next Ping, if any, comes `ping_interval` after this one.
+    /// Refused, with the session left as it is, where [`send`](Self::send) refuses a
+    /// message and when the Ping would not fit the output buffer.
+    pub fn ping(&mut self, now: Instant) -> Result<(), SendError> {
+        if !matches!(self.state, State::Connected | State::Open) {
+            return self.check_send().and(Err(SendError::Closing));
+        }
+        if self.awaiting_pong.is_none() {
+            self.check_output_room(8)?;
+            self.send_keepalive_ping(now);
+        }
+        Ok(())
+    }
+
+    /// The round trip of the last of our Pings that the peer answered (a keepalive Ping,
+    /// or one sent by [`ping`](Self::ping)): from when the Ping was queued to when its
+    /// Pong was read, so it includes the time the Ping waited to be written.
+    pub fn latency(&self) -> Option<Duration> {
+        self.latency
+    }
+
+    /// How many of our Pings the peer has answered; it grows by one with each Pong that
+    /// answers the Ping awaited.
+    pub fn pongs_received(&self) -> u64 {
+        self.pongs
     }
 }
 

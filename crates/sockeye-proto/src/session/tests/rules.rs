@@ -1747,3 +1747,65 @@ fn a_send_frame_size_of_zero_is_taken_as_one() {
     );
     assert_eq!(pair.client_log.messages(), [&Message::Text("abc".into())]);
 }
+
+#[test]
+fn a_ping_on_demand_measures_the_round_trip_of_its_pong() {
+    let mut pair = Pair::open();
+    assert_eq!(pair.client.latency(), None);
+    let now = pair.now;
+    pair.client.ping(now).unwrap();
+    // A second call while the first Ping awaits its Pong sends nothing more.
+    pair.client.ping(now).unwrap();
+    pair.drain_transmits(Role::Client);
+    let pings: Vec<OpCode> = headers_written(&pair.client_log)
+        .iter()
+        .map(|h| h.2)
+        .collect();
+    assert_eq!(pings, [OpCode::Ping]);
+    // The Pong comes back 30 ms later.
+    pair.now += Duration::from_millis(30);
+    pair.run();
+    assert_eq!(pair.client.latency(), Some(Duration::from_millis(30)));
+    assert_eq!(pair.client.pongs_received(), 1);
+    // A Pong that answers no Ping of ours (unsolicited, 5.5.3) changes nothing.
+    pair.server
+        .send(Message::Pong(Bytes::from_static(b"unsolicited")))
+        .unwrap();
+    pair.now += Duration::from_millis(50);
+    pair.run();
+    assert_eq!(pair.client.latency(), Some(Duration::from_millis(30)));
+    assert_eq!(pair.client.pongs_received(), 1);
+    // The next Ping is measured on its own.
+    let now = pair.now;
+    pair.server.ping(now).unwrap();
+    pair.now += Duration::from_millis(7);
+    pair.run();
+    assert_eq!(pair.server.latency(), Some(Duration::from_millis(7)));
+    assert_eq!(pair.server.pongs_received(), 1);
+    assert_eq!(pair.client.state(), State::Open);
+}
+
+#[test]
+fn a_ping_on_demand_without_pong_closes_with_1011_and_is_refused_once_closing() {
+    let config = Config {
+        pong_timeout: Duration::from_secs(3),
+        ..Config::default()
+    };
+    let (mut conn, now) = open_with(Role::Server, config);
+    // No keepalive configured: the Ping's Pong is awaited all the same.
+    conn.ping(now).unwrap();
+    assert_eq!(conn.poll_timeout(), Some(now + Duration::from_secs(3)));
+    drain(&mut conn);
+    conn.handle_timeout(now + Duration::from_secs(3));
+    assert_eq!(conn.state(), State::Closed);
+    assert_eq!(
+        conn.close_info().unwrap().error,
+        Some(Error::KeepaliveTimeout)
+    );
+    assert_eq!(conn.ping(now), Err(SendError::Closed));
+
+    let (mut conn, now) = open_with(Role::Client, Config::default());
+    conn.close(CloseCode::NORMAL, "", now).unwrap();
+    assert_eq!(conn.ping(now), Err(SendError::Closing));
+    assert_eq!(conn.latency(), None);
+}
