@@ -10,7 +10,7 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes, BytesMut};
 use futures_util::task::AtomicWaker;
@@ -733,6 +733,37 @@ impl Shared {
         }
     }
 
+    /// Sends a Ping now (the core's `ping`) and waits for the Pong that answers it, or the
+    /// one awaited already: the round trip. Fails when the session ends first.
+    pub(crate) async fn ping(&self) -> Result<Duration> {
+        let answered = {
+            let mut inner = self.lock();
+            inner.conn.ping(now())?;
+            let answered = inner.conn.pongs_received() + 1;
+            self.written_or_handed_over(inner);
+            answered
+        };
+        // The Pong's deadline is new: the driver waits for it.
+        self.wake_driver();
+        std::future::poll_fn(|cx| {
+            let mut inner = self.lock();
+            if inner.conn.pongs_received() >= answered
+                && let Some(latency) = inner.conn.latency()
+            {
+                return Poll::Ready(Ok(latency));
+            }
+            if let Some(info) = inner.conn.close_info() {
+                return Poll::Ready(Err(match info.error.clone() {
+                    Some(error) => Error::from_session(error),
+                    None => Error::Send(SendError::Closed),
+                }));
+            }
+            inner.wait(cx.waker());
+            Poll::Pending
+        })
+        .await
+    }
+
     /// Waits until the session's transport is gone, and returns its outcome.
     pub(crate) async fn finished(&self) -> CloseInfo {
         std::future::poll_fn(|cx| {
@@ -1171,7 +1202,9 @@ where
                         endpoint.on_message(&session, message);
                     }
                     // Ping and Pong were answered and tracked by the core; on_message is for
-                    // Text and Binary only, as in WebSocket mode.
+                    // Text and Binary only, as in WebSocket mode. A `ping` may be waiting
+                    // for the Pong.
+                    Event::Message(Message::Pong(_)) => shared.lock().wake_waiters(),
                     Event::Message(_) => {}
                     Event::Close(info) => {
                         // The session can no longer send: senders waiting for buffer space
@@ -1349,9 +1382,14 @@ fn queue_events(inner: &mut Inner, wakes: &Wakes) {
         };
         match event {
             Event::Message(message) => {
-                if message.is_data() && inner.readers > 0 {
-                    inner.incoming_bytes += message.as_bytes().len();
-                    inner.incoming.push_back(message);
+                if message.is_data() {
+                    if inner.readers > 0 {
+                        inner.incoming_bytes += message.as_bytes().len();
+                        inner.incoming.push_back(message);
+                    }
+                } else if matches!(message, Message::Pong(_)) {
+                    // A `ping` may be waiting for it.
+                    inner.wake_waiters();
                 }
             }
             Event::Close(_) => {

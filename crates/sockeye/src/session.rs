@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 use sockeye_proto::{CloseCode, CloseInfo, Fragment, Message, State};
 
@@ -78,6 +79,32 @@ impl Session {
         fin: bool,
     ) -> impl Future<Output = Result<()>> + Send + Unpin + '_ {
         self.shared.queue((fragment.into(), fin))
+    }
+
+    /// Checks that the peer answers, now: sends a Ping (RFC 6455 5.5.2) and waits for its
+    /// Pong, returning the round trip, which [`latency`](Self::latency) then reports. If
+    /// one of our Pings (a keepalive's) already awaits its Pong, that Pong answers this
+    /// call too. The Pong is awaited as a keepalive's is: without it within the pong
+    /// timeout (`Config::protocol.pong_timeout`, 20 s by default) the session is closed
+    /// with 1011 and this fails with the session's error, as it does when the session
+    /// ends first; refused at once once the session is closing.
+    ///
+    /// ```no_run
+    /// # async fn run(session: sockeye::Session) -> sockeye::Result<()> {
+    /// let rtt = session.ping().await?;
+    /// println!("round trip: {rtt:?}");
+    /// # Ok(()) }
+    /// ```
+    pub async fn ping(&self) -> Result<Duration> {
+        self.shared.ping().await
+    }
+
+    /// The round trip of the last of our Pings the peer answered: a keepalive Ping's
+    /// (`Config::protocol.ping_interval`) or one of [`ping`](Self::ping); `None` before
+    /// the first. Measured from when the Ping was queued, so it includes the time it
+    /// waited behind other output.
+    pub fn latency(&self) -> Option<Duration> {
+        self.shared.lock().conn.latency()
     }
 
     /// Starts the closing handshake (RFC 6455 7.1.2). Returns at once; see

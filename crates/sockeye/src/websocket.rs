@@ -138,6 +138,17 @@ impl WebSocket {
         self.shared.close_info()
     }
 
+    /// Sends a Ping and waits for its Pong: the round trip. See [`Session::ping`].
+    pub async fn ping(&self) -> Result<std::time::Duration> {
+        self.shared.ping().await
+    }
+
+    /// The round trip of the last of our Pings the peer answered. See
+    /// [`Session::latency`].
+    pub fn latency(&self) -> Option<std::time::Duration> {
+        self.shared.lock().conn.latency()
+    }
+
     #[cfg(test)]
     pub(crate) fn shared(&self) -> &Arc<Shared> {
         &self.shared

@@ -1,12 +1,15 @@
 //! Sessions against misbehaving peers over real loopback TCP: a peer that drops the
 //! connection in the middle of a frame, one that never answers our Close, one that never
-//! answers our keepalive Pings, and handshakes the server refuses.
+//! answers our keepalive Pings or a Ping on demand, and handshakes the server refuses.
 
 mod common;
 
 use std::time::Duration;
 
-use common::{CLOSING_SENT, RawPeer, listener, server_with_raw_client, url, within};
+use common::{
+    CLOSING_SENT, Call, RawPeer, Recorder, listener, server_with_raw_client,
+    server_with_raw_client_on, url, within, ws_pair,
+};
 use sockeye::{
     ClientBuilder, CloseCode, Config, Error, Initiator, Message, Reject, ServerBuilder, State,
 };
@@ -250,6 +253,83 @@ async fn keepalive_pongs_keep_the_session_open() {
         .await;
     let received = within("a message", client.next()).await.unwrap().unwrap();
     assert_eq!(received, Message::Text("data".into()));
+    // Each answered Ping was timed.
+    assert!(client.latency().is_some());
+}
+
+#[tokio::test]
+async fn ping_measures_the_round_trip_to_the_peer() {
+    let (mut client, mut server) = ws_pair(ClientBuilder::new(), ServerBuilder::new()).await;
+    assert_eq!(client.latency(), None);
+    let start = Instant::now();
+    let rtt = within("our ping", client.ping()).await.unwrap();
+    // Its Pong wakes it: on loopback, at once (nothing else would for seconds).
+    assert!(start.elapsed() < Duration::from_secs(1), "{rtt:?}");
+    assert!(rtt <= start.elapsed(), "{rtt:?}");
+    assert_eq!(client.latency(), Some(rtt));
+    // The other side, through a Session handle, while its reader waits in next().
+    let session = server.session();
+    let (rtt, received) = tokio::join!(within("their ping", session.ping()), async {
+        client.send("after the pings").await.unwrap();
+        within("a message", server.next()).await
+    });
+    let rtt = rtt.unwrap();
+    assert_eq!(session.latency(), Some(rtt));
+    assert_eq!(
+        received.unwrap().unwrap(),
+        Message::Text("after the pings".into())
+    );
+    assert_eq!((client.state(), server.state()), (State::Open, State::Open));
+}
+
+#[tokio::test]
+async fn ping_measures_the_round_trip_in_endpoint_mode_too() {
+    // The server's session runs an endpoint: its task, not a reader, takes the Pong.
+    let (listener, addr) = listener().await;
+    let (recorder, mut calls) = Recorder::new();
+    let url = url(addr);
+    let builder = ClientBuilder::new();
+    let (server, client) = tokio::join!(
+        async {
+            let (stream, _) = listener.accept().await.unwrap();
+            ServerBuilder::new()
+                .accept_endpoint(stream, recorder)
+                .await
+                .unwrap()
+        },
+        builder.connect(&url),
+    );
+    let (client, _) = client.unwrap();
+    assert_eq!(calls.next().await, Call::Open(State::Connected));
+    // Our client's session answers on its own task.
+    let start = Instant::now();
+    let rtt = within("the endpoint's ping", server.ping()).await;
+    let took = start.elapsed();
+    let rtt = rtt.unwrap();
+    // Its Pong wakes it at once.
+    assert!(took < Duration::from_secs(1), "{took:?}");
+    assert_eq!(server.latency(), Some(rtt));
+    assert_eq!(client.state(), State::Open);
+}
+
+#[tokio::test]
+async fn ping_fails_with_the_keepalive_error_when_the_peer_never_answers() {
+    let mut config = Config::default();
+    config.protocol.pong_timeout = Duration::from_millis(200);
+    let (server, mut peer) = server_with_raw_client_on(config).await;
+    let (result, ping) = tokio::join!(server.ping(), peer.expect_frame());
+    assert_eq!(ping.opcode, OpCode::Ping);
+    assert!(
+        matches!(
+            result,
+            Err(Error::Failed(sockeye_proto::Error::KeepaliveTimeout))
+        ),
+        "{result:?}"
+    );
+    let (code, _reason) = peer.expect_close().await;
+    assert_eq!(code, Some(1011));
+    // Once the session is over, refused at once.
+    assert!(within("a late ping", server.ping()).await.is_err());
 }
 
 #[tokio::test]
