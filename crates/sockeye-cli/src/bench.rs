@@ -137,7 +137,7 @@ fn parse_size(arg: &str) -> Result<usize, String> {
 }
 
 /// A duration such as `5s`, `500ms`, `1.5s` or `2m`; a bare number is seconds.
-fn parse_duration(arg: &str) -> Result<Duration, String> {
+pub(crate) fn parse_duration(arg: &str) -> Result<Duration, String> {
     let arg = arg.trim();
     let split = arg
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))

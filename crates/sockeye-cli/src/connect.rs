@@ -27,6 +27,7 @@ Examples:
   sockeye connect ws://127.0.0.1:9001/chat --subprotocol chat.v2 --subprotocol chat.v1
   sockeye connect ws://example.com/feed --header 'Authorization: Bearer 0123'
   sockeye connect ws://127.0.0.1:9001 --deflate
+  sockeye connect ws://127.0.0.1:9001 --ping 1s       print the round trip every second
 
 Exit status:
   0  the connection closed cleanly (both Close frames exchanged, any code)
@@ -73,6 +74,22 @@ pub(crate) struct ConnectArgs {
     /// extension is named on the "connected to" line on stderr.
     #[arg(long)]
     deflate: bool,
+
+    /// Send a Ping every TIME (e.g. 1s, 500ms) and print its round trip on stderr
+    ///
+    /// Each answer is printed as "pong: 0.42 ms". A Pong that does not come within 20 s
+    /// closes the connection with 1011 (the library's pong timeout).
+    #[arg(long, value_name = "TIME", value_parser = parse_ping_interval)]
+    ping: Option<std::time::Duration>,
+}
+
+/// A `--ping` interval: a duration of at least a millisecond.
+fn parse_ping_interval(arg: &str) -> Result<std::time::Duration, String> {
+    let interval = crate::bench::parse_duration(arg)?;
+    if interval < std::time::Duration::from_millis(1) {
+        return Err(format!("{arg:?} is shorter than 1ms"));
+    }
+    Ok(interval)
 }
 
 /// A `Name: value` header from the command line.
@@ -137,6 +154,9 @@ pub(crate) async fn run(args: ConnectArgs) -> ExitCode {
     let (mut sender, receiver) = ws.split();
     let session = sender.session();
     let printer = tokio::spawn(print_messages(receiver, session.clone()));
+    let pinger = args
+        .ping
+        .map(|every| tokio::spawn(ping_every(every, session.clone())));
     let mut lines = stdin_lines();
     loop {
         tokio::select! {
@@ -158,10 +178,27 @@ pub(crate) async fn run(args: ConnectArgs) -> ExitCode {
     }
     drop(sender);
     let info = session.closed().await;
+    if let Some(pinger) = pinger {
+        pinger.abort();
+    }
     // Every message that arrived is printed before the outcome.
     let _ = printer.await;
     eprintln!("connection closed: {info}");
     ExitCode::from(if info.clean { EXIT_CLEAN } else { EXIT_UNCLEAN })
+}
+
+/// Pings the peer every `every` and prints each round trip on stderr, until a ping fails
+/// (the session is over; its outcome is printed by the caller).
+async fn ping_every(every: std::time::Duration, session: Session) {
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        match session.ping().await {
+            Ok(rtt) => eprintln!("pong: {:.2} ms", rtt.as_secs_f64() * 1000.0),
+            Err(_) => return,
+        }
+    }
 }
 
 /// Prints each received message on stdout until the stream ends (the peer's Close frame

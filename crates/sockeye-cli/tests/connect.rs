@@ -243,6 +243,49 @@ async fn connect_deflate_offers_compression_and_names_it() {
 }
 
 #[tokio::test]
+async fn connect_pings_at_the_interval_and_prints_each_round_trip() {
+    let (addr, mut seen) = reply_server(ServerBuilder::new()).await;
+    let url = format!("ws://{addr}/");
+    let mut connect = Connect::spawn(&[&url, "--ping", "20ms"]);
+    connect.write(b"hello\n").await;
+    assert_eq!(
+        next_seen(&mut seen).await,
+        Seen::Message(Message::Text("hello".into()))
+    );
+    assert_eq!(connect.line().await, "echo: hello");
+    // Pings go on between the messages: ten intervals' worth.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (status, _, stderr) = connect.finish(false).await;
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    let round_trips: Vec<f64> = stderr
+        .lines()
+        .filter_map(|line| line.strip_prefix("pong: ")?.strip_suffix(" ms"))
+        .map(|ms| ms.parse().expect("milliseconds"))
+        .collect();
+    assert!(round_trips.len() >= 2, "{stderr}");
+    assert!(
+        round_trips.iter().all(|ms| (0.0..1000.0).contains(ms)),
+        "{stderr}"
+    );
+    // Pings are not messages: after the line, the server saw only the clean close.
+    match next_seen(&mut seen).await {
+        Seen::Closed(info) => assert!(info.clean, "{info:?}"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn connect_refuses_a_ping_interval_under_a_millisecond() {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_sockeye"))
+        .args(["connect", "ws://127.0.0.1:9/", "--ping", "0s"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("shorter than 1ms"), "{stderr}");
+}
+
+#[tokio::test]
 async fn connect_exits_zero_when_the_server_closes_cleanly_while_stdin_is_open() {
     let server = sockeye::Server::bind("127.0.0.1:0").await.unwrap();
     let addr = server.local_addr().unwrap();
