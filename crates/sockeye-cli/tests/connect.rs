@@ -246,28 +246,35 @@ async fn connect_deflate_offers_compression_and_names_it() {
 async fn connect_pings_at_the_interval_and_prints_each_round_trip() {
     let (addr, mut seen) = reply_server(ServerBuilder::new()).await;
     let url = format!("ws://{addr}/");
-    let mut connect = Connect::spawn(&[&url, "--ping", "20ms"]);
-    connect.write(b"hello\n").await;
-    assert_eq!(
-        next_seen(&mut seen).await,
-        Seen::Message(Message::Text("hello".into()))
-    );
-    assert_eq!(connect.line().await, "echo: hello");
-    // Pings go on between the messages: ten intervals' worth.
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let (status, _, stderr) = connect.finish(false).await;
-    assert_eq!(status.code(), Some(0), "{stderr}");
-    let round_trips: Vec<f64> = stderr
-        .lines()
-        .filter_map(|line| line.strip_prefix("pong: ")?.strip_suffix(" ms"))
-        .map(|ms| ms.parse().expect("milliseconds"))
-        .collect();
-    assert!(round_trips.len() >= 2, "{stderr}");
-    assert!(
-        round_trips.iter().all(|ms| (0.0..1000.0).contains(ms)),
-        "{stderr}"
-    );
-    // Pings are not messages: after the line, the server saw only the clean close.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sockeye"))
+        .args(["connect", &url, "--ping", "20ms"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap()).lines();
+    // Three round trips, each on a line of its own, while stdin stays open.
+    let mut round_trips = Vec::new();
+    while round_trips.len() < 3 {
+        let line = timeout(LIMIT, stderr.next_line())
+            .await
+            .expect("a line on stderr in time")
+            .unwrap()
+            .expect("stderr is open");
+        if let Some(ms) = line.strip_prefix("pong: ") {
+            let ms: f64 = ms.strip_suffix(" ms").unwrap().parse().unwrap();
+            assert!((0.0..1000.0).contains(&ms), "{line}");
+            round_trips.push(ms);
+        } else {
+            assert!(line.starts_with("connected to "), "{line}");
+        }
+    }
+    drop(child.stdin.take());
+    let status = timeout(LIMIT, child.wait()).await.unwrap().unwrap();
+    assert_eq!(status.code(), Some(0));
+    // Pings are not messages: the server saw only the clean close.
     match next_seen(&mut seen).await {
         Seen::Closed(info) => assert!(info.clean, "{info:?}"),
         other => panic!("{other:?}"),
