@@ -28,6 +28,7 @@ Examples:
   sockeye connect ws://example.com/feed --header 'Authorization: Bearer 0123'
   sockeye connect ws://127.0.0.1:9001 --deflate
   sockeye connect ws://127.0.0.1:9001 --ping 1s       print the round trip every second
+  sockeye connect wss://example.com/feed --proxy http://proxy.internal:3128
 
 Exit status:
   0  the connection closed cleanly (both Close frames exchanged, any code)
@@ -67,6 +68,13 @@ pub(crate) struct ConnectArgs {
     /// self-signed server certificate) instead of the built-in root store
     #[arg(long, value_name = "FILE")]
     ca: Option<std::path::PathBuf>,
+
+    /// Connect through this HTTP proxy: http://[USER:PASSWORD@]HOST[:PORT]
+    ///
+    /// The proxy is asked for a tunnel to the server (CONNECT); TLS for wss:// and the
+    /// WebSocket handshake run through it, end to end.
+    #[arg(long, value_name = "URL")]
+    proxy: Option<String>,
 
     /// Offer permessage-deflate compression (RFC 7692)
     ///
@@ -123,6 +131,9 @@ pub(crate) async fn run(args: ConnectArgs) -> ExitCode {
     }
     if let Some(origin) = args.origin {
         builder = builder.origin(origin);
+    }
+    if let Some(proxy) = args.proxy {
+        builder = builder.proxy(proxy);
     }
     if let Some(ca) = &args.ca {
         builder = match builder.tls_root_pem(ca) {

@@ -354,6 +354,60 @@ async fn connect_exits_one_when_the_connection_is_lost() {
 }
 
 #[tokio::test]
+async fn connect_goes_through_the_proxy_and_exits_two_when_it_refuses() {
+    let (addr, mut seen) = reply_server(ServerBuilder::new()).await;
+    let url = format!("ws://{addr}/");
+    // A proxy that opens the first tunnel it is asked for and refuses the second.
+    let proxy = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let proxy_addr = proxy.local_addr().unwrap();
+    let (heads_tx, mut heads) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        for answer in ["200 Connection established", "403 Forbidden"] {
+            let (mut client, _) = proxy.accept().await.unwrap();
+            let mut head = Vec::new();
+            while !head.ends_with(b"\r\n\r\n") {
+                head.push(client.read_u8().await.unwrap());
+            }
+            let _ = heads_tx.send(String::from_utf8(head).unwrap());
+            let reply = format!("HTTP/1.1 {answer}\r\n\r\n");
+            client.write_all(reply.as_bytes()).await.unwrap();
+            if answer.starts_with("200") {
+                let mut server = tokio::net::TcpStream::connect(addr).await.unwrap();
+                tokio::spawn(async move {
+                    let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                });
+            }
+        }
+    });
+    let proxy_url = format!("http://{proxy_addr}");
+    let mut connect = Connect::spawn(&[&url, "--proxy", &proxy_url]);
+    connect.write(b"via the proxy\n").await;
+    assert_eq!(
+        next_seen(&mut seen).await,
+        Seen::Message(Message::Text("via the proxy".into()))
+    );
+    assert_eq!(connect.line().await, "echo: via the proxy");
+    let (status, _, stderr) = connect.finish(false).await;
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    let head = timeout(LIMIT, heads.recv()).await.unwrap().unwrap();
+    assert!(
+        head.starts_with(&format!("CONNECT {addr} HTTP/1.1\r\n")),
+        "{head}"
+    );
+
+    let (status, _, stderr) = Connect::spawn(&[&url, "--proxy", &proxy_url])
+        .finish(true)
+        .await;
+    assert_eq!(status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "proxy {proxy_addr} did not open a tunnel: HTTP status 403 Forbidden"
+        )),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
 async fn connect_exits_two_when_the_connection_is_refused() {
     let addr = {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

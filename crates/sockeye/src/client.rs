@@ -15,6 +15,7 @@ use crate::config::Config;
 use crate::driver::{self, Shared, now};
 use crate::endpoint::Endpoint;
 use crate::error::{Error, Result};
+use crate::proxy::{Proxy, ProxyUrl};
 use crate::session::{Session, spawn_endpoint};
 #[cfg(feature = "tls")]
 use crate::tls::{ClientTls, Transport};
@@ -61,6 +62,8 @@ pub struct ClientBuilder {
     subprotocols: Vec<String>,
     extensions: Vec<String>,
     headers: Vec<(String, String)>,
+    /// The HTTP proxy's URL, checked when connecting.
+    proxy: Option<ProxyUrl>,
     #[cfg(feature = "tls")]
     tls: ClientTls,
 }
@@ -241,10 +244,38 @@ impl ClientBuilder {
         Ok(request)
     }
 
-    /// Connects to a `ws://` or `wss://` URL: TCP, TLS for `wss://`, then the opening
-    /// handshake, all within the handshake timeout.
+    /// Connects through an HTTP proxy, `http://[user:password@]host[:port]` (port 80 by
+    /// default): [`connect`](Self::connect), [`connect_endpoint`](Self::connect_endpoint)
+    /// and [`Reconnect`](crate::reconnect::Reconnect) ask the proxy for a tunnel to the
+    /// server with CONNECT (RFC 9110 9.3.6; with the URL's user and password as Basic
+    /// `Proxy-Authorization`, RFC 7617), then run TLS for `wss://` and the opening
+    /// handshake through it, end to end, within the handshake timeout. A proxy that does
+    /// not open the tunnel is [`Error::Proxy`]; an invalid proxy URL is
+    /// [`Error::InvalidUrl`] when connecting. The `*_on` methods use the stream they are
+    /// given instead.
+    ///
+    /// ```no_run
+    /// # async fn run() -> sockeye::Result<()> {
+    /// let client = sockeye::ClientBuilder::new().proxy("http://proxy.internal:3128");
+    /// let (ws, _) = client.connect("wss://example.com/feed").await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn proxy(mut self, url: impl Into<String>) -> Self {
+        self.proxy = Some(ProxyUrl(url.into()));
+        self
+    }
+
+    /// The proxy's URL, if one is set.
+    pub(crate) fn proxy_url(&self) -> Option<String> {
+        self.proxy.as_ref().map(|url| url.0.clone())
+    }
+
+    /// Connects to a `ws://` or `wss://` URL: TCP (to the proxy, then a tunnel, when one
+    /// is set), TLS for `wss://`, then the opening handshake, all within the handshake
+    /// timeout.
     pub async fn connect(&self, url: &str) -> Result<(WebSocket, Response)> {
-        let (shared, stream, response) = self.establish(url, tcp_connector(url)).await?;
+        let connecting = connector(url, self.proxy_url());
+        let (shared, stream, response) = self.establish(url, connecting).await?;
         Ok((spawn_websocket(shared, stream), response))
     }
 
@@ -312,7 +343,7 @@ impl ClientBuilder {
     /// fails, `on_error` then `on_close` (1006, not clean) are called, as browsers do
     /// (DESIGN.md invariant 5), and the error is returned too.
     pub async fn connect_endpoint<E: Endpoint>(&self, url: &str, endpoint: E) -> Result<Session> {
-        self.connect_endpoint_via(url, tcp_connector(url), endpoint)
+        self.connect_endpoint_via(url, connector(url, self.proxy_url()), endpoint)
             .await
     }
 
@@ -556,12 +587,21 @@ impl ClientUpgrade {
     }
 }
 
-/// Resolves and connects a TCP socket to the URL's host and port (`TCP_NODELAY` and, for
-/// `wss://`, TLS come after, in `establish`).
-pub(crate) fn tcp_connector(url: &str) -> impl Future<Output = Result<TcpStream>> + use<> {
+/// Resolves and connects a TCP socket to the URL's host and port, or through the HTTP
+/// proxy at `proxy` to them (`TCP_NODELAY` and, for `wss://`, TLS come after, in
+/// `establish`).
+pub(crate) fn connector(
+    url: &str,
+    proxy: Option<String>,
+) -> impl Future<Output = Result<TcpStream>> + use<> {
     let target = parse_url(url);
     async move {
         let target = target?;
+        if let Some(proxy) = proxy {
+            return Proxy::parse(&proxy)?
+                .tunnel(&target.host, target.port)
+                .await;
+        }
         let addr = format!("{}:{}", target.host, target.port);
         let stream = TcpStream::connect((target.host.as_str(), target.port))
             .await

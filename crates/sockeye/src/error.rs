@@ -25,6 +25,17 @@ pub enum Error {
         /// The I/O error.
         source: Arc<io::Error>,
     },
+    /// The HTTP proxy ([`ClientBuilder::proxy`](crate::ClientBuilder::proxy)) did not open
+    /// a tunnel to the server: it refused (its status is given: 407 asks for credentials),
+    /// closed the connection, or answered with something other than HTTP. No WebSocket
+    /// handshake was attempted.
+    #[error("proxy {addr} did not open a tunnel: {reason}")]
+    Proxy {
+        /// The proxy's `host:port`.
+        addr: String,
+        /// Its answer, or what was wrong with it.
+        reason: String,
+    },
     /// The opening handshake failed: malformed HTTP, a missing or wrong header, a bad
     /// `Sec-WebSocket-Accept`, or an HTTP status other than 101 (with its body). On the
     /// server the matching HTTP error response was sent.

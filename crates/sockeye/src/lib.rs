@@ -77,6 +77,7 @@ mod config;
 mod driver;
 mod endpoint;
 mod error;
+mod proxy;
 pub mod reconnect;
 mod server;
 mod session;

@@ -15,7 +15,7 @@ pub use sockeye_proto::{ReconnectOn, ReconnectPolicy};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tracing::{debug, info};
 
-use crate::client::{ClientBuilder, connect_failure, tcp_connector};
+use crate::client::{ClientBuilder, connect_failure, connector};
 use crate::endpoint::Endpoint;
 use crate::error::Result;
 
@@ -100,7 +100,9 @@ impl Reconnect {
         E: Endpoint,
     {
         let url = self.url.clone();
-        self.run_with(move || tcp_connector(&url), make).await
+        let proxy = self.builder.proxy_url();
+        self.run_with(move || connector(&url, proxy.clone()), make)
+            .await
     }
 
     /// [`run`](Self::run), connecting each transport with `connect` instead of TCP (a
