@@ -173,6 +173,29 @@ async fn a_proxy_that_refuses_the_tunnel_is_a_proxy_error() {
     assert!(matches!(error, Error::Connect { .. }), "{error:?}");
 }
 
+#[tokio::test]
+async fn a_proxy_answer_that_is_not_a_clean_http_head_is_refused() {
+    let server = echo_server(ServerBuilder::new()).await;
+    let oversized: &'static str =
+        Box::leak(format!("HTTP/1.1 200 OK\r\nX: {}", "y".repeat(9000)).into_boxed_str());
+    let cases = [
+        ("SSH-2.0-OpenSSH_9.2", "its answer is not HTTP"),
+        (
+            "HTTP/1.1 200 OK\r\n\r\nearly bytes",
+            "it sent data before the tunnel was used",
+        ),
+        (oversized, "its answer's head passed 8192 bytes"),
+    ];
+    for (answer, reason) in cases {
+        let (proxy, _) = proxy(answer).await;
+        let client = ClientBuilder::new().proxy(format!("http://{proxy}"));
+        match within("connect", client.connect(&url(server))).await {
+            Err(Error::Proxy { reason: got, .. }) => assert_eq!(got, reason),
+            other => panic!("{:?}", other.map(|(_, response)| response)),
+        }
+    }
+}
+
 #[cfg(feature = "tls")]
 #[tokio::test]
 async fn wss_runs_tls_end_to_end_through_the_tunnel() {
