@@ -1,5 +1,5 @@
-//! A client: connects, sends a few messages, prints the replies, closes and prints how
-//! the session ended.
+//! A client: connects, sends a few messages, prints the replies, sends one message in
+//! parts, measures the round trip of a Ping, closes and prints how the session ended.
 //!
 //! ```sh
 //! cargo run -p sockeye --example echo_server &
@@ -27,6 +27,21 @@ async fn main() -> sockeye::Result<()> {
             None => break, // the server closed the session
         }
     }
+
+    // A message made piece by piece goes out in parts, as one message (RFC 6455 5.4).
+    for (i, part) in ["one message, ", "sent ", "in parts"]
+        .into_iter()
+        .enumerate()
+    {
+        ws.send_fragment(part, i == 2).await?;
+    }
+    if let Some(reply) = ws.next().await {
+        println!("reply: {:?}", reply?);
+    }
+
+    // Is the server there, and how far? A Ping, and the round trip to its Pong.
+    let rtt = ws.ping().await?;
+    println!("round trip: {rtt:?}");
 
     // The closing handshake: both Close frames, then the TCP close.
     let info = ws.close(CloseCode::NORMAL, "done").await?;
