@@ -7,9 +7,9 @@
 //! first with both sides' view of the close, permessage-deflate (which Chromium always
 //! offers) accepted with default and with server-chosen parameters or declined, the
 //! subprotocol our server picks from the page's list, a refused handshake, the close code
-//! a page sees when our server fails the connection, and `wss://` (Chromium's TLS against
-//! rustls, with a certificate made at test time, taken when Chromium is told to and
-//! refused otherwise).
+//! a page sees when our server fails the connection, a message our server sends in parts
+//! with a Ping between them, and `wss://` (Chromium's TLS against rustls, with a
+//! certificate made at test time, taken when Chromium is told to and refused otherwise).
 //!
 //! Needs what `bash scripts/test-deps.sh` installs: Node.js with playwright-core in
 //! `target/interop-node`, and Chromium at `$CHROMIUM` or `/usr/bin/chromium` (Debian's
@@ -28,7 +28,7 @@ mod pki;
 mod scripts;
 
 use browser::{assert_page_close, browser};
-use ours::{EchoServer, assert_clean_close, assorted, close_frame, pattern, text};
+use ours::{EchoServer, assert_clean_close, assorted, bounded, close_frame, pattern, text};
 use scripts::{
     Seen, action, our_deflate_settings, our_server_closes_first, run_client,
     their_client_echoes_compressible,
@@ -95,6 +95,44 @@ async fn browser_with_deflate_against_our_server() {
         assert_eq!(theirs.open.get("extensions").as_str(), Some(agreed));
         assert_page_close(&theirs.closed, 1000, "", true, true);
     }
+}
+
+#[tokio::test]
+async fn browser_takes_a_message_our_server_sends_in_parts_and_answers_its_ping() {
+    let server = ServerBuilder::new()
+        .deflate(true)
+        .bind("127.0.0.1:0")
+        .await
+        .unwrap();
+    let url = format!("ws://{}/", server.local_addr().unwrap());
+    let (done, mut finished) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(server.serve(move |mut ws| {
+        let done = done.clone();
+        async move {
+            // Parts, with a Ping between them: Chromium answers it mid-message.
+            ws.send_fragment("sent in ", false).await.unwrap();
+            let rtt = ws.ping().await.unwrap();
+            ws.send_fragment(pattern_text(100_000), false)
+                .await
+                .unwrap();
+            ws.send_fragment(" parts", true).await.unwrap();
+            let info = ws.session().closed().await;
+            let _ = done.send((rtt, ws.latency(), info));
+        }
+    }));
+    let theirs = run_client(browser(), &url, &[], &["recv:1", "close:1000:"]).await;
+    let expected = text(&format!("sent in {} parts", pattern_text(100_000)));
+    assert_eq!(theirs.messages, Seen::all(std::slice::from_ref(&expected)));
+    let (rtt, latency, info) = bounded("the server's session", finished.recv())
+        .await
+        .unwrap();
+    assert_eq!(latency, Some(rtt));
+    assert!(info.clean, "{info:?}");
+}
+
+/// `len` bytes of text.
+fn pattern_text(len: usize) -> String {
+    "abcdefghij".repeat(len / 10)
 }
 
 #[tokio::test]
