@@ -196,6 +196,28 @@ async fn a_proxy_answer_that_is_not_a_clean_http_head_is_refused() {
     }
 }
 
+#[tokio::test]
+async fn a_proxy_that_never_answers_is_bounded_by_the_handshake_timeout() {
+    // It accepts the connection and reads the request, and says nothing.
+    let (silent, addr) = listener().await;
+    let held = tokio::spawn(async move {
+        let (mut stream, _) = silent.accept().await.unwrap();
+        let mut request = Vec::new();
+        let _ = stream.read_to_end(&mut request).await;
+        request
+    });
+    let client = ClientBuilder::new()
+        .handshake_timeout(std::time::Duration::from_millis(200))
+        .proxy(format!("http://{addr}"));
+    let error = within("connect", client.connect("ws://127.0.0.1:9/"))
+        .await
+        .unwrap_err();
+    assert!(matches!(error, Error::HandshakeTimeout), "{error:?}");
+    // The attempt was dropped with its connection: the proxy read our CONNECT, then EOF.
+    let request = within("the proxy's end", held).await.unwrap();
+    assert!(request.starts_with(b"CONNECT 127.0.0.1:9 HTTP/1.1\r\n"));
+}
+
 #[cfg(feature = "tls")]
 #[tokio::test]
 async fn wss_runs_tls_end_to_end_through_the_tunnel() {
