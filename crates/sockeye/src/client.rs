@@ -223,6 +223,15 @@ impl ClientBuilder {
         self
     }
 
+    /// Largest frame sent: a longer data message goes out as several frames (RFC 6455
+    /// 5.4), for a server whose frame limit is lower than its message limit. Default
+    /// 16 MiB; `None` sends every message as one frame. See
+    /// [`ProtocolConfig::max_send_frame_size`](crate::ProtocolConfig::max_send_frame_size).
+    pub fn max_send_frame_size(mut self, size: Option<usize>) -> Self {
+        self.config.protocol.max_send_frame_size = size;
+        self
+    }
+
     /// Sends a Ping every `interval`; a Pong missing for `timeout` closes the session
     /// with 1011.
     pub fn keepalive(mut self, interval: Duration, timeout: Duration) -> Self {

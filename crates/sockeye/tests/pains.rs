@@ -1059,6 +1059,29 @@ async fn a_message_over_the_peers_frame_limit_but_within_its_message_limit_arriv
     assert!(info.clean, "{info:?}");
 }
 
+#[tokio::test]
+async fn the_client_builder_sets_the_largest_frame_sent() {
+    // A server that takes frames of 1 KiB at most: a client sending 4 KiB messages in
+    // frames of 1 KiB reaches it, one sending them whole fails with 1009.
+    let mut config = Config::default();
+    config.protocol.max_frame_size = Some(1024);
+    let message = Message::Binary(vec![7u8; 4096].into());
+    for (frame, fits) in [(Some(1024), true), (None, false)] {
+        let client = ClientBuilder::new().max_send_frame_size(frame);
+        let (mut client, mut server) =
+            ws_pair(client, ServerBuilder::new().config(config.clone())).await;
+        client.send(message.clone()).await.unwrap();
+        let received = within("the message", server.next()).await;
+        if fits {
+            assert_eq!(received.unwrap().unwrap(), message);
+        } else {
+            assert!(received.is_none_or(|r| r.is_err()), "{frame:?}");
+            let info = within("the outcome", client.session().closed()).await;
+            assert_eq!(info.code, CloseCode::MESSAGE_TOO_BIG, "{info:?}");
+        }
+    }
+}
+
 // ----- a message made piece by piece -----
 
 #[tokio::test]
