@@ -23,6 +23,7 @@ Examples:
   sockeye serve                          echo server on 127.0.0.1:9001
   sockeye serve --addr 0.0.0.0:9001 --broadcast
   sockeye serve --deflate                compress messages for clients that offer it
+  sockeye serve --keepalive 30s          close clients that stop answering pings
   RUST_LOG=debug sockeye serve --addr 127.0.0.1:0
 
 Exit status:
@@ -62,6 +63,14 @@ pub(crate) struct ServeArgs {
     /// bytes or more are then sent compressed. Without this flag offers are declined.
     #[arg(long)]
     deflate: bool,
+
+    /// Ping every client every TIME (e.g. 30s) and close one whose Pong has not come
+    /// within TIME with 1011
+    ///
+    /// Finds clients that went away without closing (a closed laptop, a lost network),
+    /// which TCP alone can take hours to notice. Off by default.
+    #[arg(long, value_name = "TIME", value_parser = crate::connect::at_least_a_millisecond)]
+    keepalive: Option<std::time::Duration>,
 }
 
 pub(crate) async fn run(args: ServeArgs) -> ExitCode {
@@ -73,7 +82,13 @@ pub(crate) async fn run(args: ServeArgs) -> ExitCode {
             return ExitCode::from(EXIT_CANNOT_SERVE);
         }
     };
+    let mut config = sockeye::Config::default();
+    if let Some(every) = args.keepalive {
+        config.protocol.ping_interval = Some(every);
+        config.protocol.pong_timeout = every;
+    }
     let mut builder = ServerBuilder::new()
+        .config(config)
         .shutdown_timeout(SHUTDOWN_TIMEOUT)
         .deflate(args.deflate);
     if let (Some(cert), Some(key)) = (&args.cert, &args.key) {

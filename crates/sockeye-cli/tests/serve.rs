@@ -238,6 +238,43 @@ async fn echo_server_accepts_browser_handshakes() {
 }
 
 #[tokio::test]
+async fn keepalive_closes_a_client_that_stops_answering_pings_with_1011() {
+    let mut serve = Serve::start(&["--keepalive", "100ms"]).await;
+    let mut stream = timeout(LIMIT, TcpStream::connect(serve.addr))
+        .await
+        .unwrap()
+        .unwrap();
+    let request = format!(
+        "GET / HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+        serve.addr
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let head = timeout(LIMIT, read_head(&mut stream)).await.unwrap();
+    assert!(head.starts_with("HTTP/1.1 101 "), "{head}");
+    // A client that reads but never answers: a Ping (opcode 9, unmasked from a server),
+    // then, a keepalive later, a Close with 1011, then the end of the connection.
+    let mut frames = Vec::new();
+    timeout(LIMIT, stream.read_to_end(&mut frames))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(frames[0], 0x89, "a Ping first: {frames:?}");
+    let ping_len = usize::from(frames[1]);
+    let close = &frames[2 + ping_len..];
+    assert_eq!(&close[..4], &[0x88, close[1], 0x03, 0xf3], "{frames:?}");
+    // The outcome: no Close came back, so 1006 (RFC 6455 7.1.5), and why.
+    serve
+        .wait_log(&[
+            "session closed",
+            "code=1006",
+            "clean=false",
+            "error=keepalive ping timed out",
+        ])
+        .await;
+}
+
+#[tokio::test]
 async fn a_browser_talks_to_the_echo_server() {
     // The README's main job: `sockeye serve`, which a page's WebSocket can talk to as it
     // is, here with compression, which Chromium offers.
