@@ -160,6 +160,23 @@ fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
         .map(|(_, value)| value.trim())
 }
 
+/// A WebSocket session with the server at `addr` over a bare TCP stream: the opening
+/// handshake written by hand, its 101 read; frames are then the caller's to write and read.
+async fn raw_session(addr: SocketAddr) -> TcpStream {
+    let mut stream = timeout(LIMIT, TcpStream::connect(addr))
+        .await
+        .unwrap()
+        .unwrap();
+    let request = format!(
+        "GET / HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let head = timeout(LIMIT, read_head(&mut stream)).await.unwrap();
+    assert!(head.starts_with("HTTP/1.1 101 "), "{head}");
+    stream
+}
+
 /// A client frame (FIN set, masked) with a payload under 126 bytes.
 fn masked_frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
     let mask = [0x37, 0xfa, 0x21, 0x3d];
@@ -240,18 +257,7 @@ async fn echo_server_accepts_browser_handshakes() {
 #[tokio::test]
 async fn keepalive_closes_a_client_that_stops_answering_pings_with_1011() {
     let mut serve = Serve::start(&["--keepalive", "100ms"]).await;
-    let mut stream = timeout(LIMIT, TcpStream::connect(serve.addr))
-        .await
-        .unwrap()
-        .unwrap();
-    let request = format!(
-        "GET / HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
-        serve.addr
-    );
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let head = timeout(LIMIT, read_head(&mut stream)).await.unwrap();
-    assert!(head.starts_with("HTTP/1.1 101 "), "{head}");
+    let mut stream = raw_session(serve.addr).await;
     // A client that reads but never answers: a Ping (opcode 9, unmasked from a server),
     // then, a keepalive later, a Close with 1011, then the end of the connection.
     let mut frames = Vec::new();
@@ -463,18 +469,7 @@ async fn ctrl_c_closes_sessions_with_1001_and_exits_zero() {
 async fn a_second_signal_exits_at_once_with_130() {
     let mut serve = Serve::start(&[]).await;
     // A client that will never answer the server's Close: the shutdown would wait for it.
-    let mut stream = timeout(LIMIT, TcpStream::connect(serve.addr))
-        .await
-        .unwrap()
-        .unwrap();
-    let request = format!(
-        "GET / HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
-        serve.addr
-    );
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let head = timeout(LIMIT, read_head(&mut stream)).await.unwrap();
-    assert!(head.starts_with("HTTP/1.1 101 "), "{head}");
+    let mut stream = raw_session(serve.addr).await;
     stream.write_all(&masked_frame(0x1, b"up?")).await.unwrap();
     let mut echo = [0u8; 5];
     timeout(LIMIT, stream.read_exact(&mut echo))
