@@ -281,6 +281,15 @@ impl Output {
 }
 
 impl Inner {
+    /// What the `Sink`'s flush and close and a `ping` report once the session is over:
+    /// `Ok` after a clean close, which wrote everything queued before its Close frame; the
+    /// session's failure otherwise (what was still queued may never have been written, and
+    /// the closing handshake did not complete).
+    pub(crate) fn how_it_ended(&self) -> Result<()> {
+        let failure = self.conn.close_info().and_then(|info| info.error.clone());
+        failure.map_or(Ok(()), |error| Err(Error::from_session(error)))
+    }
+
     /// Bytes queued for the socket, in the core and in the driver's hands.
     pub(crate) fn buffered(&self) -> usize {
         self.conn.buffered_amount() + self.inflight
@@ -752,11 +761,10 @@ impl Shared {
             {
                 return Poll::Ready(Ok(latency));
             }
-            if let Some(info) = inner.conn.close_info() {
-                return Poll::Ready(Err(match info.error.clone() {
-                    Some(error) => Error::from_session(error),
-                    None => Error::Send(SendError::Closed),
-                }));
+            if inner.conn.close_info().is_some() {
+                // Ended without the Pong: its failure, or closed cleanly before it came.
+                let ended = inner.how_it_ended();
+                return Poll::Ready(ended.and(Err(Error::Send(SendError::Closed))));
             }
             inner.wait(cx.waker());
             Poll::Pending

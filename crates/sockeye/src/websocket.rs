@@ -10,7 +10,7 @@ use futures_core::Stream;
 use futures_sink::Sink;
 use sockeye_proto::{CloseCode, CloseInfo, Fragment, Message, State};
 
-use crate::driver::{Inner, Shared};
+use crate::driver::Shared;
 use crate::error::{Error, Result};
 use crate::session::Session;
 
@@ -283,7 +283,7 @@ fn start_send(shared: &Shared, message: Message) -> Result<()> {
 fn poll_flush(shared: &Shared, cx: &mut Context<'_>) -> Poll<Result<()>> {
     let mut inner = shared.lock();
     if inner.finished {
-        return Poll::Ready(how_it_ended(&inner));
+        return Poll::Ready(inner.how_it_ended());
     }
     if inner.buffered() == 0 {
         return Poll::Ready(Ok(()));
@@ -298,19 +298,10 @@ fn poll_close(shared: &Shared, cx: &mut Context<'_>) -> Poll<Result<()>> {
     shared.close(CloseCode::NORMAL, "")?;
     let mut inner = shared.lock();
     if inner.finished {
-        return Poll::Ready(how_it_ended(&inner));
+        return Poll::Ready(inner.how_it_ended());
     }
     inner.wait(cx.waker());
     Poll::Pending
-}
-
-/// What the `Sink`'s flush and close report once the transport is gone: `Ok` after a clean
-/// close, which wrote everything queued before its Close frame; the session's failure
-/// otherwise (what was still queued may never have been written, and the closing
-/// handshake did not complete).
-fn how_it_ended(inner: &Inner) -> Result<()> {
-    let failure = inner.conn.close_info().and_then(|info| info.error.clone());
-    failure.map_or(Ok(()), |error| Err(Error::from_session(error)))
 }
 
 /// The receiving side of a handle: `recv()`, the same method as `next()`, and the
