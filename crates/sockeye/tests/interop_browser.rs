@@ -30,7 +30,7 @@ mod scripts;
 use browser::{assert_page_close, browser};
 use ours::{EchoServer, assert_clean_close, assorted, bounded, close_frame, pattern, text};
 use scripts::{
-    Seen, action, our_deflate_settings, our_server_closes_first, run_client,
+    Seen, action, json_text, our_deflate_settings, our_server_closes_first, run_client,
     their_client_echoes_compressible,
 };
 use sockeye::{CloseCode, Config, Initiator, Message, ServerBuilder};
@@ -112,27 +112,20 @@ async fn browser_takes_a_message_our_server_sends_in_parts_and_answers_its_ping(
             // Parts, with a Ping between them: Chromium answers it mid-message.
             ws.send_fragment("sent in ", false).await.unwrap();
             let rtt = ws.ping().await.unwrap();
-            ws.send_fragment(pattern_text(100_000), false)
-                .await
-                .unwrap();
+            ws.send_fragment(json_text(100_000), false).await.unwrap();
             ws.send_fragment(" parts", true).await.unwrap();
             let info = ws.session().closed().await;
             let _ = done.send((rtt, ws.latency(), info));
         }
     }));
     let theirs = run_client(browser(), &url, &[], &["recv:1", "close:1000:"]).await;
-    let expected = text(&format!("sent in {} parts", pattern_text(100_000)));
+    let expected = text(&format!("sent in {} parts", json_text(100_000)));
     assert_eq!(theirs.messages, Seen::all(std::slice::from_ref(&expected)));
     let (rtt, latency, info) = bounded("the server's session", finished.recv())
         .await
         .unwrap();
     assert_eq!(latency, Some(rtt));
     assert!(info.clean, "{info:?}");
-}
-
-/// `len` bytes of text.
-fn pattern_text(len: usize) -> String {
-    "abcdefghij".repeat(len / 10)
 }
 
 #[tokio::test]
