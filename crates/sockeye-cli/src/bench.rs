@@ -137,7 +137,7 @@ fn parse_size(arg: &str) -> Result<usize, String> {
 }
 
 /// A duration such as `5s`, `500ms`, `1.5s` or `2m`; a bare number is seconds.
-pub(crate) fn parse_duration(arg: &str) -> Result<Duration, String> {
+fn parse_duration(arg: &str) -> Result<Duration, String> {
     let arg = arg.trim();
     let split = arg
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
@@ -153,6 +153,16 @@ pub(crate) fn parse_duration(arg: &str) -> Result<Duration, String> {
         other => return Err(format!("unknown time unit {other:?} (use ms, s or m)")),
     };
     Duration::try_from_secs_f64(seconds).map_err(|_| format!("{arg:?} is out of range"))
+}
+
+/// A duration of at least a millisecond ([`parse_duration`]'s forms): the intervals of
+/// `connect --ping` and `serve --keepalive`.
+pub(crate) fn at_least_a_millisecond(arg: &str) -> Result<Duration, String> {
+    let interval = parse_duration(arg)?;
+    if interval < Duration::from_millis(1) {
+        return Err(format!("{arg:?} is shorter than 1ms"));
+    }
+    Ok(interval)
 }
 
 /// When a connection may send a measured message.

@@ -87,18 +87,8 @@ pub(crate) struct ConnectArgs {
     ///
     /// Each answer is printed as "pong: 0.42 ms". A Pong that does not come within 20 s
     /// closes the connection with 1011 (the library's pong timeout).
-    #[arg(long, value_name = "TIME", value_parser = at_least_a_millisecond)]
+    #[arg(long, value_name = "TIME", value_parser = crate::bench::at_least_a_millisecond)]
     ping: Option<std::time::Duration>,
-}
-
-/// A duration such as `30s` or `500ms` of at least a millisecond: the intervals of
-/// `connect --ping` and `serve --keepalive`.
-pub(crate) fn at_least_a_millisecond(arg: &str) -> Result<std::time::Duration, String> {
-    let interval = crate::bench::parse_duration(arg)?;
-    if interval < std::time::Duration::from_millis(1) {
-        return Err(format!("{arg:?} is shorter than 1ms"));
-    }
-    Ok(interval)
 }
 
 /// A `Name: value` header from the command line.

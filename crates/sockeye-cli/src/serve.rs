@@ -69,7 +69,7 @@ pub(crate) struct ServeArgs {
     ///
     /// Finds clients that went away without closing (a closed laptop, a lost network),
     /// which TCP alone can take hours to notice. Off by default.
-    #[arg(long, value_name = "TIME", value_parser = crate::connect::at_least_a_millisecond)]
+    #[arg(long, value_name = "TIME", value_parser = crate::bench::at_least_a_millisecond)]
     keepalive: Option<std::time::Duration>,
 }
 
