@@ -92,38 +92,6 @@ impl WebSocket {
         self.shared.lock().conn.deflate().copied()
     }
 
-    /// Sends a message, waiting while the outgoing buffer is full.
-    pub fn send(
-        &mut self,
-        message: impl Into<Message>,
-    ) -> impl Future<Output = Result<()>> + Send + Unpin + '_ {
-        self.shared.queue(message.into())
-    }
-
-    /// Sends one part of a message, the last one if `fin`, waiting while the outgoing
-    /// buffer is full: for a message made piece by piece, which is then never held whole
-    /// on this side (RFC 6455 5.4). Until the last part, `send` and a part of the other
-    /// kind fail with [`SendError::UnfinishedMessage`](sockeye_proto::SendError); Pings,
-    /// Pongs and a close may come between. Such a message is not compressed. See
-    /// [`Connection::send_fragment`](sockeye_proto::Connection::send_fragment).
-    ///
-    /// ```no_run
-    /// # async fn run(ws: &mut sockeye::WebSocket) -> sockeye::Result<()> {
-    /// use sockeye::Fragment;
-    /// for row in ["[1,", "2,", "3]"] {
-    ///     ws.send_fragment(Fragment::from(row), false).await?;
-    /// }
-    /// ws.send_fragment(Fragment::from(""), true).await?; // the peer receives "[1,2,3]"
-    /// # Ok(()) }
-    /// ```
-    pub fn send_fragment(
-        &mut self,
-        fragment: impl Into<Fragment>,
-        fin: bool,
-    ) -> impl Future<Output = Result<()>> + Send + Unpin + '_ {
-        self.shared.queue((fragment.into(), fin))
-    }
-
     /// Runs the closing handshake with `code` and `reason` and waits until the session is
     /// CLOSED, bounded by the close timeout. Returns how it ended: `clean` tells whether
     /// both Close frames were exchanged. Calling it again, or after the peer closed,
@@ -304,6 +272,51 @@ fn poll_close(shared: &Shared, cx: &mut Context<'_>) -> Poll<Result<()>> {
     Poll::Pending
 }
 
+/// The sending side of a handle: `send` and `send_fragment`, through the session's send
+/// future.
+macro_rules! send_over_shared {
+    ($handle:ty) => {
+        impl $handle {
+            /// Sends a message, waiting while the outgoing buffer is full.
+            pub fn send(
+                &mut self,
+                message: impl Into<Message>,
+            ) -> impl Future<Output = Result<()>> + Send + Unpin + '_ {
+                self.shared.queue(message.into())
+            }
+
+            /// Sends one part of a message, the last one if `fin`, waiting while the
+            /// outgoing buffer is full: for a message made piece by piece, which is then
+            /// never held whole on this side (RFC 6455 5.4). Until the last part, `send`
+            /// and a part of the other kind fail with
+            /// [`SendError::UnfinishedMessage`](sockeye_proto::SendError); Pings, Pongs
+            /// and a close may come between. Such a message is not compressed. See
+            /// [`Connection::send_fragment`](sockeye_proto::Connection::send_fragment).
+            ///
+            /// ```no_run
+            /// # async fn run(ws: &mut sockeye::WebSocket) -> sockeye::Result<()> {
+            /// use sockeye::Fragment;
+            /// for row in ["[1,", "2,", "3]"] {
+            ///     ws.send_fragment(Fragment::from(row), false).await?;
+            /// }
+            /// // The last part: the peer receives "[1,2,3]".
+            /// ws.send_fragment(Fragment::from(""), true).await?;
+            /// # Ok(()) }
+            /// ```
+            pub fn send_fragment(
+                &mut self,
+                fragment: impl Into<Fragment>,
+                fin: bool,
+            ) -> impl Future<Output = Result<()>> + Send + Unpin + '_ {
+                self.shared.queue((fragment.into(), fin))
+            }
+        }
+    };
+}
+
+send_over_shared!(WebSocket);
+send_over_shared!(WebSocketSender);
+
 /// The receiving side of a handle: `recv()`, the same method as `next()`, and the
 /// [`Stream`] for combinators.
 macro_rules! receive_over_shared {
@@ -394,24 +407,6 @@ impl WebSocketSender {
     fn new(shared: Arc<Shared>) -> Self {
         shared.add_handle(false);
         WebSocketSender { shared }
-    }
-
-    /// Sends a message, waiting while the outgoing buffer is full.
-    pub fn send(
-        &mut self,
-        message: impl Into<Message>,
-    ) -> impl Future<Output = Result<()>> + Send + Unpin + '_ {
-        self.shared.queue(message.into())
-    }
-
-    /// Sends one part of a message, the last one if `fin`: see
-    /// [`WebSocket::send_fragment`].
-    pub fn send_fragment(
-        &mut self,
-        fragment: impl Into<Fragment>,
-        fin: bool,
-    ) -> impl Future<Output = Result<()>> + Send + Unpin + '_ {
-        self.shared.queue((fragment.into(), fin))
     }
 
     /// Closes the session (once, for both halves) and waits for the outcome.
