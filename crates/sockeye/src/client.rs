@@ -15,7 +15,7 @@ use crate::config::Config;
 use crate::driver::{self, Shared, now};
 use crate::endpoint::Endpoint;
 use crate::error::{Error, Result};
-use crate::proxy::{Proxy, ProxyUrl};
+use crate::proxy::{Proxy, ProxyUrl, Route};
 use crate::session::{Session, spawn_endpoint};
 #[cfg(feature = "tls")]
 use crate::tls::{ClientTls, Transport};
@@ -62,8 +62,9 @@ pub struct ClientBuilder {
     subprotocols: Vec<String>,
     extensions: Vec<String>,
     headers: Vec<(String, String)>,
-    /// The HTTP proxy's URL, checked when connecting.
-    proxy: Option<ProxyUrl>,
+    /// Straight to the server or through an HTTP proxy (its URL is checked when
+    /// connecting).
+    route: Route,
     #[cfg(feature = "tls")]
     tls: ClientTls,
 }
@@ -270,20 +271,46 @@ impl ClientBuilder {
     /// # Ok(()) }
     /// ```
     pub fn proxy(mut self, url: impl Into<String>) -> Self {
-        self.proxy = Some(ProxyUrl(url.into()));
+        self.route = Route::Proxy(ProxyUrl(url.into()));
         self
     }
 
-    /// The proxy's URL, if one is set.
-    pub(crate) fn proxy_url(&self) -> Option<String> {
-        self.proxy.as_ref().map(|url| url.0.clone())
+    /// Connects through the HTTP proxy that the environment names for each server, as
+    /// curl and most HTTP clients do, instead of a [`proxy`](Self::proxy) named here:
+    /// `https_proxy` for `wss://` URLs, `http_proxy` for `ws://`, else `all_proxy` (each
+    /// in lower case, then upper case; a value without a scheme is taken as `http://`),
+    /// read at each connection. A server that `no_proxy` lists is reached directly: `*`
+    /// for every server, a domain for itself and its subdomains (`example.com`,
+    /// `.example.com`), an IP address, or a range (`10.0.0.0/8`), comma-separated. So is
+    /// this machine (`localhost`, `*.localhost`, a loopback address), which a proxy
+    /// elsewhere would not reach. With nothing set, connections go straight to the
+    /// server, as without this call.
+    ///
+    /// ```no_run
+    /// # async fn run() -> sockeye::Result<()> {
+    /// // With https_proxy=http://proxy.internal:3128 and no_proxy=.internal set:
+    /// let client = sockeye::ClientBuilder::new().proxy_from_env();
+    /// // Through the proxy.
+    /// let (feed, _) = client.connect("wss://example.com/feed").await?;
+    /// // Directly.
+    /// let (local, _) = client.connect("ws://chat.internal/").await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn proxy_from_env(mut self) -> Self {
+        self.route = Route::FromEnv;
+        self
+    }
+
+    /// How connections reach their server.
+    pub(crate) fn route(&self) -> Route {
+        self.route.clone()
     }
 
     /// Connects to a `ws://` or `wss://` URL: TCP (to the proxy, then a tunnel, when one
     /// is set), TLS for `wss://`, then the opening handshake, all within the handshake
     /// timeout.
     pub async fn connect(&self, url: &str) -> Result<(WebSocket, Response)> {
-        let connecting = connector(url, self.proxy_url());
+        let connecting = connector(url, self.route());
         let (shared, stream, response) = self.establish(url, connecting).await?;
         Ok((spawn_websocket(shared, stream), response))
     }
@@ -352,7 +379,7 @@ impl ClientBuilder {
     /// fails, `on_error` then `on_close` (1006, not clean) are called, as browsers do
     /// (DESIGN.md invariant 5), and the error is returned too.
     pub async fn connect_endpoint<E: Endpoint>(&self, url: &str, endpoint: E) -> Result<Session> {
-        self.connect_endpoint_via(url, connector(url, self.proxy_url()), endpoint)
+        self.connect_endpoint_via(url, connector(url, self.route()), endpoint)
             .await
     }
 
@@ -597,16 +624,16 @@ impl ClientUpgrade {
 }
 
 /// Resolves and connects a TCP socket to the URL's host and port, or through the HTTP
-/// proxy at `proxy` to them (`TCP_NODELAY` and, for `wss://`, TLS come after, in
+/// proxy that `route` gives for them (`TCP_NODELAY` and, for `wss://`, TLS come after, in
 /// `establish`).
 pub(crate) fn connector(
     url: &str,
-    proxy: Option<String>,
+    route: Route,
 ) -> impl Future<Output = Result<TcpStream>> + use<> {
     let target = parse_url(url);
     async move {
         let target = target?;
-        if let Some(proxy) = proxy {
+        if let Some(proxy) = route.proxy_for(&target.host, target.secure) {
             return Proxy::parse(&proxy)?
                 .tunnel(&target.host, target.port)
                 .await;

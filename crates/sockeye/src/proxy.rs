@@ -30,6 +30,129 @@ impl fmt::Debug for ProxyUrl {
     }
 }
 
+/// How a client reaches a server: straight, through the proxy the application named, or
+/// through the one the environment names for that server.
+#[derive(Clone, Debug, Default)]
+pub(crate) enum Route {
+    #[default]
+    Direct,
+    Proxy(ProxyUrl),
+    FromEnv,
+}
+
+impl Route {
+    /// The proxy URL for a connection to `host` (`secure`: a `wss://` URL), if any. The
+    /// environment is read at each connection, so a `Reconnect` follows its changes.
+    pub(crate) fn proxy_for(&self, host: &str, secure: bool) -> Option<String> {
+        match self {
+            Route::Direct => None,
+            Route::Proxy(url) => Some(url.0.clone()),
+            Route::FromEnv => env_proxy(host, secure, |name| std::env::var(name).ok()),
+        }
+    }
+}
+
+/// The proxy that the environment names for `host`, read through `var`, as curl and most
+/// HTTP clients read it: `https_proxy` for `wss://` and `http_proxy` for `ws://` (a
+/// WebSocket URL's scheme stands for HTTP's), else `all_proxy`, each in lower case first,
+/// then upper case, an empty value counting as unset; a value without a scheme is an
+/// `http://` proxy. None for a host that `no_proxy` lists (see [`bypassed`]) or that is
+/// this machine's own (`localhost`, `*.localhost`, a loopback address), which a proxy
+/// elsewhere could not reach.
+fn env_proxy(host: &str, secure: bool, var: impl Fn(&str) -> Option<String>) -> Option<String> {
+    let first_set = |names: [&str; 2]| {
+        names
+            .into_iter()
+            .filter_map(&var)
+            .map(|value| value.trim().to_owned())
+            .find(|value| !value.is_empty())
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if is_local(host) {
+        return None;
+    }
+    if let Some(list) = first_set(["no_proxy", "NO_PROXY"])
+        && bypassed(host, &list)
+    {
+        return None;
+    }
+    let scheme_proxy = if secure {
+        first_set(["https_proxy", "HTTPS_PROXY"])
+    } else {
+        first_set(["http_proxy", "HTTP_PROXY"])
+    };
+    let url = scheme_proxy.or_else(|| first_set(["all_proxy", "ALL_PROXY"]))?;
+    Some(if url.contains("://") {
+        url
+    } else {
+        format!("http://{url}")
+    })
+}
+
+/// Whether `host` is this machine: a proxy elsewhere would reach another one.
+fn is_local(host: &str) -> bool {
+    let host = host.trim_end_matches('.').to_ascii_lowercase();
+    host == "localhost"
+        || host.ends_with(".localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// Whether the `no_proxy` list (comma-separated, case-insensitive) names `host`: `*`
+/// names every host; a domain (`example.com`, `.example.com` or `*.example.com`) names
+/// itself and its subdomains; an IP address names that address; a range (`10.0.0.0/8`,
+/// `fd00::/8`) the addresses in it.
+fn bypassed(host: &str, list: &str) -> bool {
+    let host = host.trim_end_matches('.').to_ascii_lowercase();
+    let ip = host.parse::<std::net::IpAddr>().ok();
+    list.split(',').map(str::trim).any(|entry| {
+        let entry = entry.to_ascii_lowercase();
+        if entry == "*" {
+            return true;
+        }
+        if let Some((net, bits)) = entry.split_once('/') {
+            return match (ip, net.parse::<std::net::IpAddr>(), bits.parse::<u32>()) {
+                (Some(ip), Ok(net), Ok(bits)) => in_range(ip, net, bits),
+                _ => false,
+            };
+        }
+        let entry = entry.trim_start_matches('*').trim_start_matches('.');
+        let entry = entry.trim_start_matches('[').trim_end_matches(']');
+        if entry.is_empty() {
+            return false;
+        }
+        match (ip, entry.parse::<std::net::IpAddr>()) {
+            (Some(ip), Ok(named)) => ip == named,
+            (Some(_), Err(_)) | (None, Ok(_)) => false,
+            (None, Err(_)) => {
+                host == entry
+                    || host
+                        .strip_suffix(entry)
+                        .is_some_and(|rest| rest.ends_with('.'))
+            }
+        }
+    })
+}
+
+/// Whether `ip` is in the range of `net`'s first `bits` bits (both of one family).
+fn in_range(ip: std::net::IpAddr, net: std::net::IpAddr, bits: u32) -> bool {
+    use std::net::IpAddr;
+    let (ip, net, width) = match (ip, net) {
+        (IpAddr::V4(ip), IpAddr::V4(net)) => {
+            (u128::from(u32::from(ip)), u128::from(u32::from(net)), 32)
+        }
+        (IpAddr::V6(ip), IpAddr::V6(net)) => (u128::from(ip), u128::from(net), 128),
+        _ => return false,
+    };
+    if bits > width {
+        return false;
+    }
+    // The bits below the prefix are ignored on both sides.
+    let ignored = width - bits;
+    ip.checked_shr(ignored).unwrap_or(0) == net.checked_shr(ignored).unwrap_or(0)
+}
+
 /// An `http://[user[:password]@]host[:port]` proxy.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Proxy {
@@ -158,6 +281,96 @@ fn join_host_port(host: &str, port: u16) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `env_proxy` with the given variables set, and no other.
+    fn from(vars: &[(&str, &str)], host: &str, secure: bool) -> Option<String> {
+        let vars: std::collections::HashMap<String, String> = vars
+            .iter()
+            .map(|(name, value)| (name.to_string(), value.to_string()))
+            .collect();
+        env_proxy(host, secure, |name| vars.get(name).cloned())
+    }
+
+    #[test]
+    fn the_environment_names_a_proxy_for_each_scheme() {
+        let http = [("http_proxy", "http://plain:3128")];
+        assert_eq!(
+            from(&http, "example.com", false).as_deref(),
+            Some("http://plain:3128")
+        );
+        // http_proxy is not for wss:// URLs.
+        assert_eq!(from(&http, "example.com", true), None);
+        let both = [
+            ("HTTPS_PROXY", "http://upper:3128"),
+            ("https_proxy", "http://lower:3128"),
+            ("all_proxy", "http://any:8080"),
+        ];
+        // Lower case first; all_proxy where the scheme has none.
+        assert_eq!(
+            from(&both, "example.com", true).as_deref(),
+            Some("http://lower:3128")
+        );
+        assert_eq!(
+            from(&both, "example.com", false).as_deref(),
+            Some("http://any:8080")
+        );
+        assert_eq!(
+            from(&[("HTTPS_PROXY", "http://upper:3128")], "example.com", true).as_deref(),
+            Some("http://upper:3128")
+        );
+        // No scheme: an http:// proxy. An empty value is no value.
+        assert_eq!(
+            from(
+                &[("http_proxy", " "), ("ALL_PROXY", "proxy.internal:3128")],
+                "example.com",
+                false
+            )
+            .as_deref(),
+            Some("http://proxy.internal:3128")
+        );
+        assert_eq!(from(&[], "example.com", false), None);
+    }
+
+    #[test]
+    fn this_machine_and_the_hosts_no_proxy_names_are_reached_directly() {
+        let proxy = ("all_proxy", "http://proxy.internal:3128");
+        for local in [
+            "localhost",
+            "LOCALHOST.",
+            "app.localhost",
+            "127.0.0.1",
+            "127.8.0.1",
+            "::1",
+            "[::1]",
+        ] {
+            assert_eq!(from(&[proxy], local, false), None, "{local}");
+        }
+        let listed =
+            |list: &str, host: &str| from(&[proxy, ("no_proxy", list)], host, true).is_none();
+        assert!(listed("*", "example.com"));
+        assert!(listed("example.com", "example.com"));
+        assert!(listed("example.com", "API.Example.com"));
+        assert!(!listed("example.com", "badexample.com"));
+        assert!(!listed("api.example.com", "example.com"));
+        assert!(listed("other.org, .example.com", "api.example.com"));
+        assert!(listed("*.example.com", "api.example.com"));
+        assert!(listed("192.168.1.5", "192.168.1.5"));
+        assert!(!listed("192.168.1.5", "192.168.1.50"));
+        assert!(listed("10.0.0.0/8", "10.1.2.3"));
+        assert!(!listed("10.0.0.0/8", "11.0.0.1"));
+        assert!(listed("0.0.0.0/0", "203.0.113.9"));
+        assert!(listed("fd00::/8", "fd12::1"));
+        assert!(!listed("fd00::/8", "fe80::1"));
+        assert!(listed("[2001:db8::1]", "2001:db8::1"));
+        // A range of the other family, a bad range, an empty entry: no match.
+        assert!(!listed("10.0.0.0/8", "fd12::1"));
+        assert!(!listed("10.0.0.0/40, 10.0.0.0/x, ,.", "10.1.2.3"));
+        // An address is not a name, nor a name an address.
+        assert!(!listed("1.2.3.4", "host1.2.3.4"));
+        // Upper case when lower case is unset.
+        assert!(from(&[proxy, ("NO_PROXY", "example.com")], "example.com", true).is_none());
+        assert!(from(&[proxy], "example.com", true).is_some());
+    }
 
     #[test]
     fn proxy_urls_give_host_port_and_credentials() {

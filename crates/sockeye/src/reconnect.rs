@@ -100,8 +100,8 @@ impl Reconnect {
         E: Endpoint,
     {
         let url = self.url.clone();
-        let proxy = self.builder.proxy_url();
-        self.run_with(move || connector(&url, proxy.clone()), make)
+        let route = self.builder.route();
+        self.run_with(move || connector(&url, route.clone()), make)
             .await
     }
 
