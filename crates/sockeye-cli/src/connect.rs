@@ -29,6 +29,7 @@ Examples:
   sockeye connect ws://127.0.0.1:9001 --deflate
   sockeye connect ws://127.0.0.1:9001 --ping 1s       print the round trip every second
   sockeye connect wss://example.com/feed --proxy http://proxy.internal:3128
+  https_proxy=http://proxy.internal:3128 sockeye connect wss://example.com/feed
 
 Exit status:
   0  the connection closed cleanly (both Close frames exchanged, any code)
@@ -72,7 +73,11 @@ pub(crate) struct ConnectArgs {
     /// Connect through this HTTP proxy: http://[USER:PASSWORD@]HOST[:PORT]
     ///
     /// The proxy is asked for a tunnel to the server (CONNECT); TLS for wss:// and the
-    /// WebSocket handshake run through it, end to end.
+    /// WebSocket handshake run through it, end to end. Without this option, the proxy
+    /// the environment names is used, as curl does: https_proxy for wss://, http_proxy
+    /// for ws://, else all_proxy (or their upper-case forms); servers that no_proxy lists
+    /// (comma-separated domains, addresses, ranges, or *) and this machine's own
+    /// (localhost, loopback addresses) are reached directly.
     #[arg(long, value_name = "URL")]
     proxy: Option<String>,
 
@@ -123,9 +128,10 @@ pub(crate) async fn run(args: ConnectArgs) -> ExitCode {
     if let Some(origin) = args.origin {
         builder = builder.origin(origin);
     }
-    if let Some(proxy) = args.proxy {
-        builder = builder.proxy(proxy);
-    }
+    builder = match args.proxy {
+        Some(proxy) => builder.proxy(proxy),
+        None => builder.proxy_from_env(),
+    };
     if let Some(ca) = &args.ca {
         builder = match builder.tls_root_pem(ca) {
             Ok(builder) => builder,

@@ -70,7 +70,18 @@ struct Connect {
 
 impl Connect {
     fn spawn(args: &[&str]) -> Connect {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_sockeye"))
+        Connect::spawn_with_env(args, &[])
+    }
+
+    /// With `vars` as the only proxy variables of its environment.
+    fn spawn_with_env(args: &[&str], vars: &[(&str, &str)]) -> Connect {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_sockeye"));
+        for scheme in ["http", "https", "all", "no"] {
+            command.env_remove(format!("{scheme}_proxy"));
+            command.env_remove(format!("{}_PROXY", scheme.to_uppercase()));
+        }
+        let mut child = command
+            .envs(vars.iter().copied())
             .arg("connect")
             .args(args)
             .stdin(Stdio::piped())
@@ -228,12 +239,7 @@ async fn connect_deflate_offers_compression_and_names_it() {
         ["permessage-deflate; client_max_window_bits"]
     );
     let line = "{\"compressible\":true}".repeat(50);
-    connect.write(format!("{line}\n").as_bytes()).await;
-    assert_eq!(
-        next_seen(&mut seen).await,
-        Seen::Message(Message::Text(line.clone()))
-    );
-    assert_eq!(connect.line().await, format!("echo: {line}"));
+    echo_line(&mut connect, &mut seen, &line).await;
     let (status, _, stderr) = connect.finish(false).await;
     assert_eq!(status.code(), Some(0), "{stderr}");
     assert!(
@@ -353,6 +359,84 @@ async fn connect_exits_one_when_the_connection_is_lost() {
     assert!(stderr.contains("clean false"), "{stderr}");
 }
 
+/// Sends `text` as a line to `connect`, and checks that the server received it and that
+/// `connect` printed its echo.
+async fn echo_line(connect: &mut Connect, seen: &mut mpsc::UnboundedReceiver<Seen>, text: &str) {
+    connect.write(format!("{text}\n").as_bytes()).await;
+    assert_eq!(
+        next_seen(seen).await,
+        Seen::Message(Message::Text(text.into()))
+    );
+    assert_eq!(connect.line().await, format!("echo: {text}"));
+}
+
+/// Checks that the next request head a test proxy read asked for a tunnel to `target`.
+async fn tunnel_asked(heads: &mut mpsc::UnboundedReceiver<String>, target: &str) {
+    let head = timeout(LIMIT, heads.recv()).await.unwrap().unwrap();
+    assert!(
+        head.starts_with(&format!("CONNECT {target} HTTP/1.1\r\n")),
+        "{head}"
+    );
+}
+
+#[tokio::test]
+async fn connect_takes_the_proxy_the_environment_names_but_not_for_this_machine() {
+    let (addr, mut seen) = reply_server(ServerBuilder::new()).await;
+    // A proxy that opens a tunnel to that server whatever host it is asked for.
+    let proxy = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let proxy_url = format!("http://{}", proxy.local_addr().unwrap());
+    let (heads_tx, mut heads) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        loop {
+            let (mut client, _) = proxy.accept().await.unwrap();
+            let mut head = Vec::new();
+            while !head.ends_with(b"\r\n\r\n") {
+                head.push(client.read_u8().await.unwrap());
+            }
+            let _ = heads_tx.send(String::from_utf8(head).unwrap());
+            client
+                .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                .await
+                .unwrap();
+            let mut server = tokio::net::TcpStream::connect(addr).await.unwrap();
+            tokio::spawn(async move {
+                let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+            });
+        }
+    });
+
+    // A host name that only the proxy knows: the session can only go through it.
+    let port = addr.port();
+    let url = format!("ws://echo.test:{port}/");
+    let mut connect = Connect::spawn_with_env(
+        &[&url],
+        &[
+            ("https_proxy", "http://127.0.0.1:1"),
+            ("HTTP_PROXY", &proxy_url),
+        ],
+    );
+    echo_line(&mut connect, &mut seen, "via the environment's proxy").await;
+    let (status, _, stderr) = connect.finish(false).await;
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    tunnel_asked(&mut heads, &format!("echo.test:{port}")).await;
+    assert!(matches!(next_seen(&mut seen).await, Seen::Closed(_)));
+
+    // This machine's server is reached directly, whatever the variables say.
+    let url = format!("ws://{addr}/");
+    let vars = [
+        ("http_proxy", proxy_url.as_str()),
+        ("all_proxy", &proxy_url),
+    ];
+    let mut connect = Connect::spawn_with_env(&[&url], &vars);
+    echo_line(&mut connect, &mut seen, "straight to the server").await;
+    let (status, _, stderr) = connect.finish(false).await;
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    assert!(
+        heads.try_recv().is_err(),
+        "the proxy was asked for a tunnel"
+    );
+}
+
 #[tokio::test]
 async fn connect_goes_through_the_proxy_and_exits_two_when_it_refuses() {
     let (addr, mut seen) = reply_server(ServerBuilder::new()).await;
@@ -381,19 +465,10 @@ async fn connect_goes_through_the_proxy_and_exits_two_when_it_refuses() {
     });
     let proxy_url = format!("http://{proxy_addr}");
     let mut connect = Connect::spawn(&[&url, "--proxy", &proxy_url]);
-    connect.write(b"via the proxy\n").await;
-    assert_eq!(
-        next_seen(&mut seen).await,
-        Seen::Message(Message::Text("via the proxy".into()))
-    );
-    assert_eq!(connect.line().await, "echo: via the proxy");
+    echo_line(&mut connect, &mut seen, "via the proxy").await;
     let (status, _, stderr) = connect.finish(false).await;
     assert_eq!(status.code(), Some(0), "{stderr}");
-    let head = timeout(LIMIT, heads.recv()).await.unwrap().unwrap();
-    assert!(
-        head.starts_with(&format!("CONNECT {addr} HTTP/1.1\r\n")),
-        "{head}"
-    );
+    tunnel_asked(&mut heads, &addr.to_string()).await;
 
     let (status, _, stderr) = Connect::spawn(&[&url, "--proxy", &proxy_url])
         .finish(true)
