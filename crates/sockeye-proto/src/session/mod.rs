@@ -151,33 +151,69 @@ pub enum Transmit {
     Shutdown,
 }
 
-#[derive(Clone, Copy, Debug, Default)]
-struct Timers {
-    handshake: Option<Instant>,
-    close: Option<Instant>,
-    ping: Option<Instant>,
-    pong: Option<Instant>,
-    /// The latest time a protocol violation found in the input takes effect.
-    failure: Option<Instant>,
-    /// When the session is idle: no complete frame received since `idle_timeout`.
-    idle: Option<Instant>,
-}
+/// The session's deadlines, in a module of their own so that every change goes through
+/// [`Timers::set`], which counts it (see [`Connection::deadline_changes`]).
+mod deadlines {
+    use std::time::Instant;
 
-impl Timers {
-    fn earliest(&self) -> Option<Instant> {
-        [
-            self.handshake,
-            self.close,
-            self.ping,
-            self.pong,
-            self.failure,
-            self.idle,
-        ]
-        .into_iter()
-        .flatten()
-        .min()
+    /// One of the session's deadlines.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub(super) enum Deadline {
+        /// The opening handshake's end (4.1, 4.2).
+        Handshake,
+        /// The closing handshake's end (7.1.1): the peer's Close, or its EOF after it.
+        Close,
+        /// The next keepalive Ping.
+        Ping,
+        /// The awaited Pong's latest arrival.
+        Pong,
+        /// The latest time a protocol violation found in the input takes effect.
+        Failure,
+        /// When the session is idle: no complete frame received since `idle_timeout`.
+        Idle,
+    }
+
+    #[derive(Clone, Copy, Debug, Default)]
+    pub(super) struct Timers {
+        /// By `Deadline`, in its order.
+        at: [Option<Instant>; 6],
+        /// How many times a deadline changed.
+        changes: u64,
+    }
+
+    impl Timers {
+        pub(super) fn get(&self, which: Deadline) -> Option<Instant> {
+            self.at[which as usize]
+        }
+
+        /// Sets or clears one deadline.
+        pub(super) fn set(&mut self, which: Deadline, at: Option<Instant>) {
+            let slot = &mut self.at[which as usize];
+            if *slot != at {
+                *slot = at;
+                self.changes = self.changes.wrapping_add(1);
+            }
+        }
+
+        /// Clears every deadline.
+        pub(super) fn clear(&mut self) {
+            if self.at.iter().any(Option::is_some) {
+                self.at = [None; 6];
+                self.changes = self.changes.wrapping_add(1);
+            }
+        }
+
+        pub(super) fn earliest(&self) -> Option<Instant> {
+            self.at.iter().flatten().min().copied()
+        }
+
+        pub(super) fn changes(&self) -> u64 {
+            self.changes
+        }
     }
 }
+
+use deadlines::{Deadline, Timers};
 
 #[derive(Debug)]
 enum HandshakePhase {
@@ -437,7 +473,10 @@ impl Connection {
     pub fn server(config: Config, now: Instant) -> Connection {
         // A server never masks: no generator.
         let mut conn = Connection::new(Role::Server, config, None);
-        conn.timers.handshake = Some(now + conn.config.handshake_timeout);
+        conn.timers.set(
+            Deadline::Handshake,
+            Some(now + conn.config.handshake_timeout),
+        );
         conn
     }
 
@@ -493,7 +532,10 @@ impl Connection {
             .as_ref()
             .map(|request| request.fields(&conn.key))
             .unwrap_or_default();
-        conn.timers.handshake = Some(now + conn.config.handshake_timeout);
+        conn.timers.set(
+            Deadline::Handshake,
+            Some(now + conn.config.handshake_timeout),
+        );
         conn.set_state(State::Connecting);
         (conn, fields)
     }
@@ -573,7 +615,10 @@ impl Connection {
     fn connected_elsewhere(&mut self, now: Instant) {
         self.handshake = HandshakePhase::Done;
         // Through CONNECTING as any session, whose invariants hold for a moment too.
-        self.timers.handshake = Some(now + self.config.handshake_timeout);
+        self.timers.set(
+            Deadline::Handshake,
+            Some(now + self.config.handshake_timeout),
+        );
         self.set_state(State::Connecting);
         self.enter_connected(now);
         // CONNECTED is told to whoever made the handshake, not to this session's user.
@@ -666,7 +711,7 @@ impl Connection {
         self.state = next;
         self.history.push(next);
         if next == State::Closed {
-            self.timers = Timers::default();
+            self.timers.clear();
             self.discard_input = true;
             self.inbuf = BytesMut::new();
             self.message = None;
@@ -707,7 +752,7 @@ impl Connection {
         // session.
         debug_assert!(
             self.failing.is_none()
-                || (self.timers.failure.is_some() && self.state != State::Closed),
+                || (self.timers.get(Deadline::Failure).is_some() && self.state != State::Closed),
             "invariant 6: a pending failure without a deadline in {}",
             self.state
         );
@@ -736,7 +781,10 @@ impl Connection {
         let mut out = Vec::new();
         request.encode(&self.key, &mut out);
         self.push_bytes(Bytes::from(out));
-        self.timers.handshake = Some(now + self.config.handshake_timeout);
+        self.timers.set(
+            Deadline::Handshake,
+            Some(now + self.config.handshake_timeout),
+        );
         self.set_state(State::Connecting);
     }
 
@@ -999,9 +1047,10 @@ impl Connection {
             }
             State::Connected | State::Open => {
                 self.queue_close_frame(frame);
-                self.timers.close = Some(now + self.config.close_timeout);
-                self.timers.ping = None;
-                self.timers.pong = None;
+                self.timers
+                    .set(Deadline::Close, Some(now + self.config.close_timeout));
+                self.timers.set(Deadline::Ping, None);
+                self.timers.set(Deadline::Pong, None);
                 self.set_state(State::Closing {
                     close_sent: true,
                     close_received: false,
@@ -1146,8 +1195,12 @@ impl Connection {
     /// Handles every deadline that has passed at `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.settle();
-        if self.timers.handshake.is_some_and(|t| t <= now) {
-            self.timers.handshake = None;
+        if self
+            .timers
+            .get(Deadline::Handshake)
+            .is_some_and(|t| t <= now)
+        {
+            self.timers.set(Deadline::Handshake, None);
             if matches!(self.state, State::New | State::Connecting) {
                 match self.handshake {
                     HandshakePhase::ErrorBody { status, .. } => self.fail_with_status(status, now),
@@ -1155,8 +1208,8 @@ impl Connection {
                 }
             }
         }
-        if self.timers.close.is_some_and(|t| t <= now) {
-            self.timers.close = None;
+        if self.timers.get(Deadline::Close).is_some_and(|t| t <= now) {
+            self.timers.set(Deadline::Close, None);
             match self.state {
                 // The peer never answered our Close: 1006.
                 State::Closing {
@@ -1169,18 +1222,18 @@ impl Connection {
                 _ => {}
             }
         }
-        if self.timers.failure.is_some_and(|t| t <= now) {
-            self.timers.failure = None;
+        if self.timers.get(Deadline::Failure).is_some_and(|t| t <= now) {
+            self.timers.set(Deadline::Failure, None);
             self.complete_failure();
         }
-        if self.timers.pong.is_some_and(|t| t <= now) {
-            self.timers.pong = None;
+        if self.timers.get(Deadline::Pong).is_some_and(|t| t <= now) {
+            self.timers.set(Deadline::Pong, None);
             if matches!(self.state, State::Connected | State::Open) {
                 self.fail_with(Error::KeepaliveTimeout, now);
             }
         }
-        if self.timers.ping.is_some_and(|t| t <= now) {
-            self.timers.ping = None;
+        if self.timers.get(Deadline::Ping).is_some_and(|t| t <= now) {
+            self.timers.set(Deadline::Ping, None);
             self.send_keepalive_ping(now);
         }
         self.handle_idle_timeout(now);
@@ -1338,6 +1391,31 @@ impl Connection {
         self.timers.earliest()
     }
 
+    /// A count that changes whenever a deadline is set, moved or cleared, so that an I/O
+    /// layer that sleeps until [`poll_timeout`](Self::poll_timeout) needs to ask it again
+    /// only once this changed, rather than after every call into the session.
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use sockeye_proto::{Config, Connection, Role};
+    ///
+    /// let now = Instant::now();
+    /// let config = Config {
+    ///     idle_timeout: Some(Duration::from_secs(30)),
+    ///     ..Config::default()
+    /// };
+    /// let mut conn = Connection::after_handshake(Role::Server, config, now);
+    /// let changes = conn.deadline_changes();
+    /// let deadline = conn.poll_timeout();
+    /// // A frame restarts the idle timer: the deadline moves.
+    /// conn.receive_data(&[0x89, 0x80, 0, 0, 0, 0], now + Duration::from_secs(1));
+    /// assert_ne!(conn.deadline_changes(), changes);
+    /// assert!(conn.poll_timeout() > deadline);
+    /// ```
+    pub fn deadline_changes(&self) -> u64 {
+        self.timers.changes()
+    }
+
     // ----- input processing -----
 
     fn process_input(&mut self, now: Instant) {
@@ -1448,10 +1526,10 @@ impl Connection {
     }
 
     fn enter_connected(&mut self, now: Instant) {
-        self.timers.handshake = None;
+        self.timers.set(Deadline::Handshake, None);
         self.restart_idle_timer(now);
         if let Some(interval) = self.config.ping_interval {
-            self.timers.ping = Some(now + interval);
+            self.timers.set(Deadline::Ping, Some(now + interval));
         }
         self.set_state(State::Connected);
         self.events.push_back(Event::Connected);
@@ -1664,7 +1742,7 @@ impl Connection {
                 let payload = self.control.split().freeze();
                 if self.awaiting_pong.is_some_and(|p| p[..] == payload[..]) {
                     self.awaiting_pong = None;
-                    self.timers.pong = None;
+                    self.timers.set(Deadline::Pong, None);
                     self.latency = self.ping_sent.take().map(|sent| now - sent);
                     self.pongs += 1;
                 }
@@ -1709,14 +1787,15 @@ impl Connection {
         self.inbuf = BytesMut::new();
         self.message = None;
         self.received_close = Some(frame.clone());
-        self.timers.ping = None;
-        self.timers.pong = None;
+        self.timers.set(Deadline::Ping, None);
+        self.timers.set(Deadline::Pong, None);
         match self.state {
             State::Connected | State::Open => {
                 self.initiator = Some(Initiator::Remote);
                 let reply = frame.reply();
                 self.reply_pending = Some(reply);
-                self.timers.close = Some(now + self.config.close_timeout);
+                self.timers
+                    .set(Deadline::Close, Some(now + self.config.close_timeout));
                 self.set_state(State::Closing {
                     close_sent: false,
                     close_received: true,
@@ -1727,7 +1806,8 @@ impl Connection {
                 close_sent: true,
                 close_received: false,
             } => {
-                self.timers.close = Some(now + self.config.close_timeout);
+                self.timers
+                    .set(Deadline::Close, Some(now + self.config.close_timeout));
                 self.set_state(State::Closing {
                     close_sent: true,
                     close_received: true,
@@ -1784,14 +1864,15 @@ impl Connection {
         self.discard_input = true;
         self.inbuf = BytesMut::new();
         self.message = None;
-        self.timers.ping = None;
-        self.timers.pong = None;
+        self.timers.set(Deadline::Ping, None);
+        self.timers.set(Deadline::Pong, None);
         let frame = self.failure_frame(&error);
         if frame.is_some() && self.initiator.is_none() {
             self.initiator = Some(Initiator::Local);
         }
         self.failing = Some(Failing { frame });
-        self.timers.failure = Some(now + self.config.close_timeout);
+        self.timers
+            .set(Deadline::Failure, Some(now + self.config.close_timeout));
         self.emit_close(Some(error));
         self.check_invariants();
     }
@@ -1934,17 +2015,17 @@ impl Connection {
     /// A frame arrived (or the session just opened): the idle timeout starts over.
     fn restart_idle_timer(&mut self, now: Instant) {
         if let Some(idle) = self.config.idle_timeout {
-            self.timers.idle = Some(now + idle);
+            self.timers.set(Deadline::Idle, Some(now + idle));
         }
     }
 
     /// No frame for `idle_timeout`: close with 1001. Only an OPEN (or CONNECTED) session
     /// with no failure pending is closed; in any other state its own deadlines rule.
     fn handle_idle_timeout(&mut self, now: Instant) {
-        if self.timers.idle.is_none_or(|t| t > now) {
+        if self.timers.get(Deadline::Idle).is_none_or(|t| t > now) {
             return;
         }
-        self.timers.idle = None;
+        self.timers.set(Deadline::Idle, None);
         if matches!(self.state, State::Connected | State::Open) && self.failing.is_none() {
             debug!(role = ?self.role, "idle timeout: closing with 1001");
             // 1001 and a short reason are always valid.
@@ -2020,14 +2101,15 @@ impl Connection {
             return;
         }
         if let Some(interval) = self.config.ping_interval {
-            self.timers.ping = Some(now + interval);
+            self.timers.set(Deadline::Ping, Some(now + interval));
         }
         if self.awaiting_pong.is_none() {
             self.ping_counter += 1;
             let payload = self.ping_counter.to_be_bytes();
             self.awaiting_pong = Some(payload);
             self.ping_sent = Some(now);
-            self.timers.pong = Some(now + self.config.pong_timeout);
+            self.timers
+                .set(Deadline::Pong, Some(now + self.config.pong_timeout));
             self.queue_automatic(OpCode::Ping, Bytes::copy_from_slice(&payload), now);
         }
     }

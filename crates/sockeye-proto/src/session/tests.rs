@@ -9,6 +9,17 @@ mod props;
 mod rules;
 mod scenarios;
 
+use super::Deadline;
+
+const DEADLINES: [Deadline; 6] = [
+    Deadline::Handshake,
+    Deadline::Close,
+    Deadline::Ping,
+    Deadline::Pong,
+    Deadline::Failure,
+    Deadline::Idle,
+];
+
 /// The session's next deadline is the earliest of the timers that are set, whichever they
 /// are: every subset of the six, each timer in turn the earliest.
 #[test]
@@ -24,14 +35,10 @@ fn the_next_deadline_is_the_earliest_timer_set() {
                     base + Duration::from_secs(offset)
                 })
             };
-            let timers = super::Timers {
-                handshake: at(0),
-                close: at(1),
-                ping: at(2),
-                pong: at(3),
-                failure: at(4),
-                idle: at(5),
-            };
+            let mut timers = super::Timers::default();
+            for (i, which) in DEADLINES.into_iter().enumerate() {
+                timers.set(which, at(i));
+            }
             let expected = (0..6).filter_map(at).min();
             assert_eq!(
                 timers.earliest(),
@@ -40,4 +47,38 @@ fn the_next_deadline_is_the_earliest_timer_set() {
             );
         }
     }
+}
+
+/// Every change of a deadline, and only a change, moves the count the I/O layer watches
+/// (`Connection::deadline_changes`) instead of asking for the next deadline after every call.
+#[test]
+fn the_change_count_moves_with_every_deadline_change_and_only_then() {
+    use std::time::{Duration, Instant};
+
+    let base = Instant::now();
+    let mut timers = super::Timers::default();
+    let mut count = timers.changes();
+    let mut expect_change = |timers: &super::Timers, changed: bool| {
+        assert_eq!(timers.changes() != count, changed, "{timers:?}");
+        count = timers.changes();
+    };
+    for (i, which) in DEADLINES.into_iter().enumerate() {
+        let at = base + Duration::from_secs(i as u64);
+        timers.set(which, Some(at));
+        expect_change(&timers, true);
+        timers.set(which, Some(at));
+        expect_change(&timers, false);
+        timers.set(which, Some(at + Duration::from_millis(1)));
+        expect_change(&timers, true);
+        assert_eq!(timers.get(which), Some(at + Duration::from_millis(1)));
+    }
+    timers.set(Deadline::Ping, None);
+    expect_change(&timers, true);
+    timers.set(Deadline::Ping, None);
+    expect_change(&timers, false);
+    timers.clear();
+    expect_change(&timers, true);
+    assert_eq!(timers.earliest(), None);
+    timers.clear();
+    expect_change(&timers, false);
 }
