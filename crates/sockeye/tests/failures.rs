@@ -333,6 +333,31 @@ async fn ping_fails_with_the_keepalive_error_when_the_peer_never_answers() {
 }
 
 #[tokio::test]
+async fn a_violation_behind_a_message_takes_effect_at_the_close_timeout_without_another_recv() {
+    let mut config = Config::default();
+    config.protocol.close_timeout = Duration::from_millis(300);
+    let (mut server, mut peer) = server_with_raw_client_on(config).await;
+    // A message, then a frame with a reserved opcode (3), in one write: the reader reads
+    // both at once.
+    let mut bytes = peer.encode(true, OpCode::Text, b"first");
+    bytes.extend_from_slice(&[0x83, 0x80, 0, 0, 0, 0]);
+    peer.write_raw(&bytes).await;
+    let received = within("the message", server.recv()).await.unwrap().unwrap();
+    assert_eq!(received, Message::Text("first".into()));
+    // The failure waits for the application to ask for more (it may answer "first"
+    // first), but no longer than the close timeout: the driver, which waits for the
+    // session's deadlines, learned of the new one from the reader.
+    let start = Instant::now();
+    assert_eq!(peer.expect_close().await.0, Some(1002));
+    let waited = start.elapsed();
+    assert!(
+        waited >= Duration::from_millis(200) && waited < Duration::from_secs(3),
+        "{waited:?}"
+    );
+    drop(server);
+}
+
+#[tokio::test]
 async fn handshake_rejected_by_the_server_reaches_the_client_with_status_and_body() {
     let (listener, addr) = listener().await;
     let server = ServerBuilder::new().on_request(|request| {
