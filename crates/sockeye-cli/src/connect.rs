@@ -70,9 +70,10 @@ pub(crate) struct ConnectArgs {
     #[arg(long, value_name = "FILE")]
     ca: Option<std::path::PathBuf>,
 
-    /// Connect through this HTTP proxy: http://[USER:PASSWORD@]HOST[:PORT]
+    /// Connect through this proxy: http://, socks5:// or socks5h://[USER:PASSWORD@]HOST[:PORT]
     ///
-    /// The proxy is asked for a tunnel to the server (CONNECT); TLS for wss:// and the
+    /// The proxy is asked for a tunnel to the server (HTTP CONNECT, or SOCKS5's CONNECT;
+    /// socks5h:// has the proxy resolve the server's name); TLS for wss:// and the
     /// WebSocket handshake run through it, end to end. Without this option, the proxy
     /// the environment names is used, as curl does: https_proxy for wss://, http_proxy
     /// for ws://, else all_proxy (or their upper-case forms); servers that no_proxy lists

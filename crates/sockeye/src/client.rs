@@ -254,19 +254,26 @@ impl ClientBuilder {
         Ok(request)
     }
 
-    /// Connects through an HTTP proxy, `http://[user:password@]host[:port]` (port 80 by
-    /// default): [`connect`](Self::connect), [`connect_endpoint`](Self::connect_endpoint)
-    /// and [`Reconnect`](crate::reconnect::Reconnect) ask the proxy for a tunnel to the
-    /// server with CONNECT (RFC 9110 9.3.6; with the URL's user and password as Basic
-    /// `Proxy-Authorization`, RFC 7617), then run TLS for `wss://` and the opening
-    /// handshake through it, end to end, within the handshake timeout. A proxy that does
-    /// not open the tunnel is [`Error::Proxy`]; an invalid proxy URL is
-    /// [`Error::InvalidUrl`] when connecting. The `*_on` methods use the stream they are
-    /// given instead.
+    /// Connects through a proxy: an HTTP proxy, `http://[user:password@]host[:port]` (port
+    /// 80 by default), or a SOCKS5 proxy, `socks5://` or `socks5h://[user:password@]host[:port]`
+    /// (port 1080 by default). [`connect`](Self::connect),
+    /// [`connect_endpoint`](Self::connect_endpoint) and
+    /// [`Reconnect`](crate::reconnect::Reconnect) ask the proxy for a tunnel to the server,
+    /// an HTTP proxy with CONNECT (RFC 9110 9.3.6; the URL's user and password as Basic
+    /// `Proxy-Authorization`, RFC 7617), a SOCKS5 proxy with its CONNECT command (RFC 1928;
+    /// the user and password by RFC 1929; with `socks5h://` the proxy resolves the server's
+    /// name, with `socks5://` it is resolved here and the proxy given the address), then run
+    /// TLS for `wss://` and the opening handshake through it, end to end, within the
+    /// handshake timeout. A proxy that does not open the tunnel is [`Error::Proxy`], with
+    /// its reason; an invalid proxy URL is [`Error::InvalidUrl`] when connecting. The `*_on`
+    /// methods use the stream they are given instead.
     ///
     /// ```no_run
     /// # async fn run() -> sockeye::Result<()> {
     /// let client = sockeye::ClientBuilder::new().proxy("http://proxy.internal:3128");
+    /// let (ws, _) = client.connect("wss://example.com/feed").await?;
+    /// // Through an SSH tunnel's SOCKS port, which resolves the name.
+    /// let client = sockeye::ClientBuilder::new().proxy("socks5h://127.0.0.1:1080");
     /// let (ws, _) = client.connect("wss://example.com/feed").await?;
     /// # Ok(()) }
     /// ```
@@ -278,7 +285,8 @@ impl ClientBuilder {
     /// Connects through the HTTP proxy that the environment names for each server, as
     /// curl and most HTTP clients do, instead of a [`proxy`](Self::proxy) named here:
     /// `https_proxy` for `wss://` URLs, `http_proxy` for `ws://`, else `all_proxy` (each
-    /// in lower case, then upper case; a value without a scheme is taken as `http://`),
+    /// in lower case, then upper case; a value without a scheme is taken as `http://`; any
+    /// proxy URL that [`proxy`](Self::proxy) takes, a `socks5://` one among them),
     /// read at each connection. A server that `no_proxy` lists is reached directly: `*`
     /// for every server, a domain for itself and its subdomains (`example.com`,
     /// `.example.com`), an IP address, or a range (`10.0.0.0/8`), comma-separated. So is

@@ -1,6 +1,7 @@
-//! A client's way through an HTTP proxy: a tunnel to the server opened with the proxy's
-//! CONNECT method (RFC 9110 9.3.6), over which TLS (for `wss://`) and the opening handshake
-//! then run as they would over a direct connection.
+//! A client's way through a proxy: a tunnel to the server opened with an HTTP proxy's
+//! CONNECT method (RFC 9110 9.3.6) or a SOCKS5 proxy's CONNECT command (RFC 1928), over
+//! which TLS (for `wss://`) and the opening handshake then run as they would over a
+//! direct connection.
 
 use std::fmt;
 use std::sync::Arc;
@@ -153,26 +154,48 @@ fn in_range(ip: std::net::IpAddr, net: std::net::IpAddr, bits: u32) -> bool {
     ip.checked_shr(ignored).unwrap_or(0) == net.checked_shr(ignored).unwrap_or(0)
 }
 
-/// An `http://[user[:password]@]host[:port]` proxy.
+/// A proxy: `http://`, `socks5://` or `socks5h://`, `[user[:password]@]host[:port]`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Proxy {
     host: String,
     port: u16,
-    /// The `Proxy-Authorization` value, for a URL with credentials (Basic, RFC 7617).
-    authorization: Option<String>,
+    protocol: Protocol,
+}
+
+/// How the tunnel is asked for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Protocol {
+    /// HTTP CONNECT; the URL's credentials as the `Proxy-Authorization` value (Basic, RFC
+    /// 7617).
+    Http { authorization: Option<String> },
+    /// SOCKS5 CONNECT; the URL's credentials by user name and password (RFC 1929).
+    /// `remote_names`: the proxy resolves the server's name (`socks5h://`), where
+    /// `socks5://` has it resolved here and sends the address.
+    Socks5 {
+        credentials: Option<(String, String)>,
+        remote_names: bool,
+    },
 }
 
 impl Proxy {
-    /// Parses a proxy URL: the scheme must be `http://` (a plain connection to the proxy),
-    /// the port defaults to 80, and user and password, if any, are sent as written.
+    /// Parses a proxy URL: the scheme is `http://` (port 80 by default), `socks5://` or
+    /// `socks5h://` (port 1080), a plain connection to the proxy either way; user and
+    /// password, if any, are sent as written.
     pub(crate) fn parse(url: &str) -> Result<Proxy> {
         let invalid = |reason| Error::InvalidUrl {
             url: url.to_owned(),
             reason,
         };
-        let rest = match url.split_once("://") {
-            Some((scheme, rest)) if scheme.eq_ignore_ascii_case("http") => rest,
-            _ => return Err(invalid("a proxy URL must be http://HOST[:PORT]")),
+        let (scheme, rest) = url.split_once("://").unwrap_or_default();
+        let (default_port, remote_names) = match scheme.to_ascii_lowercase().as_str() {
+            "http" => (80, None),
+            "socks5" => (1080, Some(false)),
+            "socks5h" => (1080, Some(true)),
+            _ => {
+                return Err(invalid(
+                    "a proxy URL must be http://, socks5:// or socks5h://HOST[:PORT]",
+                ));
+            }
         };
         let authority = rest.split('/').next().unwrap_or_default();
         let (credentials, host_port) = match authority.rsplit_once('@') {
@@ -190,14 +213,37 @@ impl Proxy {
         if host.is_empty() {
             return Err(invalid("the proxy URL has no host"));
         }
-        let authorization = credentials.map(|credentials| {
-            let encoded = base64::engine::general_purpose::STANDARD.encode(credentials);
-            format!("Basic {encoded}")
-        });
+        let protocol = match remote_names {
+            None => Protocol::Http {
+                authorization: credentials.map(|credentials| {
+                    let encoded = base64::engine::general_purpose::STANDARD.encode(credentials);
+                    format!("Basic {encoded}")
+                }),
+            },
+            Some(remote_names) => {
+                let credentials = credentials.map(|credentials| {
+                    let (user, password) = credentials.split_once(':').unwrap_or((credentials, ""));
+                    (user.to_owned(), password.to_owned())
+                });
+                // RFC 1929 2: each is one length octet and at most 255 octets.
+                if credentials
+                    .as_ref()
+                    .is_some_and(|(user, password)| user.len() > 255 || password.len() > 255)
+                {
+                    return Err(invalid(
+                        "a SOCKS5 user name or password is longer than 255 bytes",
+                    ));
+                }
+                Protocol::Socks5 {
+                    credentials,
+                    remote_names,
+                }
+            }
+        };
         Ok(Proxy {
             host,
-            port: authority.port_u16().unwrap_or(80),
-            authorization,
+            port: authority.port_u16().unwrap_or(default_port),
+            protocol,
         })
     }
 
@@ -206,25 +252,53 @@ impl Proxy {
     }
 
     /// Connects to the proxy and asks it for a tunnel to `host:port`; the tunnel once the
-    /// proxy answered with a 2xx status.
+    /// proxy opened it.
     pub(crate) async fn tunnel(&self, host: &str, port: u16) -> Result<TcpStream> {
-        let addr = self.addr();
-        let mut stream = TcpStream::connect((self.host.as_str(), self.port))
+        let stream = TcpStream::connect((self.host.as_str(), self.port))
             .await
             .map_err(|source| Error::Connect {
-                addr: addr.clone(),
+                addr: self.addr(),
                 source: Arc::new(source),
             })?;
+        match &self.protocol {
+            Protocol::Http { authorization } => {
+                self.http_connect(stream, host, port, authorization.as_deref())
+                    .await
+            }
+            Protocol::Socks5 {
+                credentials,
+                remote_names,
+            } => {
+                let target = socks_target(host, port, *remote_names).await?;
+                self.socks_connect(stream, &target, credentials.as_ref())
+                    .await
+            }
+        }
+    }
+
+    /// An error of this proxy: it did not open the tunnel, for `reason`.
+    fn refused(&self, reason: String) -> Error {
+        Error::Proxy {
+            addr: self.addr(),
+            reason,
+        }
+    }
+
+    /// HTTP CONNECT: the tunnel once the proxy answered with a 2xx status.
+    async fn http_connect(
+        &self,
+        mut stream: TcpStream,
+        host: &str,
+        port: u16,
+        authorization: Option<&str>,
+    ) -> Result<TcpStream> {
         let target = join_host_port(host, port);
         let mut request = format!("CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n");
-        if let Some(authorization) = &self.authorization {
+        if let Some(authorization) = authorization {
             request.push_str(&format!("Proxy-Authorization: {authorization}\r\n"));
         }
         request.push_str("\r\n");
-        let refused = |reason: String| Error::Proxy {
-            addr: addr.clone(),
-            reason,
-        };
+        let refused = |reason: String| self.refused(reason);
         stream
             .write_all(request.as_bytes())
             .await
@@ -267,6 +341,153 @@ impl Proxy {
         }
         Ok(stream)
     }
+
+    /// SOCKS5 CONNECT (RFC 1928): a greeting offering one method (no authentication, or
+    /// user name and password when the URL has them), the credentials (RFC 1929), the
+    /// request for `target`, then the proxy's reply; the tunnel once it succeeded.
+    async fn socks_connect(
+        &self,
+        mut stream: TcpStream,
+        target: &[u8],
+        credentials: Option<&(String, String)>,
+    ) -> Result<TcpStream> {
+        const VERSION: u8 = 5;
+        const NO_AUTHENTICATION: u8 = 0x00;
+        const USER_PASSWORD: u8 = 0x02;
+        let failed = |what: &'static str| {
+            move |error: std::io::Error| self.refused(format!("{what} failed: {error}"))
+        };
+        let method = match credentials {
+            Some(_) => USER_PASSWORD,
+            None => NO_AUTHENTICATION,
+        };
+        // 3: the version, the number of methods, the methods.
+        stream
+            .write_all(&[VERSION, 1, method])
+            .await
+            .map_err(failed("writing the greeting"))?;
+        let mut choice = [0u8; 2];
+        stream
+            .read_exact(&mut choice)
+            .await
+            .map_err(failed("reading its choice of method"))?;
+        if choice[0] != VERSION {
+            return Err(self.refused("its answer is not SOCKS5".into()));
+        }
+        if choice[1] != method {
+            return Err(self.refused(match choice[1] {
+                0xff => "it takes none of the authentication methods offered".into(),
+                other => format!("it chose authentication method {other:#04x}, not offered"),
+            }));
+        }
+        if let Some((user, password)) = credentials {
+            // RFC 1929 2: version 1, then each as a length octet and its bytes (at most
+            // 255, checked when the URL was parsed).
+            let mut request = vec![1, user.len() as u8];
+            request.extend_from_slice(user.as_bytes());
+            request.push(password.len() as u8);
+            request.extend_from_slice(password.as_bytes());
+            stream
+                .write_all(&request)
+                .await
+                .map_err(failed("writing the user name and password"))?;
+            let mut status = [0u8; 2];
+            stream
+                .read_exact(&mut status)
+                .await
+                .map_err(failed("reading its answer to the user name and password"))?;
+            if status[1] != 0 {
+                return Err(self.refused("it refused the user name and password".into()));
+            }
+        }
+        // 4: CONNECT to the target; 6: the reply, the address the proxy bound after it.
+        let mut request = vec![VERSION, 1, 0];
+        request.extend_from_slice(target);
+        stream
+            .write_all(&request)
+            .await
+            .map_err(failed("writing the CONNECT request"))?;
+        let mut head = [0u8; 4];
+        stream
+            .read_exact(&mut head)
+            .await
+            .map_err(failed("reading its reply"))?;
+        if head[0] != VERSION {
+            return Err(self.refused("its reply is not SOCKS5".into()));
+        }
+        if head[1] != 0 {
+            let meaning = match head[1] {
+                1 => "general SOCKS server failure",
+                2 => "connection not allowed by ruleset",
+                3 => "network unreachable",
+                4 => "host unreachable",
+                5 => "connection refused",
+                6 => "TTL expired",
+                7 => "command not supported",
+                8 => "address type not supported",
+                _ => "unassigned",
+            };
+            return Err(self.refused(format!("SOCKS5 reply {:#04x}: {meaning}", head[1])));
+        }
+        let bound = match head[3] {
+            1 => 4,
+            4 => 16,
+            3 => {
+                let len = stream
+                    .read_u8()
+                    .await
+                    .map_err(failed("reading its reply"))?;
+                usize::from(len)
+            }
+            other => {
+                return Err(self.refused(format!(
+                    "its reply has an unknown address type {other:#04x}"
+                )));
+            }
+        };
+        let mut rest = vec![0u8; bound + 2];
+        stream
+            .read_exact(&mut rest)
+            .await
+            .map_err(failed("reading its reply"))?;
+        Ok(stream)
+    }
+}
+
+/// The SOCKS5 address of `host:port` (RFC 1928 5): an IP address as it is; a name sent
+/// to the proxy to resolve when `remote_names`, else resolved here to its first address.
+async fn socks_target(host: &str, port: u16, remote_names: bool) -> Result<Vec<u8>> {
+    let ip = match host.parse::<std::net::IpAddr>() {
+        Ok(ip) => ip,
+        Err(_) if remote_names => {
+            let len = u8::try_from(host.len()).map_err(|_| Error::InvalidUrl {
+                url: host.to_owned(),
+                reason: "a host name sent to a SOCKS5 proxy is at most 255 bytes",
+            })?;
+            let mut target = vec![3, len];
+            target.extend_from_slice(host.as_bytes());
+            target.extend_from_slice(&port.to_be_bytes());
+            return Ok(target);
+        }
+        Err(_) => {
+            let unresolved = |source: std::io::Error| Error::Connect {
+                addr: join_host_port(host, port),
+                source: Arc::new(source),
+            };
+            tokio::net::lookup_host((host, port))
+                .await
+                .map_err(unresolved)?
+                .next()
+                .ok_or_else(|| unresolved(std::io::ErrorKind::NotFound.into()))?
+                .ip()
+        }
+    };
+    let mut target = match ip {
+        std::net::IpAddr::V4(ip) => [&[1][..], &ip.octets()].concat(),
+        std::net::IpAddr::V6(ip) => [&[4][..], &ip.octets()].concat(),
+    };
+    target.extend_from_slice(&port.to_be_bytes());
+    Ok(target)
 }
 
 /// `host:port`, with an IPv6 address in brackets.
@@ -380,7 +601,9 @@ mod tests {
             Proxy {
                 host: "proxy.example".into(),
                 port: 3128,
-                authorization: None,
+                protocol: Protocol::Http {
+                    authorization: None
+                },
             }
         );
         let proxy = Proxy::parse("HTTP://user:secret@[::1]/").unwrap();
@@ -388,25 +611,86 @@ mod tests {
         assert_eq!(proxy.addr(), "[::1]:80");
         // RFC 7617: base64 of "user:secret".
         assert_eq!(
-            proxy.authorization.as_deref(),
-            Some("Basic dXNlcjpzZWNyZXQ=")
+            proxy.protocol,
+            Protocol::Http {
+                authorization: Some("Basic dXNlcjpzZWNyZXQ=".into())
+            }
+        );
+        // SOCKS5: port 1080 by default; socks5h has the proxy resolve names.
+        let proxy = Proxy::parse("socks5://127.0.0.1").unwrap();
+        assert_eq!(proxy.addr(), "127.0.0.1:1080");
+        assert_eq!(
+            proxy.protocol,
+            Protocol::Socks5 {
+                credentials: None,
+                remote_names: false
+            }
+        );
+        let proxy = Proxy::parse("SOCKS5H://user:pass:word@proxy.example:9050").unwrap();
+        assert_eq!(proxy.addr(), "proxy.example:9050");
+        assert_eq!(
+            proxy.protocol,
+            Protocol::Socks5 {
+                credentials: Some(("user".into(), "pass:word".into())),
+                remote_names: true
+            }
+        );
+        let proxy = Proxy::parse("socks5://user@proxy.example").unwrap();
+        assert_eq!(
+            proxy.protocol,
+            Protocol::Socks5 {
+                credentials: Some(("user".into(), String::new())),
+                remote_names: false
+            }
         );
         // The password stays out of Debug output (a builder's, a log line's).
         let url = ProxyUrl("http://user:secret@127.0.0.1:3128".into());
         assert_eq!(format!("{url:?}"), "\"http://***@127.0.0.1:3128\"");
         let url = ProxyUrl("http://127.0.0.1:3128".into());
         assert_eq!(format!("{url:?}"), "\"http://127.0.0.1:3128\"");
+        let long_user = format!("socks5://{}:x@proxy.example", "u".repeat(256));
         for bad in [
             "https://proxy.example",
-            "socks5://127.0.0.1:1080",
+            "socks4://127.0.0.1:1080",
             "proxy.example:3128",
             "http://",
             "http://user@",
+            "socks5://",
+            long_user.as_str(),
         ] {
             assert!(
                 matches!(Proxy::parse(bad), Err(Error::InvalidUrl { .. })),
                 "{bad}"
             );
         }
+    }
+
+    /// The address a SOCKS5 request names (RFC 1928 5): IPv4, IPv6, a name sent as it is
+    /// with socks5h, resolved here with socks5.
+    #[tokio::test]
+    async fn socks_targets_are_addresses_or_names() {
+        assert_eq!(
+            socks_target("127.0.0.1", 80, true).await.unwrap(),
+            [1, 127, 0, 0, 1, 0, 80]
+        );
+        let mut v6 = vec![4];
+        v6.extend_from_slice(&std::net::Ipv6Addr::LOCALHOST.octets());
+        v6.extend_from_slice(&[0x1f, 0x90]);
+        assert_eq!(socks_target("::1", 8080, false).await.unwrap(), v6);
+        let mut name = vec![3, 12];
+        name.extend_from_slice(b"example.test");
+        name.extend_from_slice(&[0x01, 0xbb]);
+        assert_eq!(socks_target("example.test", 443, true).await.unwrap(), name);
+        // Resolved here: localhost is a loopback address of either family.
+        let local = socks_target("localhost", 80, false).await.unwrap();
+        assert!(
+            local == [1, 127, 0, 0, 1, 0, 80] || local[0] == 4,
+            "{local:?}"
+        );
+        let too_long = "a".repeat(256);
+        assert!(matches!(
+            socks_target(&too_long, 80, true).await,
+            Err(Error::InvalidUrl { .. })
+        ));
     }
 }

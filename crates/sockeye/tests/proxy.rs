@@ -1,6 +1,6 @@
-//! Connecting through an HTTP proxy (`ClientBuilder::proxy`): a CONNECT proxy written here
-//! tunnels to a Sockeye echo server, for `ws://` and for `wss://` (TLS end to end through
-//! the tunnel), with credentials, and refusing.
+//! Connecting through a proxy (`ClientBuilder::proxy`): a CONNECT proxy and a SOCKS5 proxy
+//! written here tunnel to a Sockeye echo server, for `ws://` and for `wss://` (TLS end to
+//! end through the tunnel), with credentials, and refusing.
 
 mod common;
 #[cfg(feature = "tls")]
@@ -26,13 +26,24 @@ struct Seen {
 /// A CONNECT proxy on 127.0.0.1 that answers each request with `answer` (a status line
 /// and fields; a 2xx opens the tunnel to the requested target).
 async fn proxy(answer: &'static str) -> (SocketAddr, Arc<Mutex<Seen>>) {
+    listen(move |client, seen| tunnel(client, answer, seen)).await
+}
+
+/// A test proxy on 127.0.0.1 that runs `serve` on each client, on a task of its own, with
+/// the record of what it saw.
+async fn listen<F>(
+    serve: impl Fn(TcpStream, Arc<Mutex<Seen>>) -> F + Send + 'static,
+) -> (SocketAddr, Arc<Mutex<Seen>>)
+where
+    F: Future<Output = ()> + Send + 'static,
+{
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let seen = Arc::new(Mutex::new(Seen::default()));
     let record = seen.clone();
     tokio::spawn(async move {
         while let Ok((client, _)) = listener.accept().await {
-            tokio::spawn(tunnel(client, answer, record.clone()));
+            tokio::spawn(serve(client, record.clone()));
         }
     });
     (addr, seen)
@@ -60,7 +71,12 @@ async fn tunnel(mut client: TcpStream, answer: &'static str, seen: Arc<Mutex<See
     if !answer.starts_with("HTTP/1.1 2") {
         return;
     }
-    let mut server = TcpStream::connect(target).await.unwrap();
+    let server = TcpStream::connect(target).await.unwrap();
+    relay(client, server, seen).await;
+}
+
+/// Copies both ways between a client and the server, recording what the client sent.
+async fn relay(client: TcpStream, mut server: TcpStream, seen: Arc<Mutex<Seen>>) {
     let (mut from_client, mut to_client) = client.into_split();
     let (mut from_server, mut to_server) = server.split();
     let upstream = async {
@@ -83,6 +99,93 @@ async fn tunnel(mut client: TcpStream, answer: &'static str, seen: Arc<Mutex<See
     };
     tokio::join!(upstream, downstream);
 }
+
+/// What a SOCKS5 test proxy asks and answers.
+#[derive(Clone, Copy)]
+struct Socks {
+    /// The user name and password it requires (RFC 1929); none: no authentication.
+    credentials: Option<(&'static str, &'static str)>,
+    /// Its reply to CONNECT (RFC 1928 6): 0 opens the tunnel.
+    reply: u8,
+}
+
+/// A SOCKS5 proxy on 127.0.0.1 (RFC 1928) whose tunnels lead to `server` whatever address
+/// a request names (so that a name only it knows can be asked for). `Seen::heads` records
+/// each request's target as "name:port" or "address:port".
+async fn socks_proxy(server: SocketAddr, socks: Socks) -> (SocketAddr, Arc<Mutex<Seen>>) {
+    listen(move |client, seen| socks_tunnel(client, server, socks, seen)).await
+}
+
+async fn socks_tunnel(
+    mut client: TcpStream,
+    server: SocketAddr,
+    socks: Socks,
+    seen: Arc<Mutex<Seen>>,
+) {
+    // The greeting: version 5 and the methods offered.
+    let mut greeting = [0u8; 2];
+    client.read_exact(&mut greeting).await.unwrap();
+    assert_eq!(greeting[0], 5);
+    let mut methods = vec![0u8; usize::from(greeting[1])];
+    client.read_exact(&mut methods).await.unwrap();
+    let wanted = if socks.credentials.is_some() { 2 } else { 0 };
+    if !methods.contains(&wanted) {
+        let _ = client.write_all(&[5, 0xff]).await;
+        return;
+    }
+    client.write_all(&[5, wanted]).await.unwrap();
+    if let Some((user, password)) = socks.credentials {
+        let field = async |client: &mut TcpStream| {
+            let len = client.read_u8().await.unwrap();
+            let mut bytes = vec![0u8; usize::from(len)];
+            client.read_exact(&mut bytes).await.unwrap();
+            String::from_utf8(bytes).unwrap()
+        };
+        assert_eq!(client.read_u8().await.unwrap(), 1);
+        let given = (field(&mut client).await, field(&mut client).await);
+        let accepted = given == (user.to_owned(), password.to_owned());
+        client.write_all(&[1, u8::from(!accepted)]).await.unwrap();
+        if !accepted {
+            return;
+        }
+    }
+    // The request: CONNECT to an IPv4 address, a name or an IPv6 address.
+    let mut head = [0u8; 4];
+    client.read_exact(&mut head).await.unwrap();
+    assert_eq!(head[..3], [5, 1, 0]);
+    let host = match head[3] {
+        1 => {
+            let mut ip = [0u8; 4];
+            client.read_exact(&mut ip).await.unwrap();
+            std::net::Ipv4Addr::from(ip).to_string()
+        }
+        3 => {
+            let mut name = vec![0u8; usize::from(client.read_u8().await.unwrap())];
+            client.read_exact(&mut name).await.unwrap();
+            String::from_utf8(name).unwrap()
+        }
+        4 => {
+            let mut ip = [0u8; 16];
+            client.read_exact(&mut ip).await.unwrap();
+            format!("[{}]", std::net::Ipv6Addr::from(ip))
+        }
+        other => panic!("address type {other}"),
+    };
+    let port = client.read_u16().await.unwrap();
+    seen.lock().unwrap().heads.push(format!("{host}:{port}"));
+    client
+        .write_all(&[5, socks.reply, 0, 1, 127, 0, 0, 1, 0, 0])
+        .await
+        .unwrap();
+    if socks.reply == 0 {
+        relay(client, TcpStream::connect(server).await.unwrap(), seen).await;
+    }
+}
+
+const SOCKS_OPEN: Socks = Socks {
+    credentials: None,
+    reply: 0,
+};
 
 /// An echo server's address.
 async fn echo_server(builder: ServerBuilder) -> SocketAddr {
@@ -162,8 +265,8 @@ async fn a_proxy_that_refuses_the_tunnel_is_a_proxy_error() {
         }
         other => panic!("{other:?}"),
     }
-    // Not a proxy URL, and a proxy that is not there.
-    let client = ClientBuilder::new().proxy("socks5://127.0.0.1:1080");
+    // Not a proxy URL we speak, and a proxy that is not there.
+    let client = ClientBuilder::new().proxy("https://127.0.0.1:3128");
     let error = client.connect(&url(server)).await.unwrap_err();
     assert!(matches!(error, Error::InvalidUrl { .. }), "{error:?}");
     let (gone, addr) = listener().await;
@@ -218,30 +321,41 @@ async fn a_proxy_that_never_answers_is_bounded_by_the_handshake_timeout() {
     assert!(request.starts_with(b"CONNECT 127.0.0.1:9 HTTP/1.1\r\n"));
 }
 
+/// A `wss://` session to a TLS echo server through the proxy `start` runs (given the
+/// server's address), named as `scheme://` and its address: checks that the proxy saw
+/// only TLS (a handshake record first, never the request or the message), and returns
+/// the server's port and what the proxy saw.
 #[cfg(feature = "tls")]
-#[tokio::test]
-async fn wss_runs_tls_end_to_end_through_the_tunnel() {
+async fn wss_through<F: Future<Output = (SocketAddr, Arc<Mutex<Seen>>)>>(
+    scheme: &str,
+    start: impl FnOnce(SocketAddr) -> F,
+) -> (u16, Seen) {
     let pki = pki::Pki::new(&["localhost"]);
     let server = echo_server(ServerBuilder::new().tls(pki.server_config())).await;
-    let (proxy, seen) = proxy("HTTP/1.1 200 Connection established").await;
+    let (proxy, seen) = start(server).await;
     let client = ClientBuilder::new()
         .tls_roots(pki.roots())
-        .proxy(format!("http://{proxy}"));
+        .proxy(format!("{scheme}://{proxy}"));
     let url = format!("wss://localhost:{}/", server.port());
     let (mut ws, _) = within("connect", client.connect(&url)).await.unwrap();
     echo_once(&mut ws, "secret through the proxy").await;
-    let seen = seen.lock().unwrap();
-    let port = server.port();
+    let seen = std::mem::take(&mut *seen.lock().unwrap());
+    assert_eq!(seen.tunnelled.first(), Some(&0x16));
+    let tunnelled = String::from_utf8_lossy(&seen.tunnelled);
+    assert!(!tunnelled.contains("Upgrade: websocket"));
+    assert!(!tunnelled.contains("secret through the proxy"));
+    (server.port(), seen)
+}
+
+#[cfg(feature = "tls")]
+#[tokio::test]
+async fn wss_runs_tls_end_to_end_through_the_tunnel() {
+    let (port, seen) = wss_through("http", |_| proxy("HTTP/1.1 200 Connection established")).await;
     assert!(
         seen.heads[0].starts_with(&format!("CONNECT localhost:{port} HTTP/1.1\r\n")),
         "{:?}",
         seen.heads[0]
     );
-    // The proxy saw a TLS handshake (a handshake record first), never the request.
-    assert_eq!(seen.tunnelled.first(), Some(&0x16));
-    let tunnelled = String::from_utf8_lossy(&seen.tunnelled);
-    assert!(!tunnelled.contains("Upgrade: websocket"));
-    assert!(!tunnelled.contains("secret through the proxy"));
 }
 
 #[tokio::test]
@@ -268,4 +382,81 @@ async fn reconnect_goes_through_the_proxy_too() {
     .await;
     assert!(info.clean, "{info:?}");
     assert_eq!(seen.lock().unwrap().heads.len(), 1);
+}
+
+#[tokio::test]
+async fn a_client_reaches_the_server_through_a_socks5_proxy_by_name_or_by_address() {
+    let server = echo_server(ServerBuilder::new()).await;
+    let port = server.port();
+    let (proxy, seen) = socks_proxy(server, SOCKS_OPEN).await;
+    // socks5h: the proxy resolves the name, which only it knows here.
+    let client = ClientBuilder::new().proxy(format!("socks5h://{proxy}"));
+    let url = format!("ws://echo.test:{port}/");
+    let (mut ws, response) = within("connect", client.connect(&url)).await.unwrap();
+    assert_eq!(response.status, 101);
+    echo_once(&mut ws, "through the SOCKS proxy").await;
+    // socks5: the name is resolved here and the proxy is given the address.
+    let client = ClientBuilder::new().proxy(format!("socks5://{proxy}"));
+    let url = format!("ws://localhost:{port}/");
+    let (mut ws, _) = within("connect", client.connect(&url)).await.unwrap();
+    echo_once(&mut ws, "resolved here").await;
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.heads[0], format!("echo.test:{port}"));
+    assert!(
+        seen.heads[1] == format!("127.0.0.1:{port}") || seen.heads[1] == format!("[::1]:{port}"),
+        "{:?}",
+        seen.heads
+    );
+    let tunnelled = String::from_utf8_lossy(&seen.tunnelled);
+    assert!(tunnelled.starts_with("GET / HTTP/1.1\r\n"), "{tunnelled}");
+}
+
+#[tokio::test]
+async fn socks5_credentials_are_sent_and_a_refusal_is_a_proxy_error() {
+    let server = echo_server(ServerBuilder::new()).await;
+    let guarded = Socks {
+        credentials: Some(("alice", "open sesame")),
+        reply: 0,
+    };
+    let (proxy, seen) = socks_proxy(server, guarded).await;
+    let client = ClientBuilder::new().proxy(format!("socks5://alice:open sesame@{proxy}"));
+    let (mut ws, _) = within("connect", client.connect(&url(server)))
+        .await
+        .unwrap();
+    echo_once(&mut ws, "with credentials").await;
+    assert_eq!(seen.lock().unwrap().heads, [server.to_string()]);
+
+    let refused = async |proxy_url: String, target: SocketAddr| {
+        let client = ClientBuilder::new().proxy(proxy_url);
+        match within("connect", client.connect(&url(target))).await {
+            Err(Error::Proxy { reason, .. }) => reason,
+            other => panic!("{other:?}"),
+        }
+    };
+    assert_eq!(
+        refused(format!("socks5://alice:guess@{proxy}"), server).await,
+        "it refused the user name and password"
+    );
+    assert_eq!(
+        refused(format!("socks5://{proxy}"), server).await,
+        "it takes none of the authentication methods offered"
+    );
+    let closed = Socks {
+        credentials: None,
+        reply: 2,
+    };
+    let (strict, _) = socks_proxy(server, closed).await;
+    assert_eq!(
+        refused(format!("socks5://{strict}"), server).await,
+        "SOCKS5 reply 0x02: connection not allowed by ruleset"
+    );
+    // Only the first attempt reached the point of asking for a tunnel.
+    assert_eq!(seen.lock().unwrap().heads.len(), 1);
+}
+
+#[cfg(feature = "tls")]
+#[tokio::test]
+async fn wss_runs_tls_end_to_end_through_a_socks5_tunnel() {
+    let (port, seen) = wss_through("socks5h", |server| socks_proxy(server, SOCKS_OPEN)).await;
+    assert_eq!(seen.heads, [format!("localhost:{port}")]);
 }
