@@ -25,10 +25,11 @@ pub enum Error {
         /// The I/O error.
         source: Arc<io::Error>,
     },
-    /// The HTTP proxy ([`ClientBuilder::proxy`](crate::ClientBuilder::proxy)) did not open
-    /// a tunnel to the server: it refused (its status is given: 407 asks for credentials),
-    /// closed the connection, or answered with something other than HTTP. No WebSocket
-    /// handshake was attempted.
+    /// The proxy ([`ClientBuilder::proxy`](crate::ClientBuilder::proxy)) did not open a
+    /// tunnel to the server: it refused (an HTTP proxy's status is given, 407 asking for
+    /// credentials; a SOCKS5 proxy's reply, or its refusal of the credentials or of every
+    /// method offered), closed the connection, or answered in another protocol. No
+    /// WebSocket handshake was attempted.
     #[error("proxy {addr} did not open a tunnel: {reason}")]
     Proxy {
         /// The proxy's `host:port`.
