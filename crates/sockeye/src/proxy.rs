@@ -21,13 +21,21 @@ pub(crate) struct ProxyUrl(pub(crate) String);
 
 impl fmt::Debug for ProxyUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.0.split_once('@') {
-            Some((before, after)) => {
-                let scheme = before.split_once("://").map_or("", |(scheme, _)| scheme);
-                write!(f, "\"{scheme}://***@{after}\"")
-            }
-            None => write!(f, "{:?}", self.0),
-        }
+        write!(f, "{:?}", redacted(&self.0))
+    }
+}
+
+/// A proxy URL with its user and password, if any, shown as `***`: everything before the
+/// last `@` of its authority, as [`Proxy::parse`] splits it (a password may hold an `@`).
+fn redacted(url: &str) -> String {
+    let (scheme, rest) = match url.split_once("://") {
+        Some((scheme, rest)) => (format!("{scheme}://"), rest),
+        None => (String::new(), url),
+    };
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    match authority.rsplit_once('@') {
+        Some((_, host)) => format!("{scheme}***@{host}{path}"),
+        None => url.to_owned(),
     }
 }
 
@@ -182,8 +190,9 @@ impl Proxy {
     /// `socks5h://` (port 1080), a plain connection to the proxy either way; user and
     /// password, if any, are sent as written.
     pub(crate) fn parse(url: &str) -> Result<Proxy> {
+        // The error shows the URL, but not its password.
         let invalid = |reason| Error::InvalidUrl {
-            url: url.to_owned(),
+            url: redacted(url),
             reason,
         };
         let (scheme, rest) = url.split_once("://").unwrap_or_default();
@@ -648,6 +657,24 @@ mod tests {
         assert_eq!(format!("{url:?}"), "\"http://***@127.0.0.1:3128\"");
         let url = ProxyUrl("http://127.0.0.1:3128".into());
         assert_eq!(format!("{url:?}"), "\"http://127.0.0.1:3128\"");
+        // A password holding an `@` is hidden whole; a path is kept.
+        let url = ProxyUrl("socks5h://user:p@ss@proxy.example:1080/".into());
+        assert_eq!(format!("{url:?}"), "\"socks5h://***@proxy.example:1080/\"");
+        // An invalid URL's error does not show the password either.
+        let long_user_with_password = format!("socks5://{}:s3cret@proxy.example", "u".repeat(256));
+        for bad in [
+            "http://user:s3cret@",
+            "ftp://user:s3cret@proxy.example",
+            "user:s3cret@proxy.example:3128",
+            long_user_with_password.as_str(),
+        ] {
+            match Proxy::parse(bad) {
+                Err(Error::InvalidUrl { url, .. }) => {
+                    assert!(url.contains("***@") && !url.contains("s3cret"), "{url}")
+                }
+                other => panic!("{bad}: {other:?}"),
+            }
+        }
         let long_user = format!("socks5://{}:x@proxy.example", "u".repeat(256));
         for bad in [
             "https://proxy.example",
