@@ -195,6 +195,16 @@ mod deadlines {
             }
         }
 
+        /// Whether `which` is set and has passed at `now`; if so it is cleared (it fires
+        /// once).
+        pub(super) fn take_due(&mut self, which: Deadline, now: Instant) -> bool {
+            let due = self.get(which).is_some_and(|at| at <= now);
+            if due {
+                self.set(which, None);
+            }
+            due
+        }
+
         /// Clears every deadline.
         pub(super) fn clear(&mut self) {
             if self.at.iter().any(Option::is_some) {
@@ -473,10 +483,7 @@ impl Connection {
     pub fn server(config: Config, now: Instant) -> Connection {
         // A server never masks: no generator.
         let mut conn = Connection::new(Role::Server, config, None);
-        conn.timers.set(
-            Deadline::Handshake,
-            Some(now + conn.config.handshake_timeout),
-        );
+        conn.start_handshake_timer(now);
         conn
     }
 
@@ -532,10 +539,7 @@ impl Connection {
             .as_ref()
             .map(|request| request.fields(&conn.key))
             .unwrap_or_default();
-        conn.timers.set(
-            Deadline::Handshake,
-            Some(now + conn.config.handshake_timeout),
-        );
+        conn.start_handshake_timer(now);
         conn.set_state(State::Connecting);
         (conn, fields)
     }
@@ -615,10 +619,7 @@ impl Connection {
     fn connected_elsewhere(&mut self, now: Instant) {
         self.handshake = HandshakePhase::Done;
         // Through CONNECTING as any session, whose invariants hold for a moment too.
-        self.timers.set(
-            Deadline::Handshake,
-            Some(now + self.config.handshake_timeout),
-        );
+        self.start_handshake_timer(now);
         self.set_state(State::Connecting);
         self.enter_connected(now);
         // CONNECTED is told to whoever made the handshake, not to this session's user.
@@ -781,10 +782,7 @@ impl Connection {
         let mut out = Vec::new();
         request.encode(&self.key, &mut out);
         self.push_bytes(Bytes::from(out));
-        self.timers.set(
-            Deadline::Handshake,
-            Some(now + self.config.handshake_timeout),
-        );
+        self.start_handshake_timer(now);
         self.set_state(State::Connecting);
     }
 
@@ -1195,21 +1193,16 @@ impl Connection {
     /// Handles every deadline that has passed at `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.settle();
-        if self
-            .timers
-            .get(Deadline::Handshake)
-            .is_some_and(|t| t <= now)
+        // Each deadline is cleared once it passed, whatever the state then.
+        if self.timers.take_due(Deadline::Handshake, now)
+            && matches!(self.state, State::New | State::Connecting)
         {
-            self.timers.set(Deadline::Handshake, None);
-            if matches!(self.state, State::New | State::Connecting) {
-                match self.handshake {
-                    HandshakePhase::ErrorBody { status, .. } => self.fail_with_status(status, now),
-                    _ => self.fail_with(Error::HandshakeTimeout, now),
-                }
+            match self.handshake {
+                HandshakePhase::ErrorBody { status, .. } => self.fail_with_status(status, now),
+                _ => self.fail_with(Error::HandshakeTimeout, now),
             }
         }
-        if self.timers.get(Deadline::Close).is_some_and(|t| t <= now) {
-            self.timers.set(Deadline::Close, None);
+        if self.timers.take_due(Deadline::Close, now) {
             match self.state {
                 // The peer never answered our Close: 1006.
                 State::Closing {
@@ -1222,18 +1215,15 @@ impl Connection {
                 _ => {}
             }
         }
-        if self.timers.get(Deadline::Failure).is_some_and(|t| t <= now) {
-            self.timers.set(Deadline::Failure, None);
+        if self.timers.take_due(Deadline::Failure, now) {
             self.complete_failure();
         }
-        if self.timers.get(Deadline::Pong).is_some_and(|t| t <= now) {
-            self.timers.set(Deadline::Pong, None);
-            if matches!(self.state, State::Connected | State::Open) {
-                self.fail_with(Error::KeepaliveTimeout, now);
-            }
+        if self.timers.take_due(Deadline::Pong, now)
+            && matches!(self.state, State::Connected | State::Open)
+        {
+            self.fail_with(Error::KeepaliveTimeout, now);
         }
-        if self.timers.get(Deadline::Ping).is_some_and(|t| t <= now) {
-            self.timers.set(Deadline::Ping, None);
+        if self.timers.take_due(Deadline::Ping, now) {
             self.send_keepalive_ping(now);
         }
         self.handle_idle_timeout(now);
@@ -1414,6 +1404,14 @@ impl Connection {
     /// ```
     pub fn deadline_changes(&self) -> u64 {
         self.timers.changes()
+    }
+
+    /// The opening handshake must end within `handshake_timeout` of `now` (4.1, 4.2).
+    fn start_handshake_timer(&mut self, now: Instant) {
+        self.timers.set(
+            Deadline::Handshake,
+            Some(now + self.config.handshake_timeout),
+        );
     }
 
     // ----- input processing -----
@@ -2022,10 +2020,9 @@ impl Connection {
     /// No frame for `idle_timeout`: close with 1001. Only an OPEN (or CONNECTED) session
     /// with no failure pending is closed; in any other state its own deadlines rule.
     fn handle_idle_timeout(&mut self, now: Instant) {
-        if self.timers.get(Deadline::Idle).is_none_or(|t| t > now) {
+        if !self.timers.take_due(Deadline::Idle, now) {
             return;
         }
-        self.timers.set(Deadline::Idle, None);
         if matches!(self.state, State::Connected | State::Open) && self.failing.is_none() {
             debug!(role = ?self.role, "idle timeout: closing with 1001");
             // 1001 and a short reason are always valid.

@@ -82,3 +82,20 @@ fn the_change_count_moves_with_every_deadline_change_and_only_then() {
     timers.clear();
     expect_change(&timers, false);
 }
+
+/// A deadline fires once: `take_due` is false before it, true at it (clearing it), and
+/// false after; an unset one never fires.
+#[test]
+fn a_deadline_is_due_once_it_passed_and_then_cleared() {
+    use std::time::{Duration, Instant};
+
+    let at = Instant::now() + Duration::from_secs(5);
+    let mut timers = super::Timers::default();
+    assert!(!timers.take_due(Deadline::Close, at));
+    timers.set(Deadline::Close, Some(at));
+    assert!(!timers.take_due(Deadline::Close, at - Duration::from_millis(1)));
+    assert_eq!(timers.get(Deadline::Close), Some(at));
+    assert!(timers.take_due(Deadline::Close, at));
+    assert_eq!(timers.get(Deadline::Close), None);
+    assert!(!timers.take_due(Deadline::Close, at + Duration::from_secs(1)));
+}
