@@ -62,8 +62,7 @@ pub struct ClientBuilder {
     subprotocols: Vec<String>,
     extensions: Vec<String>,
     headers: Vec<(String, String)>,
-    /// Straight to the server or through an HTTP proxy (its URL is checked when
-    /// connecting).
+    /// Straight to the server or through a proxy (its URL is checked when connecting).
     route: Route,
     #[cfg(feature = "tls")]
     tls: ClientTls,
@@ -282,7 +281,7 @@ impl ClientBuilder {
         self
     }
 
-    /// Connects through the HTTP proxy that the environment names for each server, as
+    /// Connects through the proxy that the environment names for each server, as
     /// curl and most HTTP clients do, instead of a [`proxy`](Self::proxy) named here:
     /// `https_proxy` for `wss://` URLs, `http_proxy` for `ws://`, else `all_proxy` (each
     /// in lower case, then upper case; a value without a scheme is taken as `http://`; any
@@ -631,8 +630,8 @@ impl ClientUpgrade {
     }
 }
 
-/// Resolves and connects a TCP socket to the URL's host and port, or through the HTTP
-/// proxy that `route` gives for them (`TCP_NODELAY` and, for `wss://`, TLS come after, in
+/// Resolves and connects a TCP socket to the URL's host and port, or through the proxy
+/// that `route` gives for them (`TCP_NODELAY` and, for `wss://`, TLS come after, in
 /// `establish`).
 pub(crate) fn connector(
     url: &str,

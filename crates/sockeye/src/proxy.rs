@@ -76,12 +76,17 @@ fn env_proxy(host: &str, secure: bool, var: impl Fn(&str) -> Option<String>) -> 
             .map(|value| value.trim().to_owned())
             .find(|value| !value.is_empty())
     };
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    if is_local(host) {
+    // Compared as names are: without brackets or a final dot, in lower case.
+    let host = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .trim_end_matches('.')
+        .to_ascii_lowercase();
+    if is_local(&host) {
         return None;
     }
     if let Some(list) = first_set(["no_proxy", "NO_PROXY"])
-        && bypassed(host, &list)
+        && bypassed(&host, &list)
     {
         return None;
     }
@@ -98,9 +103,9 @@ fn env_proxy(host: &str, secure: bool, var: impl Fn(&str) -> Option<String>) -> 
     })
 }
 
-/// Whether `host` is this machine: a proxy elsewhere would reach another one.
+/// Whether `host` (as `env_proxy` writes it) is this machine: a proxy elsewhere would
+/// reach another one.
 fn is_local(host: &str) -> bool {
-    let host = host.trim_end_matches('.').to_ascii_lowercase();
     host == "localhost"
         || host.ends_with(".localhost")
         || host
@@ -111,9 +116,8 @@ fn is_local(host: &str) -> bool {
 /// Whether the `no_proxy` list (comma-separated, case-insensitive) names `host`: `*`
 /// names every host; a domain (`example.com`, `.example.com` or `*.example.com`) names
 /// itself and its subdomains; an IP address names that address; a range (`10.0.0.0/8`,
-/// `fd00::/8`) the addresses in it.
+/// `fd00::/8`) the addresses in it. `host` as `env_proxy` writes it.
 fn bypassed(host: &str, list: &str) -> bool {
-    let host = host.trim_end_matches('.').to_ascii_lowercase();
     let ip = host.parse::<std::net::IpAddr>().ok();
     list.split(',').map(str::trim).any(|entry| {
         let entry = entry.to_ascii_lowercase();
@@ -185,6 +189,16 @@ enum Protocol {
     },
 }
 
+impl Protocol {
+    /// The proxy's port when its URL names none.
+    fn default_port(&self) -> u16 {
+        match self {
+            Protocol::Http { .. } => 80,
+            Protocol::Socks5 { .. } => 1080,
+        }
+    }
+}
+
 impl Proxy {
     /// Parses a proxy URL: the scheme is `http://` (port 80 by default), `socks5://` or
     /// `socks5h://` (port 1080), a plain connection to the proxy either way; user and
@@ -196,10 +210,11 @@ impl Proxy {
             reason,
         };
         let (scheme, rest) = url.split_once("://").unwrap_or_default();
-        let (default_port, remote_names) = match scheme.to_ascii_lowercase().as_str() {
-            "http" => (80, None),
-            "socks5" => (1080, Some(false)),
-            "socks5h" => (1080, Some(true)),
+        // SOCKS5 with the proxy resolving names (`socks5h`) or not; HTTP otherwise.
+        let socks = match scheme.to_ascii_lowercase().as_str() {
+            "http" => None,
+            "socks5" => Some(false),
+            "socks5h" => Some(true),
             _ => {
                 return Err(invalid(
                     "a proxy URL must be http://, socks5:// or socks5h://HOST[:PORT]",
@@ -222,7 +237,7 @@ impl Proxy {
         if host.is_empty() {
             return Err(invalid("the proxy URL has no host"));
         }
-        let protocol = match remote_names {
+        let protocol = match socks {
             None => Protocol::Http {
                 authorization: credentials.map(|credentials| {
                     let encoded = base64::engine::general_purpose::STANDARD.encode(credentials);
@@ -251,7 +266,7 @@ impl Proxy {
         };
         Ok(Proxy {
             host,
-            port: authority.port_u16().unwrap_or(default_port),
+            port: authority.port_u16().unwrap_or(protocol.default_port()),
             protocol,
         })
     }
@@ -263,14 +278,9 @@ impl Proxy {
     /// Connects to the proxy and asks it for a tunnel to `host:port`; the tunnel once the
     /// proxy opened it.
     pub(crate) async fn tunnel(&self, host: &str, port: u16) -> Result<TcpStream> {
-        let stream = TcpStream::connect((self.host.as_str(), self.port))
-            .await
-            .map_err(|source| Error::Connect {
-                addr: self.addr(),
-                source: Arc::new(source),
-            })?;
         match &self.protocol {
             Protocol::Http { authorization } => {
+                let stream = self.connect().await?;
                 self.http_connect(stream, host, port, authorization.as_deref())
                     .await
             }
@@ -278,11 +288,24 @@ impl Proxy {
                 credentials,
                 remote_names,
             } => {
+                // A name to send as an address is resolved before the proxy is reached:
+                // one that does not resolve costs no connection.
                 let target = socks_target(host, port, *remote_names).await?;
+                let stream = self.connect().await?;
                 self.socks_connect(stream, &target, credentials.as_ref())
                     .await
             }
         }
+    }
+
+    /// A TCP connection to the proxy.
+    async fn connect(&self) -> Result<TcpStream> {
+        TcpStream::connect((self.host.as_str(), self.port))
+            .await
+            .map_err(|source| Error::Connect {
+                addr: self.addr(),
+                source: Arc::new(source),
+            })
     }
 
     /// An error of this proxy: it did not open the tunnel, for `reason`.
@@ -291,6 +314,25 @@ impl Proxy {
             addr: self.addr(),
             reason,
         }
+    }
+
+    /// The error of a read or write of the exchange with the proxy: `what` failed.
+    fn failed(&self, what: &'static str) -> impl Fn(std::io::Error) -> Error + '_ {
+        move |error| self.refused(format!("{what} failed: {error}"))
+    }
+
+    /// The next `N` bytes of the proxy's answer (`what`, for the error).
+    async fn read_array<const N: usize>(
+        &self,
+        stream: &mut TcpStream,
+        what: &'static str,
+    ) -> Result<[u8; N]> {
+        let mut bytes = [0u8; N];
+        stream
+            .read_exact(&mut bytes)
+            .await
+            .map_err(self.failed(what))?;
+        Ok(bytes)
     }
 
     /// HTTP CONNECT: the tunnel once the proxy answered with a 2xx status.
@@ -307,11 +349,10 @@ impl Proxy {
             request.push_str(&format!("Proxy-Authorization: {authorization}\r\n"));
         }
         request.push_str("\r\n");
-        let refused = |reason: String| self.refused(reason);
         stream
             .write_all(request.as_bytes())
             .await
-            .map_err(|error| refused(format!("writing CONNECT failed: {error}")))?;
+            .map_err(self.failed("writing CONNECT"))?;
 
         let mut head = Vec::with_capacity(512);
         let end = loop {
@@ -319,17 +360,15 @@ impl Proxy {
                 break end + 4;
             }
             if head.len() >= MAX_HEAD {
-                return Err(refused(format!(
-                    "its answer's head passed {MAX_HEAD} bytes"
-                )));
+                return Err(self.refused(format!("its answer's head passed {MAX_HEAD} bytes")));
             }
             let mut chunk = [0u8; 1024];
             let read = stream
                 .read(&mut chunk)
                 .await
-                .map_err(|error| refused(format!("reading its answer failed: {error}")))?;
+                .map_err(self.failed("reading its answer"))?;
             if read == 0 {
-                return Err(refused("it closed the connection without an answer".into()));
+                return Err(self.refused("it closed the connection without an answer".into()));
             }
             head.extend_from_slice(&chunk[..read]);
         };
@@ -337,16 +376,16 @@ impl Proxy {
         let mut response = httparse::Response::new(&mut fields);
         match response.parse(&head[..end]) {
             Ok(httparse::Status::Complete(_)) => {}
-            _ => return Err(refused("its answer is not HTTP".into())),
+            _ => return Err(self.refused("its answer is not HTTP".into())),
         }
         let status = response.code.unwrap_or_default();
         if !(200..300).contains(&status) {
             let reason = response.reason.unwrap_or_default();
-            return Err(refused(format!("HTTP status {status} {reason}")));
+            return Err(self.refused(format!("HTTP status {status} {reason}")));
         }
         // The server speaks only after our request: anything more came from the proxy.
         if head.len() > end {
-            return Err(refused("it sent data before the tunnel was used".into()));
+            return Err(self.refused("it sent data before the tunnel was used".into()));
         }
         Ok(stream)
     }
@@ -363,9 +402,6 @@ impl Proxy {
         const VERSION: u8 = 5;
         const NO_AUTHENTICATION: u8 = 0x00;
         const USER_PASSWORD: u8 = 0x02;
-        let failed = |what: &'static str| {
-            move |error: std::io::Error| self.refused(format!("{what} failed: {error}"))
-        };
         let method = match credentials {
             Some(_) => USER_PASSWORD,
             None => NO_AUTHENTICATION,
@@ -374,12 +410,10 @@ impl Proxy {
         stream
             .write_all(&[VERSION, 1, method])
             .await
-            .map_err(failed("writing the greeting"))?;
-        let mut choice = [0u8; 2];
-        stream
-            .read_exact(&mut choice)
-            .await
-            .map_err(failed("reading its choice of method"))?;
+            .map_err(self.failed("writing the greeting"))?;
+        let choice: [u8; 2] = self
+            .read_array(&mut stream, "reading its choice of method")
+            .await?;
         if choice[0] != VERSION {
             return Err(self.refused("its answer is not SOCKS5".into()));
         }
@@ -399,12 +433,13 @@ impl Proxy {
             stream
                 .write_all(&request)
                 .await
-                .map_err(failed("writing the user name and password"))?;
-            let mut status = [0u8; 2];
-            stream
-                .read_exact(&mut status)
-                .await
-                .map_err(failed("reading its answer to the user name and password"))?;
+                .map_err(self.failed("writing the user name and password"))?;
+            let status: [u8; 2] = self
+                .read_array(
+                    &mut stream,
+                    "reading its answer to the user name and password",
+                )
+                .await?;
             if status[1] != 0 {
                 return Err(self.refused("it refused the user name and password".into()));
             }
@@ -415,12 +450,8 @@ impl Proxy {
         stream
             .write_all(&request)
             .await
-            .map_err(failed("writing the CONNECT request"))?;
-        let mut head = [0u8; 4];
-        stream
-            .read_exact(&mut head)
-            .await
-            .map_err(failed("reading its reply"))?;
+            .map_err(self.failed("writing the CONNECT request"))?;
+        let head: [u8; 4] = self.read_array(&mut stream, "reading its reply").await?;
         if head[0] != VERSION {
             return Err(self.refused("its reply is not SOCKS5".into()));
         }
@@ -442,10 +473,7 @@ impl Proxy {
             1 => 4,
             4 => 16,
             3 => {
-                let len = stream
-                    .read_u8()
-                    .await
-                    .map_err(failed("reading its reply"))?;
+                let [len] = self.read_array(&mut stream, "reading its reply").await?;
                 usize::from(len)
             }
             other => {
@@ -458,7 +486,7 @@ impl Proxy {
         stream
             .read_exact(&mut rest)
             .await
-            .map_err(failed("reading its reply"))?;
+            .map_err(self.failed("reading its reply"))?;
         Ok(stream)
     }
 }
