@@ -205,6 +205,16 @@ async fn echo_once(ws: &mut sockeye::WebSocket, text: &str) {
     assert!(info.unwrap().clean);
 }
 
+/// Connects to `server` through `proxy_url`, which must fail with `Error::Proxy`: the
+/// proxy's address and the reason.
+async fn refusal(proxy_url: String, server: SocketAddr) -> (String, String) {
+    let client = ClientBuilder::new().proxy(proxy_url);
+    match within("connect", client.connect(&url(server))).await {
+        Err(Error::Proxy { addr, reason }) => (addr, reason),
+        other => panic!("{:?}", other.map(|(_, response)| response)),
+    }
+}
+
 #[tokio::test]
 async fn a_client_reaches_the_server_through_a_connect_tunnel() {
     let server = echo_server(ServerBuilder::new()).await;
@@ -254,17 +264,9 @@ async fn credentials_in_the_proxy_url_go_as_basic_proxy_authorization() {
 async fn a_proxy_that_refuses_the_tunnel_is_a_proxy_error() {
     let server = echo_server(ServerBuilder::new()).await;
     let (proxy, _) = proxy("HTTP/1.1 407 Proxy Authentication Required").await;
-    let client = ClientBuilder::new().proxy(format!("http://{proxy}"));
-    let error = within("connect", client.connect(&url(server)))
-        .await
-        .unwrap_err();
-    match &error {
-        Error::Proxy { addr, reason } => {
-            assert_eq!(addr, &proxy.to_string());
-            assert_eq!(reason, "HTTP status 407 Proxy Authentication Required");
-        }
-        other => panic!("{other:?}"),
-    }
+    let (addr, reason) = refusal(format!("http://{proxy}"), server).await;
+    assert_eq!(addr, proxy.to_string());
+    assert_eq!(reason, "HTTP status 407 Proxy Authentication Required");
     // Not a proxy URL we speak, and a proxy that is not there.
     let client = ClientBuilder::new().proxy("https://127.0.0.1:3128");
     let error = client.connect(&url(server)).await.unwrap_err();
@@ -291,11 +293,7 @@ async fn a_proxy_answer_that_is_not_a_clean_http_head_is_refused() {
     ];
     for (answer, reason) in cases {
         let (proxy, _) = proxy(answer).await;
-        let client = ClientBuilder::new().proxy(format!("http://{proxy}"));
-        match within("connect", client.connect(&url(server))).await {
-            Err(Error::Proxy { reason: got, .. }) => assert_eq!(got, reason),
-            other => panic!("{:?}", other.map(|(_, response)| response)),
-        }
+        assert_eq!(refusal(format!("http://{proxy}"), server).await.1, reason);
     }
 }
 
@@ -426,19 +424,14 @@ async fn socks5_credentials_are_sent_and_a_refusal_is_a_proxy_error() {
     echo_once(&mut ws, "with credentials").await;
     assert_eq!(seen.lock().unwrap().heads, [server.to_string()]);
 
-    let refused = async |proxy_url: String, target: SocketAddr| {
-        let client = ClientBuilder::new().proxy(proxy_url);
-        match within("connect", client.connect(&url(target))).await {
-            Err(Error::Proxy { reason, .. }) => reason,
-            other => panic!("{other:?}"),
-        }
-    };
     assert_eq!(
-        refused(format!("socks5://alice:guess@{proxy}"), server).await,
+        refusal(format!("socks5://alice:guess@{proxy}"), server)
+            .await
+            .1,
         "it refused the user name and password"
     );
     assert_eq!(
-        refused(format!("socks5://{proxy}"), server).await,
+        refusal(format!("socks5://{proxy}"), server).await.1,
         "it takes none of the authentication methods offered"
     );
     let closed = Socks {
@@ -447,7 +440,7 @@ async fn socks5_credentials_are_sent_and_a_refusal_is_a_proxy_error() {
     };
     let (strict, _) = socks_proxy(server, closed).await;
     assert_eq!(
-        refused(format!("socks5://{strict}"), server).await,
+        refusal(format!("socks5://{strict}"), server).await.1,
         "SOCKS5 reply 0x02: connection not allowed by ruleset"
     );
     // Only the first attempt reached the point of asking for a tunnel.
