@@ -15,7 +15,7 @@ use crate::config::Config;
 use crate::driver::{self, Shared, now};
 use crate::endpoint::Endpoint;
 use crate::error::{Error, Result};
-use crate::proxy::{Proxy, ProxyUrl, Route};
+use crate::proxy::{Proxy, ProxyUrl, Route, join_host_port};
 use crate::session::{Session, spawn_endpoint};
 #[cfg(feature = "tls")]
 use crate::tls::{ClientTls, Transport};
@@ -645,7 +645,7 @@ pub(crate) fn connector(
                 .tunnel(&target.host, target.port)
                 .await;
         }
-        let addr = format!("{}:{}", target.host, target.port);
+        let addr = join_host_port(&target.host, target.port);
         let stream = TcpStream::connect((target.host.as_str(), target.port))
             .await
             .map_err(|source| Error::Connect {
@@ -659,6 +659,21 @@ pub(crate) fn connector(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A failed connection names the address it tried as `host:port`, an IPv6 address
+    /// in brackets (port 1: nothing listens there).
+    #[tokio::test]
+    async fn a_failed_connection_names_its_address_with_ipv6_in_brackets() {
+        for (url, addr) in [
+            ("ws://127.0.0.1:1/", "127.0.0.1:1"),
+            ("ws://[::1]:1/", "[::1]:1"),
+        ] {
+            match connector(url, Route::Direct).await {
+                Err(Error::Connect { addr: tried, .. }) => assert_eq!(tried, addr),
+                other => panic!("{url}: {other:?}"),
+            }
+        }
+    }
 
     #[test]
     fn parses_ws_urls() {

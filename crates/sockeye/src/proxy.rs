@@ -528,7 +528,7 @@ async fn socks_target(host: &str, port: u16, remote_names: bool) -> Result<Vec<u
 }
 
 /// `host:port`, with an IPv6 address in brackets.
-fn join_host_port(host: &str, port: u16) -> String {
+pub(crate) fn join_host_port(host: &str, port: u16) -> String {
     if host.contains(':') {
         format!("[{host}]:{port}")
     } else {
