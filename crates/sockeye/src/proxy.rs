@@ -25,18 +25,45 @@ impl fmt::Debug for ProxyUrl {
     }
 }
 
-/// A proxy URL with its user and password, if any, shown as `***`: everything before the
-/// last `@` of its authority, as [`Proxy::parse`] splits it (a password may hold an `@`).
-fn redacted(url: &str) -> String {
+/// A proxy URL's parts: its scheme (before `://`), its user and password (before the
+/// authority's last `@`: a password may hold an `@`), its `host[:port]`, and what follows
+/// the authority (a path).
+struct UrlParts<'a> {
+    scheme: Option<&'a str>,
+    credentials: Option<&'a str>,
+    host_port: &'a str,
+    path: &'a str,
+}
+
+fn url_parts(url: &str) -> UrlParts<'_> {
     let (scheme, rest) = match url.split_once("://") {
-        Some((scheme, rest)) => (format!("{scheme}://"), rest),
-        None => (String::new(), url),
+        Some((scheme, rest)) => (Some(scheme), rest),
+        None => (None, url),
     };
     let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-    match authority.rsplit_once('@') {
-        Some((_, host)) => format!("{scheme}***@{host}{path}"),
-        None => url.to_owned(),
+    let (credentials, host_port) = match authority.rsplit_once('@') {
+        Some((credentials, host_port)) => (Some(credentials), host_port),
+        None => (None, authority),
+    };
+    UrlParts {
+        scheme,
+        credentials,
+        host_port,
+        path,
     }
+}
+
+/// A proxy URL with its user and password, if any, shown as `***`.
+fn redacted(url: &str) -> String {
+    let parts = url_parts(url);
+    if parts.credentials.is_none() {
+        return url.to_owned();
+    }
+    let scheme = parts
+        .scheme
+        .map(|scheme| format!("{scheme}://"))
+        .unwrap_or_default();
+    format!("{scheme}***@{}{}", parts.host_port, parts.path)
 }
 
 /// How a client reaches a server: straight, through the proxy the application named, or
@@ -209,9 +236,14 @@ impl Proxy {
             url: redacted(url),
             reason,
         };
-        let (scheme, rest) = url.split_once("://").unwrap_or_default();
+        let UrlParts {
+            scheme,
+            credentials,
+            host_port,
+            ..
+        } = url_parts(url);
         // SOCKS5 with the proxy resolving names (`socks5h`) or not; HTTP otherwise.
-        let socks = match scheme.to_ascii_lowercase().as_str() {
+        let socks = match scheme.unwrap_or_default().to_ascii_lowercase().as_str() {
             "http" => None,
             "socks5" => Some(false),
             "socks5h" => Some(true),
@@ -220,11 +252,6 @@ impl Proxy {
                     "a proxy URL must be http://, socks5:// or socks5h://HOST[:PORT]",
                 ));
             }
-        };
-        let authority = rest.split('/').next().unwrap_or_default();
-        let (credentials, host_port) = match authority.rsplit_once('@') {
-            Some((credentials, host_port)) => (Some(credentials), host_port),
-            None => (None, authority),
         };
         let authority: http::uri::Authority = host_port
             .parse()
