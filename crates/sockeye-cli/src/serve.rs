@@ -82,15 +82,12 @@ pub(crate) async fn run(args: ServeArgs) -> ExitCode {
             return ExitCode::from(EXIT_CANNOT_SERVE);
         }
     };
-    let mut config = sockeye::Config::default();
-    if let Some(every) = args.keepalive {
-        config.protocol.ping_interval = Some(every);
-        config.protocol.pong_timeout = every;
-    }
     let mut builder = ServerBuilder::new()
-        .config(config)
         .shutdown_timeout(SHUTDOWN_TIMEOUT)
         .deflate(args.deflate);
+    if let Some(every) = args.keepalive {
+        builder = builder.keepalive(every, every);
+    }
     if let (Some(cert), Some(key)) = (&args.cert, &args.key) {
         builder = match builder.tls_pem(cert, key) {
             Ok(builder) => builder,

@@ -3,7 +3,6 @@
 use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
 
 use sockeye_proto::extension::DeflateConfig;
 use sockeye_proto::handshake::{ClientRequest, Response};
@@ -57,7 +56,7 @@ pub async fn connect(url: &str) -> Result<(WebSocket, Response)> {
 /// ```
 #[derive(Clone, Debug, Default)]
 pub struct ClientBuilder {
-    config: Config,
+    pub(crate) config: Config,
     origin: Option<String>,
     subprotocols: Vec<String>,
     extensions: Vec<String>,
@@ -135,11 +134,7 @@ impl ClientBuilder {
         ClientBuilder::default()
     }
 
-    /// Replaces all settings of the session.
-    pub fn config(mut self, config: Config) -> Self {
-        self.config = config;
-        self
-    }
+    crate::config::session_settings!();
 
     /// Offers a subprotocol (`Sec-WebSocket-Protocol`); call again for more, in
     /// preference order.
@@ -196,47 +191,6 @@ impl ClientBuilder {
     /// Sets the `Origin` header.
     pub fn origin(mut self, origin: impl Into<String>) -> Self {
         self.origin = Some(origin.into());
-        self
-    }
-
-    /// How long connecting (TCP and handshake) may take. Default 10 s.
-    pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
-        self.config.protocol.handshake_timeout = timeout;
-        self
-    }
-
-    /// How long the closing handshake may take. Default 10 s.
-    pub fn close_timeout(mut self, timeout: Duration) -> Self {
-        self.config.protocol.close_timeout = timeout;
-        self
-    }
-
-    /// Largest message accepted (1009 beyond it). Default 64 MiB.
-    pub fn max_message_size(mut self, size: u64) -> Self {
-        self.config.protocol.max_message_size = Some(size);
-        self
-    }
-
-    /// Largest frame accepted (1009 beyond it). Default 16 MiB.
-    pub fn max_frame_size(mut self, size: u64) -> Self {
-        self.config.protocol.max_frame_size = Some(size);
-        self
-    }
-
-    /// Largest frame sent: a longer data message goes out as several frames (RFC 6455
-    /// 5.4), for a server whose frame limit is lower than its message limit. Default
-    /// 16 MiB; `None` sends every message as one frame. See
-    /// [`ProtocolConfig::max_send_frame_size`](crate::ProtocolConfig::max_send_frame_size).
-    pub fn max_send_frame_size(mut self, size: Option<usize>) -> Self {
-        self.config.protocol.max_send_frame_size = size;
-        self
-    }
-
-    /// Sends a Ping every `interval`; a Pong missing for `timeout` closes the session
-    /// with 1011.
-    pub fn keepalive(mut self, interval: Duration, timeout: Duration) -> Self {
-        self.config.protocol.ping_interval = Some(interval);
-        self.config.protocol.pong_timeout = timeout;
         self
     }
 

@@ -69,7 +69,7 @@ type DecideFn = dyn Fn(&Request) -> std::result::Result<Accept, Reject> + Send +
 /// ```
 #[derive(Clone)]
 pub struct ServerBuilder {
-    config: Config,
+    pub(crate) config: Config,
     decide: Option<Arc<DecideFn>>,
     shutdown_timeout: Duration,
     max_connections: usize,
@@ -109,11 +109,7 @@ impl ServerBuilder {
         ServerBuilder::default()
     }
 
-    /// Replaces all settings of the sessions.
-    pub fn config(mut self, config: Config) -> Self {
-        self.config = config;
-        self
-    }
+    crate::config::session_settings!();
 
     /// Decides on each valid handshake request: accept (choosing a subprotocol and extra
     /// headers) or reject with an HTTP status and body. An `Accept` that is invalid for the

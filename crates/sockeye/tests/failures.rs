@@ -198,16 +198,14 @@ async fn client_keepalive_closes_with_1011_when_the_server_never_answers_pings()
 #[tokio::test]
 async fn server_keepalive_closes_with_1011_when_the_client_never_answers_pings() {
     let (listener, addr) = listener().await;
-    let mut config = Config::default();
-    config.protocol.ping_interval = Some(Duration::from_secs(5));
-    config.protocol.pong_timeout = Duration::from_secs(1);
+    let builder = ServerBuilder::new().keepalive(Duration::from_secs(5), Duration::from_secs(1));
     // Taken before the connection opens, which arms the timer under test: the clock is
     // paused only after the handshake, and the timer runs from its own arming.
     let start = Instant::now();
     let (server, mut peer) = tokio::join!(
         async {
             let (stream, _) = listener.accept().await.unwrap();
-            ServerBuilder::new().config(config).accept(stream).await
+            builder.accept(stream).await
         },
         RawPeer::connect(addr),
     );

@@ -219,9 +219,8 @@ async fn connections_beyond_max_connections_get_503_and_the_others_are_served() 
 
 #[tokio::test]
 async fn an_idle_peer_is_closed_with_1001_and_an_active_one_is_not() {
-    let mut config = Config::default();
-    config.protocol.idle_timeout = Some(Duration::from_secs(5));
-    let mut server = EchoServer::start(ServerBuilder::new().config(config)).await;
+    let builder = ServerBuilder::new().idle_timeout(Duration::from_secs(5));
+    let mut server = EchoServer::start(builder).await;
     let mut bystander = Bystander::connect(server.addr).await;
     // Taken before the connection opens, which arms the timer under test: the clock is
     // paused only after the handshake, and the timer runs from its own arming.
@@ -390,9 +389,8 @@ async fn a_reset_in_the_middle_of_the_closing_handshake_ends_it_at_once_with_100
 
 #[tokio::test]
 async fn a_slowloris_handshake_is_dropped_at_the_handshake_timeout_without_delaying_others() {
-    let mut config = Config::default();
-    config.protocol.handshake_timeout = Duration::from_secs(2);
-    let server = EchoServer::start(ServerBuilder::new().config(config)).await;
+    let builder = ServerBuilder::new().handshake_timeout(Duration::from_secs(2));
+    let server = EchoServer::start(builder).await;
     let (addr, handle) = (server.addr, server.handle.clone());
     // Taken before connecting: the server's accepting, which arms the handshake timeout,
     // may come before the clock is paused, and the timer runs from its own arming.

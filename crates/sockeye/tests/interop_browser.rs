@@ -33,7 +33,7 @@ use scripts::{
     Seen, action, json_text, our_deflate_settings, our_server_closes_first, run_client,
     their_client_echoes_compressible,
 };
-use sockeye::{CloseCode, Config, Initiator, Message, ServerBuilder};
+use sockeye::{CloseCode, Initiator, Message, ServerBuilder};
 use sockeye_proto::handshake::{Accept, Reject};
 
 #[tokio::test]
@@ -164,9 +164,7 @@ async fn browser_sees_a_refused_handshake_as_1006() {
 
 #[tokio::test]
 async fn browser_sees_our_1009_for_a_message_over_the_limit() {
-    let mut config = Config::default();
-    config.protocol.max_message_size = Some(1000);
-    let mut server = EchoServer::start_with(ServerBuilder::new().config(config)).await;
+    let mut server = EchoServer::start_with(ServerBuilder::new().max_message_size(1000)).await;
     let small = sockeye::Message::Binary(pattern(1000).into());
     let theirs = run_client(
         browser(),
