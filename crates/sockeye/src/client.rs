@@ -217,7 +217,9 @@ impl ClientBuilder {
     /// the user and password by RFC 1929; with `socks5h://` the proxy resolves the server's
     /// name, with `socks5://` it is resolved here and the proxy given the address), then run
     /// TLS for `wss://` and the opening handshake through it, end to end, within the
-    /// handshake timeout. A proxy that does not open the tunnel is [`Error::Proxy`], with
+    /// handshake timeout. A user name or password holding a `:`, `@` or `%` is written
+    /// percent-encoded (`%3A`, `%40`, `%25`), as in any URL; it is decoded before it is
+    /// sent. A proxy that does not open the tunnel is [`Error::Proxy`], with
     /// its reason; an invalid proxy URL is [`Error::InvalidUrl`] when connecting. The `*_on`
     /// methods use the stream they are given instead.
     ///

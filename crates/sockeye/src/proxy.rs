@@ -201,6 +201,18 @@ pub(crate) struct Proxy {
     protocol: Protocol,
 }
 
+/// A user name and password, percent-decoded: bytes, as RFC 1929 sends them.
+type Credentials = (Vec<u8>, Vec<u8>);
+
+/// The user name and password of a URL's `user[:password]`, each percent-decoded after
+/// the split (RFC 3986 3.2.1: a `:` or `@` inside either is written `%3A` or `%40`), as
+/// curl reads a proxy URL.
+fn credentials(userinfo: &str) -> Credentials {
+    let (user, password) = userinfo.split_once(':').unwrap_or((userinfo, ""));
+    let decode = |part| percent_encoding::percent_decode_str(part).collect();
+    (decode(user), decode(password))
+}
+
 /// How the tunnel is asked for.
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Protocol {
@@ -211,7 +223,7 @@ enum Protocol {
     /// `remote_names`: the proxy resolves the server's name (`socks5h://`), where
     /// `socks5://` has it resolved here and sends the address.
     Socks5 {
-        credentials: Option<(String, String)>,
+        credentials: Option<Credentials>,
         remote_names: bool,
     },
 }
@@ -229,7 +241,7 @@ impl Protocol {
 impl Proxy {
     /// Parses a proxy URL: the scheme is `http://` (port 80 by default), `socks5://` or
     /// `socks5h://` (port 1080), a plain connection to the proxy either way; user and
-    /// password, if any, are sent as written.
+    /// password, if any, are percent-decoded.
     pub(crate) fn parse(url: &str) -> Result<Proxy> {
         // The error shows the URL, but not its password.
         let invalid = |reason| Error::InvalidUrl {
@@ -264,18 +276,16 @@ impl Proxy {
         if host.is_empty() {
             return Err(invalid("the proxy URL has no host"));
         }
+        let credentials = credentials.map(self::credentials);
         let protocol = match socks {
             None => Protocol::Http {
-                authorization: credentials.map(|credentials| {
-                    let encoded = base64::engine::general_purpose::STANDARD.encode(credentials);
+                authorization: credentials.map(|(user, password)| {
+                    let pair = [user.as_slice(), b":", password.as_slice()].concat();
+                    let encoded = base64::engine::general_purpose::STANDARD.encode(pair);
                     format!("Basic {encoded}")
                 }),
             },
             Some(remote_names) => {
-                let credentials = credentials.map(|credentials| {
-                    let (user, password) = credentials.split_once(':').unwrap_or((credentials, ""));
-                    (user.to_owned(), password.to_owned())
-                });
                 // RFC 1929 2: each is one length octet and at most 255 octets.
                 if credentials
                     .as_ref()
@@ -424,7 +434,7 @@ impl Proxy {
         &self,
         mut stream: TcpStream,
         target: &[u8],
-        credentials: Option<&(String, String)>,
+        credentials: Option<&Credentials>,
     ) -> Result<TcpStream> {
         const VERSION: u8 = 5;
         const NO_AUTHENTICATION: u8 = 0x00;
@@ -454,9 +464,9 @@ impl Proxy {
             // RFC 1929 2: version 1, then each as a length octet and its bytes (at most
             // 255, checked when the URL was parsed).
             let mut request = vec![1, user.len() as u8];
-            request.extend_from_slice(user.as_bytes());
+            request.extend_from_slice(user);
             request.push(password.len() as u8);
-            request.extend_from_slice(password.as_bytes());
+            request.extend_from_slice(password);
             stream
                 .write_all(&request)
                 .await
@@ -680,6 +690,14 @@ mod tests {
                 authorization: Some("Basic dXNlcjpzZWNyZXQ=".into())
             }
         );
+        // Percent-decoded after the split at the first `:`: base64 of "user:p@ss:w%rd".
+        let proxy = Proxy::parse("http://us%65r:p%40ss%3Aw%25rd@proxy.example").unwrap();
+        assert_eq!(
+            proxy.protocol,
+            Protocol::Http {
+                authorization: Some("Basic dXNlcjpwQHNzOnclcmQ=".into())
+            }
+        );
         // SOCKS5: port 1080 by default; socks5h has the proxy resolve names.
         let proxy = Proxy::parse("socks5://127.0.0.1").unwrap();
         assert_eq!(proxy.addr(), "127.0.0.1:1080");
@@ -695,7 +713,7 @@ mod tests {
         assert_eq!(
             proxy.protocol,
             Protocol::Socks5 {
-                credentials: Some(("user".into(), "pass:word".into())),
+                credentials: Some((b"user".to_vec(), b"pass:word".to_vec())),
                 remote_names: true
             }
         );
@@ -703,10 +721,28 @@ mod tests {
         assert_eq!(
             proxy.protocol,
             Protocol::Socks5 {
-                credentials: Some(("user".into(), String::new())),
+                credentials: Some((b"user".to_vec(), Vec::new())),
                 remote_names: false
             }
         );
+        // A `:` in the user name is `%3A`; decoding may give bytes that are not UTF-8.
+        let proxy = Proxy::parse("socks5://a%3Ab:%FF%00@proxy.example").unwrap();
+        assert_eq!(
+            proxy.protocol,
+            Protocol::Socks5 {
+                credentials: Some((b"a:b".to_vec(), vec![0xff, 0])),
+                remote_names: false
+            }
+        );
+        // RFC 1929's 255 bytes count the decoded name: 200 `%41` are 200 bytes.
+        let encoded = format!("socks5://{}:x@proxy.example", "%41".repeat(200));
+        match Proxy::parse(&encoded).unwrap().protocol {
+            Protocol::Socks5 {
+                credentials: Some((user, _)),
+                ..
+            } => assert_eq!(user, vec![b'A'; 200]),
+            other => panic!("{other:?}"),
+        }
         // The password stays out of Debug output (a builder's, a log line's).
         let url = ProxyUrl("http://user:secret@127.0.0.1:3128".into());
         assert_eq!(format!("{url:?}"), "\"http://***@127.0.0.1:3128\"");
