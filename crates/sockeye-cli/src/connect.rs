@@ -76,7 +76,8 @@ pub(crate) struct ConnectArgs {
     /// socks5h:// has the proxy resolve the server's name); TLS for wss:// and the
     /// WebSocket handshake run through it, end to end. Without this option, the proxy
     /// the environment names is used, as curl does: https_proxy for wss://, http_proxy
-    /// for ws://, else all_proxy (or their upper-case forms); servers that no_proxy lists
+    /// for ws://, else all_proxy (or their upper-case forms, but for HTTP_PROXY); servers
+    /// that no_proxy lists
     /// (comma-separated domains, addresses, ranges, or *) and this machine's own
     /// (localhost, loopback addresses) are reached directly.
     #[arg(long, value_name = "URL")]

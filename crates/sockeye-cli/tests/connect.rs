@@ -405,14 +405,17 @@ async fn connect_takes_the_proxy_the_environment_names_but_not_for_this_machine(
         }
     });
 
-    // A host name that only the proxy knows: the session can only go through it.
+    // A host name that only the proxy knows: the session can only go through it. The
+    // proxies named for wss:// and in HTTP_PROXY (never read: a CGI request can set it)
+    // are closed ports; ALL_PROXY names the test proxy.
     let port = addr.port();
     let url = format!("ws://echo.test:{port}/");
     let mut connect = Connect::spawn_with_env(
         &[&url],
         &[
             ("https_proxy", "http://127.0.0.1:1"),
-            ("HTTP_PROXY", &proxy_url),
+            ("HTTP_PROXY", "http://127.0.0.1:1"),
+            ("ALL_PROXY", &proxy_url),
         ],
     );
     echo_line(&mut connect, &mut seen, "via the environment's proxy").await;

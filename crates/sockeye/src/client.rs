@@ -240,7 +240,8 @@ impl ClientBuilder {
     /// Connects through the proxy that the environment names for each server, as
     /// curl and most HTTP clients do, instead of a [`proxy`](Self::proxy) named here:
     /// `https_proxy` for `wss://` URLs, `http_proxy` for `ws://`, else `all_proxy` (each
-    /// in lower case, then upper case; a value without a scheme is taken as `http://`; any
+    /// in lower case, then upper case, but for `HTTP_PROXY`, which a CGI program's request
+    /// could set; a value without a scheme is taken as `http://`; any
     /// proxy URL that [`proxy`](Self::proxy) takes, a `socks5://` one among them),
     /// read at each connection. A server that `no_proxy` lists is reached directly: `*`
     /// for every server, a domain for itself and its subdomains (`example.com`,

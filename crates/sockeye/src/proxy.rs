@@ -91,15 +91,17 @@ impl Route {
 /// The proxy that the environment names for `host`, read through `var`, as curl and most
 /// HTTP clients read it: `https_proxy` for `wss://` and `http_proxy` for `ws://` (a
 /// WebSocket URL's scheme stands for HTTP's), else `all_proxy`, each in lower case first,
-/// then upper case, an empty value counting as unset; a value without a scheme is an
+/// then upper case, except `HTTP_PROXY` (a CGI program finds a request's `Proxy` header
+/// there, so a client of the server could pick its proxy: "httpoxy"), an empty value
+/// counting as unset; a value without a scheme is an
 /// `http://` proxy. None for a host that `no_proxy` lists (see [`bypassed`]) or that is
 /// this machine's own (`localhost`, `*.localhost`, a loopback address), which a proxy
 /// elsewhere could not reach.
 fn env_proxy(host: &str, secure: bool, var: impl Fn(&str) -> Option<String>) -> Option<String> {
-    let first_set = |names: [&str; 2]| {
+    let first_set = |names: &[&str]| {
         names
-            .into_iter()
-            .filter_map(&var)
+            .iter()
+            .filter_map(|name| var(name))
             .map(|value| value.trim().to_owned())
             .find(|value| !value.is_empty())
     };
@@ -112,17 +114,17 @@ fn env_proxy(host: &str, secure: bool, var: impl Fn(&str) -> Option<String>) -> 
     if is_local(&host) {
         return None;
     }
-    if let Some(list) = first_set(["no_proxy", "NO_PROXY"])
+    if let Some(list) = first_set(&["no_proxy", "NO_PROXY"])
         && bypassed(&host, &list)
     {
         return None;
     }
     let scheme_proxy = if secure {
-        first_set(["https_proxy", "HTTPS_PROXY"])
+        first_set(&["https_proxy", "HTTPS_PROXY"])
     } else {
-        first_set(["http_proxy", "HTTP_PROXY"])
+        first_set(&["http_proxy"])
     };
-    let url = scheme_proxy.or_else(|| first_set(["all_proxy", "ALL_PROXY"]))?;
+    let url = scheme_proxy.or_else(|| first_set(&["all_proxy", "ALL_PROXY"]))?;
     Some(if url.contains("://") {
         url
     } else {
@@ -624,6 +626,14 @@ mod tests {
             Some("http://proxy.internal:3128")
         );
         assert_eq!(from(&[], "example.com", false), None);
+        // Never HTTP_PROXY, which a CGI program's request can set ("httpoxy").
+        let cgi = [("HTTP_PROXY", "http://chosen.by.a.request:80")];
+        assert_eq!(from(&cgi, "example.com", false), None);
+        let cgi = [cgi[0], ("ALL_PROXY", "http://any:8080")];
+        assert_eq!(
+            from(&cgi, "example.com", false).as_deref(),
+            Some("http://any:8080")
+        );
     }
 
     #[test]
