@@ -14,7 +14,7 @@ use crate::config::Config;
 use crate::driver::{self, Shared, now};
 use crate::endpoint::Endpoint;
 use crate::error::{Error, Result};
-use crate::proxy::{Proxy, ProxyUrl, Route, join_host_port};
+use crate::proxy::{Proxy, ProxyUrl, Route, tcp_connect};
 use crate::session::{Session, spawn_endpoint};
 #[cfg(feature = "tls")]
 use crate::tls::{ClientTls, Transport};
@@ -602,14 +602,7 @@ pub(crate) fn connector(
                 .tunnel(&target.host, target.port)
                 .await;
         }
-        let addr = join_host_port(&target.host, target.port);
-        let stream = TcpStream::connect((target.host.as_str(), target.port))
-            .await
-            .map_err(|source| Error::Connect {
-                addr,
-                source: Arc::new(source),
-            })?;
-        Ok(stream)
+        tcp_connect(&target.host, target.port).await
     }
 }
 

@@ -339,12 +339,7 @@ impl Proxy {
 
     /// A TCP connection to the proxy.
     async fn connect(&self) -> Result<TcpStream> {
-        TcpStream::connect((self.host.as_str(), self.port))
-            .await
-            .map_err(|source| Error::Connect {
-                addr: self.addr(),
-                source: Arc::new(source),
-            })
+        tcp_connect(&self.host, self.port).await
     }
 
     /// An error of this proxy: it did not open the tunnel, for `reason`.
@@ -546,10 +541,7 @@ async fn socks_target(host: &str, port: u16, remote_names: bool) -> Result<Vec<u
             return Ok(target);
         }
         Err(_) => {
-            let unresolved = |source: std::io::Error| Error::Connect {
-                addr: join_host_port(host, port),
-                source: Arc::new(source),
-            };
+            let unresolved = |source| connect_error(host, port, source);
             tokio::net::lookup_host((host, port))
                 .await
                 .map_err(unresolved)?
@@ -564,6 +556,23 @@ async fn socks_target(host: &str, port: u16, remote_names: bool) -> Result<Vec<u
     };
     target.extend_from_slice(&port.to_be_bytes());
     Ok(target)
+}
+
+/// A TCP connection to `host:port` (a name is resolved, and its addresses tried in turn),
+/// straight to a server or to a proxy.
+pub(crate) async fn tcp_connect(host: &str, port: u16) -> Result<TcpStream> {
+    TcpStream::connect((host, port))
+        .await
+        .map_err(|source| connect_error(host, port, source))
+}
+
+/// The error of a TCP connection to `host:port` that could not be made, or whose name
+/// did not resolve: it names the address tried.
+fn connect_error(host: &str, port: u16, source: std::io::Error) -> Error {
+    Error::Connect {
+        addr: join_host_port(host, port),
+        source: Arc::new(source),
+    }
 }
 
 /// `host:port`, with an IPv6 address in brackets.
