@@ -14,7 +14,7 @@ use crate::config::Config;
 use crate::driver::{self, Shared, now};
 use crate::endpoint::Endpoint;
 use crate::error::{Error, Result};
-use crate::proxy::{Proxy, ProxyUrl, Route, tcp_connect};
+use crate::proxy::{Proxy, ProxyUrl, Route, tcp_connect, unbracketed};
 use crate::session::{Session, spawn_endpoint};
 #[cfg(feature = "tls")]
 use crate::tls::{ClientTls, Transport};
@@ -115,10 +115,7 @@ fn parse_target(url: &str) -> Result<Target> {
         .filter(|p| !p.is_empty())
         .unwrap_or("/")
         .to_owned();
-    let host = host
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .to_owned();
+    let host = unbracketed(host).to_owned();
     Ok(Target {
         host,
         port,

@@ -93,8 +93,7 @@ impl Route {
 /// WebSocket URL's scheme stands for HTTP's), else `all_proxy`, each in lower case first,
 /// then upper case, except `HTTP_PROXY` (a CGI program finds a request's `Proxy` header
 /// there, so a client of the server could pick its proxy: "httpoxy"), an empty value
-/// counting as unset; a value without a scheme is an
-/// `http://` proxy. None for a host that `no_proxy` lists (see [`bypassed`]) or that is
+/// counting as unset; a value without a scheme is an `http://` proxy. None for a host that `no_proxy` lists (see [`bypassed`]) or that is
 /// this machine's own (`localhost`, `*.localhost`, a loopback address), which a proxy
 /// elsewhere could not reach.
 fn env_proxy(host: &str, secure: bool, var: impl Fn(&str) -> Option<String>) -> Option<String> {
@@ -106,11 +105,7 @@ fn env_proxy(host: &str, secure: bool, var: impl Fn(&str) -> Option<String>) -> 
             .find(|value| !value.is_empty())
     };
     // Compared as names are: without brackets or a final dot, in lower case.
-    let host = host
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .trim_end_matches('.')
-        .to_ascii_lowercase();
+    let host = unbracketed(host).trim_end_matches('.').to_ascii_lowercase();
     if is_local(&host) {
         return None;
     }
@@ -160,7 +155,7 @@ fn bypassed(host: &str, list: &str) -> bool {
             };
         }
         let entry = entry.trim_start_matches('*').trim_start_matches('.');
-        let entry = entry.trim_start_matches('[').trim_end_matches(']');
+        let entry = unbracketed(entry);
         if entry.is_empty() {
             return false;
         }
@@ -270,11 +265,7 @@ impl Proxy {
         let authority: http::uri::Authority = host_port
             .parse()
             .map_err(|_| invalid("the proxy's host is not valid"))?;
-        let host = authority
-            .host()
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_owned();
+        let host = unbracketed(authority.host()).to_owned();
         if host.is_empty() {
             return Err(invalid("the proxy URL has no host"));
         }
@@ -573,6 +564,14 @@ fn connect_error(host: &str, port: u16, source: std::io::Error) -> Error {
         addr: join_host_port(host, port),
         source: Arc::new(source),
     }
+}
+
+/// A URL's host without the brackets of an IPv6 address (`[::1]` gives `::1`), as the
+/// socket API and [`join_host_port`] take it.
+pub(crate) fn unbracketed(host: &str) -> &str {
+    host.strip_prefix('[')
+        .and_then(|inner| inner.strip_suffix(']'))
+        .unwrap_or(host)
 }
 
 /// `host:port`, with an IPv6 address in brackets.
