@@ -526,14 +526,16 @@ impl Inner {
     }
 
     /// The core's next deadline, for the driver: asked of the core only once its deadlines
-    /// changed since the driver last asked.
+    /// changed since the driver last asked; until then it is the one the driver waits for
+    /// (`driver_deadline`, which the driver's loop sets, and which is the core's until the
+    /// session is CLOSED, when the core has no deadline left and this is not asked).
     fn core_deadline(&mut self) -> Option<Instant> {
         let changes = self.conn.deadline_changes();
-        if changes != self.driver_deadline_changes {
-            self.driver_deadline_changes = changes;
-            self.driver_deadline = self.conn.poll_timeout();
+        if changes == self.driver_deadline_changes {
+            return self.driver_deadline;
         }
-        self.driver_deadline
+        self.driver_deadline_changes = changes;
+        self.conn.poll_timeout()
     }
 
     /// Whether the core's next deadline is nearer than the one the driver waits for, which
