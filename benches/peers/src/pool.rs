@@ -396,6 +396,64 @@ mod tests {
         );
     }
 
+    /// "a, b, c and d".
+    fn listed(items: &[&str]) -> String {
+        match items.split_last() {
+            Some((last, rest)) if !rest.is_empty() => format!("{} and {last}", rest.join(", ")),
+            _ => items.join(""),
+        }
+    }
+
+    #[test]
+    fn the_latest_figures_pool_of_the_latest_host_is_what_its_runs_give() {
+        // "Latest figures" pools the runs on the latest runs' host with the one command it
+        // quotes, and gives the WebSocket mode's ratio to each leading peer and the range
+        // against each round's best peer.
+        let docs = std::fs::read_to_string(repository().join("docs/performance.md")).unwrap();
+        let (_, latest) = docs
+            .split_once("## Latest figures")
+            .expect("docs/performance.md has its latest figures");
+        let (latest, _) = latest
+            .split_once("### Pooled over runs")
+            .expect("and a pooled section after them");
+        let latest = latest.split_whitespace().collect::<Vec<_>>().join(" ");
+        let (_, command) = latest
+            .split_once("`target/release/peers pool ")
+            .expect("the latest figures quote the command that pools this host's runs");
+        let (files, after) = command.split_once('`').expect("the command's end");
+        let runs: Vec<std::path::PathBuf> = files
+            .split_whitespace()
+            .map(|file| repository().join(file))
+            .collect();
+        assert!(runs.len() >= 2, "{runs:?}");
+        let report = report_of(&runs);
+        let rows = rows(&server_table(&report, "sockeye"));
+        let expected = format!(
+            "the WebSocket mode is at {} of fastwebsockets' rate and {} of tokio-websockets'",
+            listed(&points(&rows, 3)),
+            listed(&points(&rows, 4)),
+        );
+        assert!(
+            after.contains(&expected),
+            "the latest figures do not say {expected:?}:\n{report}"
+        );
+        let best = points(&rows, 6);
+        let by_value = |a: &&&str, b: &&&str| {
+            a.parse::<f64>()
+                .unwrap()
+                .total_cmp(&b.parse::<f64>().unwrap())
+        };
+        let (low, high) = (
+            best.iter().min_by(by_value).unwrap(),
+            best.iter().max_by(by_value).unwrap(),
+        );
+        let expected = format!("Against each round's best peer it is at {low}-{high} there");
+        assert!(
+            after.contains(&expected),
+            "the latest figures do not say {expected:?}:\n{report}"
+        );
+    }
+
     #[test]
     fn the_docs_table_of_the_runs_against_one_peer_version_is_what_those_runs_give() {
         // The docs name the runs against tokio-websockets 0.13.3 in the command that pools
