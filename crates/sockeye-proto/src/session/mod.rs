@@ -173,10 +173,22 @@ mod deadlines {
         Idle,
     }
 
+    impl Deadline {
+        /// Every deadline, in the order of their slots in [`Timers`].
+        pub(super) const ALL: [Deadline; 6] = [
+            Deadline::Handshake,
+            Deadline::Close,
+            Deadline::Ping,
+            Deadline::Pong,
+            Deadline::Failure,
+            Deadline::Idle,
+        ];
+    }
+
     #[derive(Clone, Copy, Debug, Default)]
     pub(super) struct Timers {
         /// By `Deadline`, in its order.
-        at: [Option<Instant>; 6],
+        at: [Option<Instant>; Deadline::ALL.len()],
         /// How many times a deadline changed.
         changes: u64,
     }
@@ -208,7 +220,7 @@ mod deadlines {
         /// Clears every deadline.
         pub(super) fn clear(&mut self) {
             if self.at.iter().any(Option::is_some) {
-                self.at = [None; 6];
+                self.at = [None; Deadline::ALL.len()];
                 self.changes = self.changes.wrapping_add(1);
             }
         }

@@ -11,14 +11,13 @@ mod scenarios;
 
 use super::Deadline;
 
-const DEADLINES: [Deadline; 6] = [
-    Deadline::Handshake,
-    Deadline::Close,
-    Deadline::Ping,
-    Deadline::Pong,
-    Deadline::Failure,
-    Deadline::Idle,
-];
+/// `Deadline::ALL` lists each deadline once, in the order of its slot.
+#[test]
+fn every_deadline_is_listed_once_at_its_slot() {
+    for (slot, which) in Deadline::ALL.into_iter().enumerate() {
+        assert_eq!(which as usize, slot, "{which:?}");
+    }
+}
 
 /// The session's next deadline is the earliest of the timers that are set, whichever they
 /// are: every subset of the six, each timer in turn the earliest.
@@ -36,10 +35,10 @@ fn the_next_deadline_is_the_earliest_timer_set() {
                 })
             };
             let mut timers = super::Timers::default();
-            for (i, which) in DEADLINES.into_iter().enumerate() {
+            for (i, which) in Deadline::ALL.into_iter().enumerate() {
                 timers.set(which, at(i));
             }
-            let expected = (0..6).filter_map(at).min();
+            let expected = (0..Deadline::ALL.len()).filter_map(at).min();
             assert_eq!(
                 timers.earliest(),
                 expected,
@@ -62,7 +61,7 @@ fn the_change_count_moves_with_every_deadline_change_and_only_then() {
         assert_eq!(timers.changes() != count, changed, "{timers:?}");
         count = timers.changes();
     };
-    for (i, which) in DEADLINES.into_iter().enumerate() {
+    for (i, which) in Deadline::ALL.into_iter().enumerate() {
         let at = base + Duration::from_secs(i as u64);
         timers.set(which, Some(at));
         expect_change(&timers, true);
